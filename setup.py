@@ -1,0 +1,40 @@
+"""Install the meta-learned tracker, the meta-learning engine and the OTB toolkit."""
+from setuptools import find_packages, setup
+
+setup(
+    name="metatrack",
+    version="0.1.0",
+    description=(
+        "Meta-learned visual object tracking (MetaSDNet, MetaCREST) with L2F and DropGrad, "
+        "a MAML-family meta-learning engine, and an OTB evaluation toolkit"
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["tracker", "tracker.*", "meta_learning", "meta_learning.*",
+                                    "otb_eval", "otb_eval.*"]),
+    package_data={
+        "otb_eval": ["data/*.json"],
+    },
+    include_package_data=True,
+    install_requires=[
+        "torch>=2.0",
+        "numpy>=1.22",
+        "opencv-python>=4.5",
+        "matplotlib>=3.5",
+        "scipy>=1.8",
+        "got10k==0.1.3",
+        "six",  # got10k imports it without declaring it
+        "tqdm>=4.60",
+        "Pillow>=9.0",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "scikit-image>=0.19", "higher==0.2.1"],
+    },
+    entry_points={
+        "console_scripts": [
+            "metatrack=tracker.cli:main",
+            "metalearn=meta_learning.cli:main",
+        ]
+    },
+)

@@ -1,0 +1,113 @@
+"""The tracker interface and the registry every command looks trackers up in.
+
+A tracker follows got10k's interface: ``init(image, box)`` on the first frame and
+``update(image) -> box`` on each later one, boxes as ``(x, y, w, h)`` floats. Images may be PIL RGB
+(got10k) or numpy BGR (OpenCV). ``track(img_files, box)`` makes any of our trackers usable by
+got10k's own experiments without subclassing got10k (which would import matplotlib.pyplot).
+"""
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import UserError
+
+
+class Tracker:
+    """Base class: subclasses implement :meth:`init` and :meth:`update`."""
+
+    def __init__(self, name: str, is_deterministic: bool = True):
+        self.name = name
+        self.is_deterministic = is_deterministic
+
+    def init(self, image: Any, box: Sequence[float]) -> None:
+        raise NotImplementedError
+
+    def update(self, image: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def track(self, img_files: Sequence[str], box: Sequence[float], visualize: bool = False):
+        """got10k's ``Tracker.track``: run over files, return ``(boxes N x 4, seconds N)``."""
+        from .images import read_bgr
+
+        boxes = np.zeros((len(img_files), 4))
+        boxes[0] = box
+        times = np.zeros(len(img_files))
+        for f, path in enumerate(img_files):
+            image = read_bgr(path)
+            start = time.perf_counter()
+            if f == 0:
+                self.init(image, box)
+            else:
+                boxes[f] = self.update(image)
+            times[f] = time.perf_counter() - start
+        return boxes, times
+
+
+class IdentityTracker(Tracker):
+    """Repeats the first box: the floor every real tracker must beat, and a fast test double."""
+
+    def __init__(self, name: str = "identity"):
+        super().__init__(name, is_deterministic=True)
+        self._box = np.zeros(4)
+
+    def init(self, image: Any, box: Sequence[float]) -> None:
+        self._box = np.asarray(box, dtype=float).copy()
+
+    def update(self, image: Any) -> np.ndarray:
+        return self._box.copy()
+
+
+@dataclass(frozen=True)
+class TrackerSpec:
+    """A registered tracker: a factory (callable or lazy ``"module:attr"``) and its defaults."""
+
+    name: str
+    factory: Callable[..., Tracker] | str
+    description: str = ""
+    defaults: dict = field(default_factory=dict)
+
+    def build(self, **options: Any) -> Tracker:
+        factory = self.factory
+        if isinstance(factory, str):
+            module_name, attr = factory.split(":")
+            factory = getattr(importlib.import_module(module_name), attr)
+        kwargs = {**self.defaults, **options}
+        kwargs.setdefault("name", self.name)
+        return factory(**kwargs)
+
+
+_REGISTRY: dict[str, TrackerSpec] = {}
+
+
+def register(name: str, factory: Callable[..., Tracker] | str, description: str = "",
+             overwrite: bool = False, **defaults: Any) -> None:
+    """Add a tracker under ``name``; ``factory(name=..., **options)`` must return a Tracker."""
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"tracker {name!r} is already registered")
+    _REGISTRY[name] = TrackerSpec(name, factory, description, dict(defaults))
+
+
+def names() -> list[str]:
+    """Registered tracker names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def spec(name: str) -> TrackerSpec:
+    """The registration of ``name``; an unknown name is a :class:`UserError` listing the known."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UserError(f"unknown tracker {name!r}; known trackers: {', '.join(names())}") from None
+
+
+def make(name: str, **options: Any) -> Tracker:
+    """Build the tracker registered as ``name`` with ``options`` overriding its defaults."""
+    return spec(name).build(**options)
+
+
+register("identity", IdentityTracker, "repeats the first box (a floor and a test double)")

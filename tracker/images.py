@@ -1,0 +1,63 @@
+"""Normalise the images trackers receive.
+
+got10k hands trackers PIL RGB images, OpenCV code hands them numpy BGR arrays; frames on disk may
+be grayscale, RGBA or 16-bit. Trackers call :func:`to_bgr` / :func:`to_rgb` once per frame and work
+on 8-bit 3-channel arrays from then on.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import UserError
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.uint16:
+        return (arr >> 8).astype(np.uint8)
+    if np.issubdtype(arr.dtype, np.floating):
+        scale = 255.0 if arr.size and float(np.nanmax(arr)) <= 1.0 else 1.0
+        return np.clip(np.nan_to_num(arr) * scale, 0, 255).astype(np.uint8)
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def _channels_last_3(arr: np.ndarray, reverse: bool) -> np.ndarray:
+    """Grey -> 3 channels, drop alpha, and reverse the channel order when asked."""
+    if arr.ndim == 2:
+        return np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise UserError(f"unsupported image shape {arr.shape}: expected HxW, HxWx3 or HxWx4")
+    if arr.shape[2] == 1:
+        return np.repeat(arr, 3, axis=2)
+    arr = arr[:, :, :3]
+    return np.ascontiguousarray(arr[:, :, ::-1]) if reverse else arr
+
+
+def to_bgr(image: Any) -> np.ndarray:
+    """8-bit BGR array from a PIL image (any mode) or a numpy array (taken as BGR/BGRA/grey)."""
+    if isinstance(image, np.ndarray):
+        return np.ascontiguousarray(_channels_last_3(_to_uint8(image), reverse=False))
+    if hasattr(image, "convert") and hasattr(image, "mode"):  # PIL.Image
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = _to_uint8(np.asarray(image).astype(np.uint16))
+            return _channels_last_3(arr, reverse=False)
+        return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+    raise UserError(f"unsupported image type {type(image).__name__}: pass a PIL image or a numpy array")
+
+
+def to_rgb(image: Any) -> np.ndarray:
+    """8-bit RGB array from a PIL image or a numpy (BGR) array."""
+    return np.ascontiguousarray(to_bgr(image)[:, :, ::-1])
+
+
+def read_bgr(path: str) -> np.ndarray:
+    """Read an image file as 8-bit BGR (grey, RGBA and 16-bit files are converted)."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise UserError(f"cannot read image {path}")
+    return to_bgr(image)
