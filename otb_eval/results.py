@@ -1,0 +1,196 @@
+"""Result files: the one writer (got10k's layout, written atomically) and readers for every layout.
+
+Written by this project, as got10k writes them::
+
+    RESULTS/<tracker>/<seq>.txt              one comma-separated x,y,w,h row per frame
+    RESULTS/<tracker>/times/<seq>_time.txt   seconds per frame
+
+Read from anyone: got10k and this project (as above), pytracking (``<seq>.txt``, tab or comma,
+``Jogging_1`` names), pysot (``<seq>.txt``, ``Jogging-1`` names), and the OTB MATLAB toolkit's
+per-sequence ``.mat`` files (``results{1}.res`` with ``type`` ``'rect'``, ``jogging-1_<TRK>.mat``).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Sequence as SequenceType
+
+import numpy as np
+
+from tracker.errors import UserError
+
+from .datasets import Sequence, canonical_name, parse_boxes
+
+TIME_DIR = "times"
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def remove_stale_temporaries(results_dir: str, tracker: str) -> None:
+    """Delete temporaries a killed run left behind (they never replaced a finished file)."""
+    for folder in (os.path.join(results_dir, tracker), os.path.join(results_dir, tracker, TIME_DIR)):
+        if os.path.isdir(folder):
+            for entry in os.listdir(folder):
+                if entry.startswith(".tmp-"):
+                    os.unlink(os.path.join(folder, entry))
+
+
+def format_boxes(boxes: np.ndarray) -> str:
+    return "".join(",".join(f"{v:.4f}" for v in row) + "\n" for row in np.asarray(boxes, float))
+
+
+def result_path(results_dir: str, tracker: str, seq: str) -> str:
+    return os.path.join(results_dir, tracker, f"{seq}.txt")
+
+
+def time_path(results_dir: str, tracker: str, seq: str) -> str:
+    return os.path.join(results_dir, tracker, TIME_DIR, f"{seq}_time.txt")
+
+
+def write_result(results_dir: str, tracker: str, seq: str, boxes: np.ndarray,
+                 times: np.ndarray) -> str:
+    """Write one sequence's boxes and times atomically; the box file, written last, marks it done."""
+    atomic_write_text(time_path(results_dir, tracker, seq),
+                      "".join(f"{t:.8f}\n" for t in np.asarray(times, float).ravel()))
+    path = result_path(results_dir, tracker, seq)
+    atomic_write_text(path, format_boxes(boxes))
+    return path
+
+
+def is_done(results_dir: str, tracker: str, seq: str) -> bool:
+    return os.path.isfile(result_path(results_dir, tracker, seq))
+
+
+@dataclass
+class TrackerResults:
+    """Where one tracker's per-sequence files are, keyed by our canonical sequence name."""
+
+    name: str
+    folder: str
+    files: dict[str, str]
+
+    def boxes(self, seq: Sequence) -> np.ndarray:
+        """The tracker's boxes on ``seq``, aligned to its annotated frames."""
+        path = self.files.get(seq.name)
+        if path is None:
+            raise UserError(f"tracker {self.name}: no result for sequence {seq.name} in {self.folder}")
+        boxes = read_boxes(path)
+        return align_to_sequence(boxes, seq, path)
+
+    def times(self, seq: Sequence) -> np.ndarray | None:
+        """Per-frame seconds if a ``times/<seq>_time.txt`` exists (got10k layout), else None."""
+        path = self.files.get(seq.name)
+        if path is None or not path.endswith(".txt"):
+            return None
+        stem = os.path.splitext(os.path.basename(path))[0]
+        tpath = os.path.join(os.path.dirname(path), TIME_DIR, f"{stem}_time.txt")
+        if not os.path.isfile(tpath):
+            return None
+        try:
+            return np.loadtxt(tpath, ndmin=1)
+        except ValueError:
+            raise UserError(f"malformed time file {tpath}") from None
+
+
+def read_boxes(path: str) -> np.ndarray:
+    """Boxes from a ``.txt`` (comma, tab or space) or a MATLAB toolkit ``.mat`` result file."""
+    if path.lower().endswith(".mat"):
+        return read_matlab_result(path)
+    return parse_boxes(path)
+
+
+def read_matlab_result(path: str) -> np.ndarray:
+    """``results{1}.res`` of an OTB MATLAB toolkit result file whose ``type`` is ``'rect'``."""
+    from scipy.io import loadmat
+
+    try:
+        mat = loadmat(path, squeeze_me=True, struct_as_record=False)
+    except Exception as err:  # scipy raises several types for corrupt files
+        raise UserError(f"cannot read MATLAB result {path}: {err}") from None
+    if "results" not in mat:
+        raise UserError(f"{path}: not an OTB toolkit result (no 'results' variable)")
+    results = mat["results"]
+    first = results.flat[0] if isinstance(results, np.ndarray) else results
+    kind = str(getattr(first, "type", "rect"))
+    if kind != "rect":
+        raise UserError(f"{path}: result type {kind!r} is not supported (only 'rect')")
+    res = np.asarray(getattr(first, "res", None), dtype=float)
+    if res.ndim != 2 or res.shape[1] != 4:
+        raise UserError(f"{path}: results{{1}}.res has shape {res.shape}, expected N x 4")
+    return res
+
+
+def align_to_sequence(boxes: np.ndarray, seq: Sequence, path: str) -> np.ndarray:
+    """Cut a result covering the whole image folder (e.g. 770 rows for David) down to the
+    annotated frames; anything else that does not match is a clear error."""
+    if len(boxes) == len(seq):
+        return boxes
+    numbers = np.asarray(seq.frame_numbers)
+    if len(numbers) and len(boxes) >= numbers.max() and numbers.min() >= 1:
+        return boxes[numbers - 1]
+    raise UserError(f"{path}: {len(boxes)} boxes but sequence {seq.name} has {len(seq)} frames")
+
+
+def _sequence_key(filename: str, tracker: str) -> str | None:
+    """The sequence part of a result file name, or None for files that are not results."""
+    stem, ext = os.path.splitext(filename)
+    ext = ext.lower()
+    if ext == ".txt":
+        if stem.endswith("_time") or stem.startswith("."):
+            return None
+        return stem
+    if ext == ".mat":
+        suffix = "_" + tracker
+        if stem.lower().endswith(suffix.lower()):
+            stem = stem[: -len(suffix)]
+        return stem
+    return None
+
+
+def find_tracker_results(results_dir: str, tracker: str, seq_names: SequenceType[str]) -> TrackerResults:
+    """Index ``results_dir/<tracker>``: map each file to a sequence by any toolkit's spelling."""
+    folder = os.path.join(results_dir, tracker)
+    if not os.path.isdir(folder):
+        raise UserError(f"no results for tracker {tracker!r}: {folder} is not a folder")
+    files: dict[str, str] = {}
+    unknown: list[str] = []
+    for entry in sorted(os.listdir(folder)):
+        path = os.path.join(folder, entry)
+        if not os.path.isfile(path):
+            continue
+        key = _sequence_key(entry, tracker)
+        if key is None:
+            if not entry.startswith("."):
+                unknown.append(entry)
+            continue
+        canon = canonical_name(key, seq_names)
+        if canon is not None:
+            files.setdefault(canon, path)
+    if not files and unknown:
+        raise UserError(f"{folder}: unknown result layout (e.g. {unknown[0]}); expected "
+                        "<seq>.txt files (got10k, pytracking, pysot) or <seq>_<tracker>.mat (OTB toolkit)")
+    return TrackerResults(tracker, folder, files)
+
+
+def tracker_folders(results_dir: str) -> list[str]:
+    """Tracker names in a results folder (its sub-folders, hidden ones excluded)."""
+    if not os.path.isdir(results_dir):
+        raise UserError(f"results folder {results_dir} does not exist")
+    return sorted(e for e in os.listdir(results_dir)
+                  if not e.startswith(".") and os.path.isdir(os.path.join(results_dir, e)))

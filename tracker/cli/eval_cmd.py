@@ -1,0 +1,38 @@
+"""``metatrack eval``: run trackers over an OTB-format dataset and write their results."""
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_dataset_args, load_dataset, parse_names
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval", help="run trackers over an OTB-format dataset (resumable)",
+        description="Run each tracker over every sequence of the dataset (one-pass evaluation) and "
+                    "write RESULTS/<tracker>/<seq>.txt and RESULTS/<tracker>/times/<seq>_time.txt, "
+                    "as got10k does. Finished sequences are skipped, so an interrupted run resumes.")
+    add_dataset_args(p)
+    p.add_argument("--trackers", required=True, type=parse_names,
+                   help="comma-separated registered tracker names, e.g. metasdnet,mil,identity")
+    p.add_argument("--results", required=True, metavar="DIR", help="results folder")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="sequences tracked in parallel processes (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tracker.api import spec
+    from otb_eval.experiment import run_ope
+
+    for name in args.trackers:
+        spec(name)  # fail on an unknown name before tracking anything
+    dataset = load_dataset(args)
+    for name in args.trackers:
+        summary = run_ope(name, dataset, args.results, workers=args.workers,
+                          progress=not args.no_progress)
+        fps = f"{summary.fps:.1f} fps" if summary.frames else "nothing to do"
+        print(f"{name}: tracked {len(summary.tracked)} sequences, {len(summary.skipped)} already "
+              f"done ({fps}) -> {args.results}/{name}")
+    return 0

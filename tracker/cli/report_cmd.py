@@ -1,0 +1,37 @@
+"""``metatrack report``: score result folders and draw OTB success/precision plots."""
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_dataset_args, load_dataset, parse_names
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report", help="score results and draw success/precision plots",
+        description="Score the result folders in --results (written by this project, got10k, "
+                    "pytracking, pysot or the OTB MATLAB toolkit) against the dataset, and write "
+                    "performance.json (got10k's schema), table.md, table.csv, success_plots.png, "
+                    "precision_plots.png and one pair per attribute into --out.")
+    add_dataset_args(p)
+    p.add_argument("--results", required=True, metavar="DIR",
+                   help="folder holding one sub-folder of result files per tracker")
+    p.add_argument("--out", required=True, metavar="DIR", help="report folder")
+    p.add_argument("--trackers", type=parse_names, default=None, metavar="A,B",
+                   help="trackers to include (default: every sub-folder of --results)")
+    p.add_argument("--policy", default="got10k", choices=["got10k", "pytracking", "matlab"],
+                   help="how invalid ground truth and predictions score (default got10k: "
+                        "identical numbers to got10k 0.1.3)")
+    p.add_argument("--no-plots", action="store_true", help="write the tables only")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from otb_eval.report import evaluate, markdown_table, write_report
+
+    dataset = load_dataset(args)
+    performance = evaluate(dataset, args.results, args.trackers, args.policy)
+    paths = write_report(performance, args.out, args.policy, plots=not args.no_plots)
+    print(markdown_table(performance, args.policy), end="")
+    print(f"report written to {args.out} ({len(paths)} files)")
+    return 0
