@@ -1,0 +1,710 @@
+"""Plan and render one synthetic sequence: a textured target moving over a photographed background.
+
+A :class:`SequencePlan` holds everything decided up front from the sequence's seed: the attributes
+to exercise, the textures, and per-frame arrays (target centre, scale, rotation, out-of-plane yaw,
+deformation, illumination gain, blur) plus distractors, occluders and the camera path.
+:func:`iter_frames` renders it frame by frame with OpenCV and reports for each frame the exact
+ground truth: the tight box of the pixels where the target's warped alpha mask is at least 0.5,
+rendered before occluders are drawn (OTB annotates the full target under occlusion) and clipped to
+the image by construction (for partial out-of-view it is the part inside the frame).
+
+Boxes are ``(x, y, w, h)`` with ``(x, y)`` the 0-based column and row of the box's top-left pixel
+and ``w, h`` pixel counts: exactly what a tracker sees in the numpy array. Trackers start from the
+first box, so the half-pixel shift against OTB's 1-based MATLAB convention does not matter.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .sources import Source, crop, pick_source, procedural_texture
+
+# The OTB attribute vocabulary, in OTB's order.
+OTB_ATTRIBUTES = ("IV", "SV", "OCC", "DEF", "MB", "FM", "IPR", "OPR", "OV", "BC", "LR")
+
+# Checkable definitions (also written to attributes.json so that readers can verify them).
+FM_MIN_SPEED = 20.0        # FM: some frame-to-frame ground-truth centre shift > 20 px (OTB's t_m)
+LR_MAX_AREA = 400.0        # LR: median ground-truth box area < 400 px (OTB's t_r)
+SV_MIN_RATIO = 1.8         # SV: the target's scale varies by a factor >= 1.8 (max / min)
+IPR_MIN_RANGE = 45.0       # IPR: in-plane angle varies over >= 45 degrees
+OPR_MIN_YAW = 40.0         # OPR: out-of-plane rotation reaches >= 40 degrees
+DEF_MIN_AMPLITUDE = 0.06   # DEF: non-rigid displacement >= 6% of the target size
+IV_MIN_RATIO = 1.6         # IV: light on the target varies by a factor >= 1.6 (max / min)
+MB_MIN_LENGTH = 7.0        # MB: a blur kernel >= 7 px long
+OCC_MIN_FRACTION = 0.3     # OCC: >= 30% of the target's visible mask covered by an occluder
+OV_MAX_VISIBLE = 0.85      # OV: at some frame < 85% of the target is inside the image
+BC_MAX_GAP = 2.5           # BC: a look-alike distractor comes within 2.5 target sizes (centres)
+
+DEFINITIONS = {
+    "IV": f"illumination on the target varies by a factor >= {IV_MIN_RATIO}",
+    "SV": f"target scale varies by a factor >= {SV_MIN_RATIO}",
+    "OCC": f"an occluder covers >= {OCC_MIN_FRACTION:.0%} of the target in some frame",
+    "DEF": f"non-rigid warp displaces the target by >= {DEF_MIN_AMPLITUDE:.0%} of its size",
+    "MB": f"a motion-blur kernel >= {MB_MIN_LENGTH:g} px long",
+    "FM": f"a frame-to-frame ground-truth centre shift > {FM_MIN_SPEED:g} px",
+    "IPR": f"in-plane rotation over a range >= {IPR_MIN_RANGE:g} degrees",
+    "OPR": f"out-of-plane rotation (perspective yaw) >= {OPR_MIN_YAW:g} degrees",
+    "OV": f"part of the target leaves the image (< {OV_MAX_VISIBLE:.0%} visible; boxes touch the border)",
+    "BC": f"look-alike distractors within {BC_MAX_GAP:g} target sizes",
+    "LR": f"median ground-truth box area < {LR_MAX_AREA:g} px",
+}
+
+# Pairs not combined in one sequence (a tiny target cannot also shrink, leave the view, ...).
+_EXCLUSIVE = {("LR", "SV"), ("LR", "OV"), ("LR", "OPR"), ("LR", "DEF")}
+# Sampling weights, roughly OTB-100's attribute frequencies flattened a little.
+_WEIGHTS = {"IV": 1.0, "SV": 1.3, "OCC": 1.2, "DEF": 1.0, "MB": 0.9, "FM": 1.0, "IPR": 1.1,
+            "OPR": 1.0, "OV": 0.7, "BC": 0.9, "LR": 0.5}
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
+def _ramp(n: int, start: int, stop: int) -> np.ndarray:
+    """0 before ``start``, 1 after ``stop``, smooth in between."""
+    t = np.arange(n, dtype=float)
+    return _smoothstep((t - start) / max(stop - start, 1))
+
+
+def _bump(n: int, start: int, rise: int, hold: int, fall: int) -> np.ndarray:
+    """0 -> 1 over ``rise`` frames from ``start``, 1 for ``hold``, back to 0 over ``fall``."""
+    return _ramp(n, start, start + rise) * (1 - _ramp(n, start + rise + hold, start + rise + hold + fall))
+
+
+def choose_attributes(rng: np.random.Generator, n_frames: int) -> list[str]:
+    """2-4 compatible OTB attributes, weighted; windowed ones need enough frames."""
+    pool = list(OTB_ATTRIBUTES)
+    if n_frames < 40:
+        pool.remove("OV")
+    if n_frames < 20:
+        pool.remove("OCC")
+    k = int(rng.integers(2, 5))
+    w = np.array([_WEIGHTS[a] for a in pool])
+    order = list(rng.choice(len(pool), size=len(pool), replace=False, p=w / w.sum()))
+    chosen: list[str] = []
+    for i in order:
+        a = pool[i]
+        if any((a, b) in _EXCLUSIVE or (b, a) in _EXCLUSIVE for b in chosen):
+            continue
+        chosen.append(a)
+        if len(chosen) == k:
+            break
+    return [a for a in OTB_ATTRIBUTES if a in chosen]
+
+
+# ----------------------------------------------------------------------------------------------
+# Shapes and colour
+# ----------------------------------------------------------------------------------------------
+
+def _shape_mask(rng: np.random.Generator, h: int, w: int, kind: str) -> np.ndarray:
+    """A float32 alpha in {0, 1} of a (h, w) target: rect, ellipse, rounded or blob."""
+    import cv2
+
+    mask = np.zeros((h, w), np.float32)
+    if kind == "rect":
+        mask[:] = 1
+    elif kind == "ellipse":
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        nx, ny = (xx - (w - 1) / 2) / (w / 2), (yy - (h - 1) / 2) / (h / 2)
+        mask = (nx * nx + ny * ny <= 1).astype(np.float32)
+    elif kind == "rounded":
+        r = max(1, int(min(h, w) * 0.25))
+        cv2.rectangle(mask, (r, 0), (w - 1 - r, h - 1), 1.0, -1)
+        cv2.rectangle(mask, (0, r), (w - 1, h - 1 - r), 1.0, -1)
+        for cx, cy in ((r, r), (w - 1 - r, r), (r, h - 1 - r), (w - 1 - r, h - 1 - r)):
+            cv2.circle(mask, (cx, cy), r, 1.0, -1)
+    elif kind == "blob":
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        nx, ny = (xx - (w - 1) / 2) / (w / 2), (yy - (h - 1) / 2) / (h / 2)
+        ang = np.arctan2(ny, nx)
+        radius = np.ones_like(ang)
+        for k in (2, 3, 5):
+            radius += rng.uniform(0.04, 0.12) * np.cos(k * ang + rng.uniform(0, 2 * np.pi))
+        radius /= radius.max()
+        mask = (np.sqrt(nx * nx + ny * ny) <= radius).astype(np.float32)
+    else:
+        raise ValueError(kind)
+    if not mask.any():
+        mask[h // 2, w // 2] = 1
+    return mask
+
+
+def _tint(rng: np.random.Generator, image: np.ndarray, strength: float = 0.35) -> np.ndarray:
+    """Give grey or dull pictures some colour (grey backgrounds with a colour target are too easy)."""
+    gain = 1 + rng.uniform(-strength, strength, 3)
+    return np.clip(image.astype(np.float32) * gain[None, None, :], 0, 255).astype(np.uint8)
+
+
+def _jitter_colour(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """A look-alike: small per-channel gain and brightness change."""
+    gain = rng.uniform(0.85, 1.15, 3)
+    return np.clip(image.astype(np.float32) * gain + rng.uniform(-15, 15), 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------
+# The plan
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Sprite:
+    """A textured shape: colour (BGR float32) and alpha on a canvas padded by ``pad`` pixels."""
+
+    colour: np.ndarray
+    alpha: np.ndarray
+    pad: int
+    provenance: dict
+    shape: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        h, w = self.alpha.shape
+        return (w - 2 * self.pad, h - 2 * self.pad)
+
+
+@dataclass
+class SequencePlan:
+    """Everything needed to render one sequence deterministically."""
+
+    seed: int
+    split: str
+    size: tuple[int, int]
+    n_frames: int
+    attributes: list[str]
+    target: Sprite
+    base_size: tuple[float, float]       # target width, height in frame pixels at scale 1
+    centre: np.ndarray                    # (n, 2) target centre in frame pixels
+    scale: np.ndarray                     # (n,)
+    angle: np.ndarray                     # (n,) degrees, in-plane
+    yaw: np.ndarray                       # (n,) degrees, out-of-plane (about the vertical axis)
+    squash: np.ndarray                    # (n,) aspect change factor (DEF)
+    deform: np.ndarray                    # (n,) non-rigid displacement amplitude / target size
+    deform_phase: np.ndarray              # (n,)
+    deform_waves: tuple                   # (kx, ky, phase_x, phase_y)
+    gain: np.ndarray                      # (n,) illumination gain at the light's peak
+    light: dict                           # {"kind": "global"|"spot", centre path, sigma}
+    blur_len: np.ndarray                  # (n,) px
+    blur_angle: np.ndarray                # (n,) degrees
+    background: Source
+    bg_matrix: np.ndarray                 # (n, 2, 3) frame -> background-source affine
+    noise_sigma: float
+    distractors: list = field(default_factory=list)   # dicts: sprite, offset (n,2), scale
+    occluders: list = field(default_factory=list)     # dicts: sprite, offset (n,2), scale, window
+    info: dict = field(default_factory=dict)          # parameters for attributes.json
+
+
+def _homography(plan_size: tuple[float, float], sprite: Sprite, centre, scale: float, angle: float,
+                yaw: float = 0.0, squash: float = 1.0) -> np.ndarray:
+    """3x3 map from sprite-canvas pixels to frame pixels.
+
+    The sprite's content (canvas minus padding) is mapped to ``plan_size`` (w, h) times ``scale``,
+    squashed by ``squash`` (x) / ``1/squash`` (y), turned by ``yaw`` about the vertical axis with a
+    mild perspective, rotated by ``angle`` (degrees, counter-clockwise on screen) and centred at
+    ``centre``.
+    """
+    ch, cw = sprite.alpha.shape
+    sw, sh = sprite.size
+    bw, bh = plan_size
+    to_centre = np.array([[1, 0, -(cw - 1) / 2], [0, 1, -(ch - 1) / 2], [0, 0, 1]], float)
+    sx = bw / sw * scale * squash
+    sy = bh / sh * scale / squash
+    size = np.diag([sx, sy, 1.0])
+    f = 3.0 * max(bw, bh) * scale
+    th = np.deg2rad(yaw)
+    persp = np.array([[f * np.cos(th), 0, 0], [0, f, 0], [np.sin(th), 0, f]], float)
+    a = np.deg2rad(angle)
+    rot = np.array([[np.cos(a), np.sin(a), 0], [-np.sin(a), np.cos(a), 0], [0, 0, 1]], float)
+    move = np.array([[1, 0, centre[0]], [0, 1, centre[1]], [0, 0, 1]], float)
+    m = move @ rot @ persp @ size @ to_centre
+    return m / m[2, 2]
+
+
+def _corners(m: np.ndarray, sprite: Sprite) -> np.ndarray:
+    ch, cw = sprite.alpha.shape
+    pts = np.array([[0, 0, 1], [cw - 1, 0, 1], [cw - 1, ch - 1, 1], [0, ch - 1, 1]], float).T
+    out = m @ pts
+    return (out[:2] / out[2]).T
+
+
+def _make_sprite(rng: np.random.Generator, source: Source, w: int, h: int, pad: int,
+                 shape: str | None = None, tint: bool = True) -> Sprite:
+    """Crop ``source`` to (w, h), cut it to a shape, pad it for deformation."""
+    import cv2
+
+    # Sample the crop at a random zoom of the source (0.6-1.6 source pixels per target pixel).
+    zoom = rng.uniform(0.6, 1.6)
+    sh_, sw_ = source.image.shape[:2]
+    cw, ch = max(4, min(sw_, round(w * zoom))), max(4, min(sh_, round(h * zoom)))
+    tex = crop(rng, source, ch, cw)
+    colour = cv2.resize(tex.image, (w, h), interpolation=cv2.INTER_AREA if zoom > 1 else cv2.INTER_LINEAR)
+    if tint:
+        colour = _tint(rng, colour, 0.25)
+    shape = shape or ("rect", "ellipse", "rounded", "blob")[int(rng.integers(4))]
+    alpha = _shape_mask(rng, h, w, shape)
+    colour = cv2.copyMakeBorder(colour, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    alpha = cv2.copyMakeBorder(alpha, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    return Sprite(colour.astype(np.float32), alpha, pad, tex.provenance, shape)
+
+
+def plan_sequence(seq_seed: int, split: str, n_frames: int, size: tuple[int, int] = (320, 240),
+                  attributes: list[str] | None = None) -> SequencePlan:
+    """Decide a whole sequence from ``seq_seed``; ``attributes`` forces the set (else 2-4 drawn)."""
+    import cv2
+
+    rng = np.random.default_rng(seq_seed)
+    W, H = size
+    n = int(n_frames)
+    if attributes is None:
+        attrs = choose_attributes(rng, n)
+    else:
+        unknown = [a for a in attributes if a not in OTB_ATTRIBUTES]
+        if unknown:
+            raise ValueError(f"unknown attributes {unknown}; known: {' '.join(OTB_ATTRIBUTES)}")
+        attrs = [a for a in OTB_ATTRIBUTES if a in attributes]
+    has = set(attrs).__contains__
+    t = np.arange(n, dtype=float)
+    short = min(W, H)
+
+    # ---- size and scale over time
+    aspect = float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
+    if has("SV"):
+        ratio = rng.uniform(SV_MIN_RATIO + 0.1, 2.4)
+        grow = bool(rng.random() < 0.5)
+        start = int(rng.integers(0, max(1, n // 4)))
+        stop = start + max(6, int(n * rng.uniform(0.4, 0.7)))
+        r = _ramp(n, start, min(stop, n - 1))
+        scale = ratio ** r if grow else ratio ** (-r)
+        big = short * 0.36 / (np.sqrt(max(aspect, 1 / aspect)) * float(scale.max()))
+        small = 24.0 / float(scale.min())
+        s0 = rng.uniform(min(small, big), max(small, big)) if small < big else big
+    else:
+        scale = 1 + 0.05 * np.sin(2 * np.pi * t / rng.uniform(40, 90) + rng.uniform(0, 6.3))
+        if has("LR"):
+            s0 = rng.uniform(11, 17)
+        else:
+            s0 = short * rng.uniform(0.14, 0.27)
+    bw, bh = s0 * np.sqrt(aspect), s0 / np.sqrt(aspect)
+
+    # ---- rotation, out-of-plane rotation, deformation
+    if has("IPR"):
+        if rng.random() < 0.5:  # steady spin
+            speed = rng.uniform(1.5, 4.0) * rng.choice([-1, 1])
+            total = max(IPR_MIN_RANGE + 10, min(abs(speed) * n, 240))
+            angle = np.sign(speed) * total * _ramp(n, 0, n - 1)
+        else:  # rocking
+            amp = rng.uniform(30, 60)
+            period = max(12.0, min(n, 4 * amp / 3.5))
+            angle = amp * np.sin(2 * np.pi * t / period)
+            if np.ptp(angle) < IPR_MIN_RANGE:
+                angle = amp * np.sin(np.pi * t / max(n - 1, 1) - np.pi / 2)
+    else:
+        angle = 3 * np.sin(2 * np.pi * t / rng.uniform(30, 80))
+    if has("OPR"):
+        peak = rng.uniform(OPR_MIN_YAW + 8, 68) * rng.choice([-1, 1])
+        rise = max(3, int(n * rng.uniform(0.15, 0.3)))
+        start = int(rng.integers(0, max(1, n - 2 * rise - 2)))
+        hold = int(rng.integers(0, max(1, n - start - 2 * rise)))
+        yaw = peak * _bump(n, start, rise, hold, rise)
+    else:
+        yaw = np.zeros(n)
+    if has("DEF"):
+        amp = rng.uniform(DEF_MIN_AMPLITUDE + 0.02, 0.14)
+        deform = amp * (0.6 + 0.4 * np.sin(2 * np.pi * t / rng.uniform(15, 40)) ** 2)
+        deform = np.maximum(deform, 0)
+        squash = 1 + rng.uniform(0.1, 0.22) * np.sin(2 * np.pi * t / rng.uniform(12, 35))
+    else:
+        deform = np.zeros(n)
+        squash = np.ones(n)
+    deform_phase = t * rng.uniform(0.15, 0.35)
+    waves = (rng.uniform(0.8, 1.8), rng.uniform(0.8, 1.8), rng.uniform(0, 6.3), rng.uniform(0, 6.3))
+
+    # ---- textures: background first, the target from another source
+    cam = bool(rng.random() < 0.6)
+    background = pick_source(rng, split, 96, 96, photo_prob=0.75)
+    bg_img = _tint(rng, background.image, 0.3)
+    background = Source(bg_img, background.provenance)
+    exclude = (background.provenance.get("id"),) if background.provenance.get("kind") == "photo" else ()
+    target_src = pick_source(rng, split, 32, 32, photo_prob=0.7, exclude=exclude)
+    res = max(1.0, float(scale.max()))  # texture resolution: no upsampling at the largest scale
+    tw, th = max(3, round(bw * res)), max(3, round(bh * res))
+    pad = int(np.ceil(0.2 * max(tw, th))) + 2
+    target = _make_sprite(rng, target_src, tw, th, pad)
+
+    # ---- extents and the centre path
+    extents = np.zeros((n, 2))
+    for f in range(n):
+        m = _homography((bw, bh), target, (0, 0), scale[f], angle[f], yaw[f], squash[f])
+        c = _corners(m, target)
+        extents[f] = np.abs(c).max(axis=0)
+    margin = 3.0
+    vmax = rng.uniform(1.5, 4.5) if not has("OV") else rng.uniform(1.0, 3.0)
+    centre = np.zeros((n, 2))
+    lo = extents + margin
+    hi = np.array([W, H])[None, :] - 1 - extents - margin
+    mid = (lo + hi) / 2
+    pos = np.array([rng.uniform(lo[0, 0], max(lo[0, 0], hi[0, 0])),
+                    rng.uniform(lo[0, 1], max(lo[0, 1], hi[0, 1]))])
+    vel = rng.normal(0, vmax / 2, 2)
+    fm_frames: list[int] = []
+    if has("FM"):
+        bursts = int(rng.integers(1, 4))
+        cand = np.arange(2, max(3, n - 4))
+        fm_starts = sorted(rng.choice(cand, size=min(bursts, len(cand)), replace=False).tolist())
+    else:
+        fm_starts = []
+    burst_left, burst_vel = 0, np.zeros(2)
+    for f in range(n):
+        if f > 0:
+            if burst_left == 0 and fm_starts and f >= fm_starts[0]:
+                fm_starts.pop(0)
+                k = int(rng.integers(2, 5))
+                speed = rng.uniform(FM_MIN_SPEED + 4, FM_MIN_SPEED + 14)
+                best, best_room = None, -1.0
+                for a in rng.uniform(0, 2 * np.pi, 12):
+                    d = np.array([np.cos(a), np.sin(a)])
+                    room = min(((hi[f] - pos) / d)[d > 0].min(initial=1e9),
+                               ((lo[f] - pos) / d)[d < 0].min(initial=1e9))
+                    if room > best_room:
+                        best, best_room = d, room
+                k = int(max(1, min(k, (best_room - 2) // speed)))
+                if best_room - 2 >= speed:
+                    burst_left, burst_vel = k, best * speed
+            if burst_left > 0:
+                pos = pos + burst_vel
+                burst_left -= 1
+                fm_frames.append(f)
+            else:
+                vel = 0.92 * vel + rng.normal(0, vmax * 0.25, 2) + 0.002 * (mid[f] - pos)
+                sp = np.linalg.norm(vel)
+                if sp > vmax:
+                    vel *= vmax / sp
+                pos = pos + vel
+        for d in range(2):
+            if hi[f, d] <= lo[f, d]:
+                pos[d] = mid[f, d]
+            elif pos[d] < lo[f, d]:
+                pos[d] = lo[f, d]
+                vel[d] = abs(vel[d])
+            elif pos[d] > hi[f, d]:
+                pos[d] = hi[f, d]
+                vel[d] = -abs(vel[d])
+        centre[f] = pos
+
+    # ---- partial out of view: pull the target over the nearest image edge and back
+    ov_info = None
+    if has("OV"):
+        visible = rng.uniform(0.35, 0.65)
+        hold = int(rng.integers(2, 7))
+        start = int(rng.integers(0, max(1, n // 3)))
+        mid_f = min(n - 1, start + n // 4)
+        c = centre[mid_f]
+        dists = [c[0], W - 1 - c[0], c[1], H - 1 - c[1]]
+        edge = int(np.argmin(dists))
+        axis, sign = (0, -1) if edge == 0 else (0, 1) if edge == 1 else (1, -1) if edge == 2 else (1, 1)
+        ext = extents[:, axis]
+        if sign > 0:
+            out = (W if axis == 0 else H) + ext - 2 * ext * visible
+        else:
+            out = -ext + 2 * ext * visible - 1
+        far = float(np.abs(out - centre[:, axis]).max())
+        rise = int(np.ceil(far * np.pi / 2 / 11.0)) + 1
+        start = max(0, min(start, n - 2 * rise - hold - 1))
+        b = _bump(n, start, rise, hold, rise)
+        centre[:, axis] = (1 - b) * centre[:, axis] + b * out
+        ov_info = {"edge": ["left", "right", "top", "bottom"][edge], "planned_visible": round(visible, 3),
+                   "frames": [start, min(n - 1, start + 2 * rise + hold)]}
+
+    # ---- illumination
+    light = {"kind": "none"}
+    if has("IV"):
+        level = rng.uniform(0.35, 0.55) if rng.random() < 0.6 else rng.uniform(1.7, 2.0)
+        start = int(rng.integers(0, max(1, n // 3)))
+        rise = max(3, int(n * rng.uniform(0.2, 0.4)))
+        hold = int(rng.integers(0, max(1, n - start - 2 * rise)))
+        env = _bump(n, start, rise, hold, rise)
+        gain = 1 + (level - 1) * env
+        if rng.random() < 0.5:
+            light = {"kind": "global"}
+        else:  # a spot light or shadow that rides on the target with a lag
+            lag = int(rng.integers(0, 4))
+            path = np.vstack([centre[:1]] * lag + [centre])[:n]
+            light = {"kind": "spot", "path": path, "sigma": 1.5 * max(bw, bh) * float(scale.max())}
+    else:
+        gain = 1 + 0.04 * np.sin(2 * np.pi * t / rng.uniform(20, 60))
+
+    # ---- motion blur
+    blur_len = np.zeros(n)
+    blur_angle = np.zeros(n)
+    if has("MB"):
+        peak = rng.uniform(MB_MIN_LENGTH + 1, 14)
+        for _ in range(int(rng.integers(1, 4))):
+            s = int(rng.integers(0, max(1, n - 6)))
+            rise = int(rng.integers(2, 5))
+            blur_len = np.maximum(blur_len, peak * _bump(n, s, rise, int(rng.integers(1, 6)), rise))
+        if fm_frames:
+            blur_len[fm_frames] = peak
+        vel = np.gradient(centre, axis=0)
+        blur_angle = np.degrees(np.arctan2(vel[:, 1], vel[:, 0]))
+        blur_angle = np.where(np.hypot(vel[:, 0], vel[:, 1]) > 0.5, blur_angle, rng.uniform(0, 180))
+
+    # ---- camera (background viewport): frame -> background pixels
+    bh_, bw_ = bg_img.shape[:2]
+    zoom = max(W / bw_, H / bh_) * (1.18 if cam else 1.0) * rng.uniform(1.0, 1.25)
+    bg_matrix = np.zeros((n, 2, 3))
+    room = np.array([bw_ - W / zoom, bh_ - H / zoom])
+    cpos = rng.uniform(0, 1, 2) * room
+    cvel = np.zeros(2)
+    cam_speed = rng.uniform(0.5, 2.5) / zoom
+    for f in range(n):
+        if cam and f > 0:
+            cvel = 0.9 * cvel + rng.normal(0, cam_speed * 0.3, 2)
+            sp = np.linalg.norm(cvel)
+            if sp > cam_speed:
+                cvel *= cam_speed / sp
+            cpos = cpos + cvel
+            for d in range(2):
+                if cpos[d] < 0 or cpos[d] > room[d]:
+                    cvel[d] = -cvel[d]
+                    cpos[d] = np.clip(cpos[d], 0, room[d])
+        z = zoom * (1 + (0.06 * np.sin(2 * np.pi * f / 70) if cam else 0))
+        bg_matrix[f] = [[1 / z, 0, cpos[0]], [0, 1 / z, cpos[1]]]
+
+    # ---- distractors (look-alikes drawn under the target)
+    distractors = []
+    if has("BC"):
+        for _ in range(int(rng.integers(1, 4))):
+            colour = _jitter_colour(rng, target.colour.astype(np.uint8)).astype(np.float32)
+            if rng.random() < 0.5:
+                colour = colour[:, ::-1].copy()
+            sprite = Sprite(colour, target.alpha.copy(), target.pad, target.provenance, target.shape)
+            size_ = np.sqrt(bw * bh) * scale
+            radius = size_ * (1.1 + 0.9 * (0.5 + 0.5 * np.sin(2 * np.pi * t / rng.uniform(25, 60)
+                                                             + rng.uniform(0, 6.3))))
+            phi = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, 0.03, n)) + t * rng.uniform(-0.05, 0.05)
+            offset = np.stack([radius * np.cos(phi), radius * np.sin(phi)], axis=1)
+            distractors.append({"sprite": sprite, "offset": offset, "scale": rng.uniform(0.85, 1.15),
+                                "angle": rng.uniform(-20, 20)})
+
+    # ---- occluders (drawn over the target, passing across it)
+    occluders = []
+    if has("OCC"):
+        for _ in range(int(rng.integers(1, 3)) if n >= 50 else 1):
+            length = int(rng.integers(10, 26))
+            length = min(length, max(6, n - 2))
+            s = int(rng.integers(1, max(2, n - length)))
+            src = pick_source(rng, split, 32, 32, photo_prob=0.6)
+            ow = max(4, int(np.ceil(bw * float(scale[s]) * rng.uniform(0.7, 1.1))))
+            oh = max(4, int(np.ceil(bh * float(scale[s]) * rng.uniform(0.8, 1.3))))
+            sprite = _make_sprite(rng, src, ow, oh, 1, shape=("rect", "ellipse", "rounded")[int(rng.integers(3))])
+            ang = rng.uniform(0, 2 * np.pi)
+            d = np.array([np.cos(ang), np.sin(ang)])
+            travel = 1.15 * (np.abs(extents[s] @ np.abs(d)) + 0.5 * np.hypot(ow, oh))
+            u = np.clip((t - s) / max(length - 1, 1), 0, 1)
+            along = (2 * u - 1) * travel
+            side = rng.uniform(-0.12, 0.12) * np.sqrt(bw * bh)
+            offset = along[:, None] * d[None, :] + side * np.array([-d[1], d[0]])[None, :]
+            occluders.append({"sprite": sprite, "offset": offset, "window": [s, s + length - 1],
+                              "size": (ow, oh)})
+
+    noise_sigma = float(rng.uniform(1.5, 4.0))
+    info = {
+        "target": {"source": target.provenance, "shape": target.shape,
+                   "size": [round(bw, 2), round(bh, 2)]},
+        "background": {"source": background.provenance, "zoom": round(zoom, 3),
+                       "camera_motion": cam},
+        "distractors": [{"source": d["sprite"].provenance, "look_alike_of": "target"} for d in distractors],
+        "occluders": [{"source": o["sprite"].provenance, "size": list(o["size"]), "frames": o["window"]}
+                      for o in occluders],
+        "light": light["kind"],
+        "noise_sigma": round(noise_sigma, 3),
+        "fast_motion_frames": fm_frames,
+        "out_of_view": ov_info,
+    }
+    return SequencePlan(seq_seed, split, (W, H), n, attrs, target, (bw, bh), centre, scale, angle,
+                        yaw, squash, deform, deform_phase, waves, gain, light, blur_len, blur_angle,
+                        background, bg_matrix, noise_sigma, distractors, occluders, info)
+
+
+# ----------------------------------------------------------------------------------------------
+# Rendering
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Layer:
+    """A sprite warped into its bounding region of the frame (the region may stick out)."""
+
+    x0: int
+    y0: int
+    alpha: np.ndarray   # float32 (rh, rw), unclipped
+    colour: np.ndarray  # float32 (rh, rw, 3)
+
+
+def _warp(sprite_colour: np.ndarray, sprite_alpha: np.ndarray, m: np.ndarray, corners: np.ndarray) -> Layer:
+    import cv2
+
+    x0 = int(np.floor(corners[:, 0].min())) - 1
+    y0 = int(np.floor(corners[:, 1].min())) - 1
+    x1 = int(np.ceil(corners[:, 0].max())) + 2
+    y1 = int(np.ceil(corners[:, 1].max())) + 2
+    shift = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], float) @ m
+    size = (x1 - x0, y1 - y0)
+    alpha = cv2.warpPerspective(sprite_alpha, shift, size, flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    colour = cv2.warpPerspective(sprite_colour, shift, size, flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_REPLICATE)
+    return Layer(x0, y0, alpha, colour)
+
+
+def _clip(layer: Layer, W: int, H: int):
+    """Slices (frame, layer) of the part of ``layer`` inside a W x H frame, or None."""
+    rh, rw = layer.alpha.shape
+    fx0, fy0 = max(layer.x0, 0), max(layer.y0, 0)
+    fx1, fy1 = min(layer.x0 + rw, W), min(layer.y0 + rh, H)
+    if fx1 <= fx0 or fy1 <= fy0:
+        return None
+    return ((slice(fy0, fy1), slice(fx0, fx1)),
+            (slice(fy0 - layer.y0, fy1 - layer.y0), slice(fx0 - layer.x0, fx1 - layer.x0)))
+
+
+def _blend(frame: np.ndarray, layer: Layer) -> None:
+    H, W = frame.shape[:2]
+    sl = _clip(layer, W, H)
+    if sl is None:
+        return
+    fs, ls = sl
+    a = layer.alpha[ls][..., None]
+    frame[fs] += a * (layer.colour[ls] - frame[fs])
+
+
+def _deformed(plan: SequencePlan, f: int) -> tuple[np.ndarray, np.ndarray]:
+    """The target sprite after the non-rigid warp of frame ``f`` (unchanged without DEF)."""
+    import cv2
+
+    sp = plan.target
+    if plan.deform[f] <= 0:
+        return sp.colour, sp.alpha
+    h, w = sp.alpha.shape
+    kx, ky, px, py = plan.deform_waves
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    sw, sh = sp.size
+    amp = plan.deform[f] * max(sw, sh)
+    ph = plan.deform_phase[f]
+    dx = amp * np.sin(2 * np.pi * ky * yy / sh + ph + px)
+    dy = amp * np.sin(2 * np.pi * kx * xx / sw + 1.3 * ph + py)
+    mapx = (xx + dx).astype(np.float32)
+    mapy = (yy + dy).astype(np.float32)
+    colour = cv2.remap(sp.colour, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    alpha = cv2.remap(sp.alpha, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return colour, alpha
+
+
+def _blur_kernel(length: float, angle: float) -> np.ndarray:
+    import cv2
+
+    k = int(np.ceil(length)) | 1
+    kernel = np.zeros((k, k), np.float32)
+    c = (k - 1) / 2
+    dx, dy = np.cos(np.deg2rad(angle)) * (length - 1) / 2, np.sin(np.deg2rad(angle)) * (length - 1) / 2
+    shift = 4  # sub-pixel precision for cv2.line
+    p0 = (int(round((c - dx) * 16)), int(round((c - dy) * 16)))
+    p1 = (int(round((c + dx) * 16)), int(round((c + dy) * 16)))
+    cv2.line(kernel, p0, p1, 1.0, 1, cv2.LINE_AA, shift)
+    s = kernel.sum()
+    if s <= 0:
+        kernel[int(c), int(c)] = 1
+        s = 1.0
+    return kernel / s
+
+
+@dataclass
+class Frame:
+    """One rendered frame and its truth."""
+
+    image: np.ndarray          # uint8 BGR (H, W, 3)
+    box: np.ndarray            # (4,) x, y, w, h (0-based pixel box of the target mask)
+    mask: np.ndarray | None    # bool (H, W) target mask before occluders (when asked for)
+    visible_fraction: float    # target mask pixels inside the image / all of them
+    occluded_fraction: float   # share of the in-image mask covered by occluders
+    light: float               # illumination gain at the target centre
+    distractor_gap: float      # nearest distractor centre distance / target size (inf if none)
+
+
+def iter_frames(plan: SequencePlan, draw_target: bool = True, keep_masks: bool = False):
+    """Render ``plan`` frame by frame, yielding :class:`Frame` objects."""
+    import cv2
+
+    W, H = plan.size
+    noise_rng = np.random.default_rng([plan.seed, 7919])
+    yy = xx = None
+    bg = plan.background.image
+    for f in range(plan.n_frames):
+        frame = cv2.warpAffine(bg, plan.bg_matrix[f], (W, H), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+        c = plan.centre[f]
+        size_f = float(np.sqrt(plan.base_size[0] * plan.base_size[1]) * plan.scale[f])
+        gap = np.inf
+        for d in plan.distractors:
+            sp = d["sprite"]
+            dc = c + d["offset"][f]
+            m = _homography(plan.base_size, sp, dc, plan.scale[f] * d["scale"], plan.angle[f] + d["angle"])
+            _blend(frame, _warp(sp.colour, sp.alpha, m, _corners(m, sp)))
+            gap = min(gap, float(np.linalg.norm(d["offset"][f])) / size_f)
+        colour, alpha = _deformed(plan, f)
+        m = _homography(plan.base_size, plan.target, c, plan.scale[f], plan.angle[f], plan.yaw[f],
+                        plan.squash[f])
+        layer = _warp(colour, alpha, m, _corners(m, plan.target))
+        full = layer.alpha >= 0.5
+        sl = _clip(layer, W, H)
+        inside = np.zeros_like(full)
+        if sl is not None:
+            inside[sl[1]] = full[sl[1]]
+        n_full, n_in = int(full.sum()), int(inside.sum())
+        if n_in == 0:
+            raise RuntimeError(f"synthetic target left the image at frame {f} (seed {plan.seed})")
+        rows = np.flatnonzero(inside.any(axis=1))
+        cols = np.flatnonzero(inside.any(axis=0))
+        box = np.array([layer.x0 + cols[0], layer.y0 + rows[0], cols[-1] - cols[0] + 1,
+                        rows[-1] - rows[0] + 1], float)
+        if draw_target:
+            _blend(frame, layer)
+        covered = np.zeros_like(inside)
+        for o in plan.occluders:
+            s0, s1 = o["window"]
+            if not s0 <= f <= s1:
+                continue
+            sp = o["sprite"]
+            mo = _homography(sp.size, sp, c + o["offset"][f], 1.0, 0.0)
+            occ = _warp(sp.colour, sp.alpha, mo, _corners(mo, sp))
+            _blend(frame, occ)
+            # occluder pixels over the target's region
+            ox0, oy0 = occ.x0 - layer.x0, occ.y0 - layer.y0
+            oh, ow = occ.alpha.shape
+            ys, xs = slice(max(oy0, 0), min(oy0 + oh, full.shape[0])), slice(max(ox0, 0), min(ox0 + ow, full.shape[1]))
+            if ys.stop > ys.start and xs.stop > xs.start:
+                covered[ys, xs] |= occ.alpha[ys.start - oy0:ys.stop - oy0, xs.start - ox0:xs.stop - ox0] >= 0.5
+        occluded = float((covered & inside).sum()) / n_in
+        # illumination
+        g = float(plan.gain[f])
+        if plan.light["kind"] == "spot":
+            if yy is None:
+                yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+            lc = plan.light["path"][f]
+            sig = plan.light["sigma"]
+            field_ = 1 + (g - 1) * np.exp(-((xx - lc[0]) ** 2 + (yy - lc[1]) ** 2) / (2 * sig * sig))
+            frame *= field_[..., None]
+            light_at = 1 + (g - 1) * float(np.exp(-np.sum((c - lc) ** 2) / (2 * sig * sig)))
+        else:
+            frame *= g
+            light_at = g
+        if plan.blur_len[f] >= 2:
+            frame = cv2.filter2D(frame, -1, _blur_kernel(plan.blur_len[f], plan.blur_angle[f]),
+                                 borderType=cv2.BORDER_REFLECT)
+        frame += noise_rng.standard_normal(frame.shape, dtype=np.float32) * plan.noise_sigma
+        image = np.clip(frame + 0.5, 0, 255).astype(np.uint8)
+        mask = None
+        if keep_masks:
+            mask = np.zeros((H, W), bool)
+            if sl is not None:
+                mask[sl[0]] = inside[sl[1]]
+        yield Frame(image, box, mask, n_in / max(n_full, 1), occluded, light_at, gap)
