@@ -111,3 +111,13 @@ def make(name: str, **options: Any) -> Tracker:
 
 
 register("identity", IdentityTracker, "repeats the first box (a floor and a test double)")
+
+# OpenCV's classic trackers (tracker/baselines.py; cv2 is imported only when one is built).
+for _name, _about in (("kcf", "OpenCV KCF (needs opencv-contrib-python)"),
+                      ("csrt", "OpenCV CSRT (needs opencv-contrib-python)"),
+                      ("mil", "OpenCV MIL (plain opencv-python)"),
+                      ("mosse", "OpenCV MOSSE (needs opencv-contrib-python)"),
+                      ("medianflow", "OpenCV MedianFlow (needs opencv-contrib-python)"),
+                      ("tld", "OpenCV TLD (needs opencv-contrib-python)")):
+    register(_name, "tracker.baselines:OpenCVTracker", _about, algorithm=_name)
+del _name, _about

@@ -13,7 +13,7 @@ import sys
 from ..errors import UserError
 
 # Order is the order shown by --help.
-SUBCOMMANDS = ["eval", "report"]
+SUBCOMMANDS = ["synth", "eval", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,112 @@
+"""OpenCV's classic trackers behind the project's got10k-style interface.
+
+``kcf``, ``csrt``, ``mil``, ``mosse``, ``medianflow`` and ``tld`` are registered in
+:mod:`tracker.api` lazily (``"tracker.baselines:OpenCVTracker"``), so ``import tracker`` does not
+import cv2. Whatever the installed OpenCV provides is used: ``cv2.Tracker<X>_create``,
+``cv2.Tracker<X>.create`` or ``cv2.legacy.Tracker<X>_create``. Plain ``opencv-python`` has only MIL;
+the others come with ``opencv-contrib-python``, and asking for one that is missing is a
+:class:`~tracker.errors.UserError` that says so.
+
+The wrapper converts every image to 8-bit BGR, gives OpenCV an integer box of at least 1 x 1
+pixels inside the image, keeps the last box when OpenCV reports a failure, and returns float
+``(x, y, w, h)``.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .api import Tracker
+from .boxes import clip_to_image
+from .errors import UserError
+from .images import to_bgr
+
+# name -> (OpenCV class name, deterministic?, description)
+BASELINES = {
+    "kcf": ("TrackerKCF", True, "OpenCV KCF: kernelised correlation filter (contrib)"),
+    "csrt": ("TrackerCSRT", True, "OpenCV CSRT: discriminative correlation filter with spatial "
+                                  "reliability (contrib)"),
+    "mil": ("TrackerMIL", False, "OpenCV MIL: multiple-instance learning boosting"),
+    "mosse": ("TrackerMOSSE", True, "OpenCV MOSSE: minimum output sum of squared error filter "
+                                    "(contrib, legacy)"),
+    "medianflow": ("TrackerMedianFlow", True, "OpenCV MedianFlow: forward-backward optical flow "
+                                              "(contrib, legacy)"),
+    "tld": ("TrackerTLD", False, "OpenCV TLD: tracking-learning-detection (contrib, legacy)"),
+}
+
+CONTRIB_HINT = "pip install opencv-contrib-python (in place of opencv-python)"
+
+
+def _constructor(class_name: str, cv2_module: Any = None):
+    """A zero-argument callable creating the OpenCV tracker, or None if this cv2 lacks it."""
+    if cv2_module is None:
+        import cv2 as cv2_module
+    places = [cv2_module, getattr(cv2_module, "legacy", None)]
+    for place in places:
+        if place is None:
+            continue
+        create = getattr(place, f"{class_name}_create", None)
+        if callable(create):
+            return create
+        cls = getattr(place, class_name, None)
+        if cls is not None and callable(getattr(cls, "create", None)):
+            return cls.create
+    return None
+
+
+def available_baselines() -> list[str]:
+    """The baseline names the installed cv2 can run (``["mil"]`` with plain opencv-python)."""
+    return [name for name, (cls, _, _) in BASELINES.items() if _constructor(cls) is not None]
+
+
+class OpenCVTracker(Tracker):
+    """One of OpenCV's trackers (``algorithm`` in :data:`BASELINES`) under the got10k interface."""
+
+    def __init__(self, name: str | None = None, algorithm: str | None = None):
+        algorithm = (algorithm or name or "").lower()
+        if algorithm not in BASELINES:
+            raise UserError(f"unknown OpenCV tracker {algorithm!r}; known: {', '.join(BASELINES)}")
+        class_name, deterministic, _ = BASELINES[algorithm]
+        super().__init__(name or algorithm, is_deterministic=deterministic)
+        self.algorithm = algorithm
+        self._create = _constructor(class_name)
+        if self._create is None:
+            import cv2
+
+            raise UserError(
+                f"tracker {algorithm!r} needs OpenCV's contrib modules, which the installed cv2 "
+                f"{cv2.__version__} lacks: {CONTRIB_HINT}; available here: "
+                f"{', '.join(available_baselines()) or 'none'}")
+        self._tracker = None
+        self._box = np.zeros(4)
+
+    @staticmethod
+    def _int_box(box: Sequence[float], width: int, height: int) -> tuple[int, int, int, int]:
+        """Round to whole pixels, at least 1 x 1, inside the image."""
+        b = np.asarray(box, dtype=float).reshape(4)
+        if not np.all(np.isfinite(b)):
+            raise UserError(f"initial box {list(b)} is not finite")
+        x1, y1 = np.round(b[0]), np.round(b[1])
+        x2, y2 = np.round(b[0] + b[2]), np.round(b[1] + b[3])
+        clipped = clip_to_image(np.array([x1, y1, max(x2 - x1, 1), max(y2 - y1, 1)]), width, height)
+        x, y, w, h = (int(round(v)) for v in clipped)
+        return x, y, max(w, 1), max(h, 1)
+
+    def init(self, image: Any, box: Sequence[float]) -> None:
+        frame = to_bgr(image)
+        h, w = frame.shape[:2]
+        ibox = self._int_box(box, w, h)
+        self._tracker = self._create()
+        self._tracker.init(frame, ibox)
+        self._box = np.asarray(box, dtype=float).reshape(4).copy()
+
+    def update(self, image: Any) -> np.ndarray:
+        if self._tracker is None:
+            raise RuntimeError("update() called before init()")
+        ok, box = self._tracker.update(to_bgr(image))
+        if ok:
+            new = np.asarray(box, dtype=float).reshape(4)
+            if np.all(np.isfinite(new)) and new[2] > 0 and new[3] > 0:
+                self._box = new
+        return self._box.copy()
