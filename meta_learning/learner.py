@@ -1,0 +1,264 @@
+"""MetaLearner: one composable MAML-family learner (MAML, FOMAML, Meta-SGD, L2F, DropGrad,
+PCGrad/GradDrop, meta-gradient clamping, layer-wise l2 meta-regularisation).
+
+Usage pattern (any ``nn.Module``; ``loss_fn(params, batch) -> scalar``)::
+
+    learner = MetaLearner(model, MetaConfig(inner_steps=5, inner_lr=0.01, l2f=True))
+    losses = []
+    for support, query in tasks:
+        fast, info = learner.adapt(None, loss_fn, support)      # None -> the meta-learned start
+        losses.append(loss_fn(fast, query))
+    learner.outer_step(losses)                                   # surgery/l2/clamp + Adam step
+
+``meta_batch_losses`` does the same for a meta-batch of equally shaped tasks under ``torch.func.vmap``
+(one batched computation instead of a Python loop; ~10x faster for the sinusoid MLP).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from .dropgrad import DropGrad
+from .functional import LossFn, Params, Selection, inner_loop, select_names
+from .l2f import Attenuator, attenuate, task_embedding
+from .lr import InnerLR
+from .regularizers import l2_meta_grads, layerwise_lambdas
+from .surgery import clamp_grads, flatten_task_grads, graddrop, pcgrad, unflatten
+
+__all__ = ["MetaConfig", "MetaLearner"]
+
+
+@dataclass
+class MetaConfig:
+    """Everything that defines a MAML-family learner.  Defaults are MAML's sinusoid settings."""
+
+    inner_steps: int = 1                  # K inner SGD steps at meta-training (and default at test)
+    inner_lr: float = 0.01                # MAML/L2F inner SGD lr; initial value when learned
+    first_order: bool = False             # FOMAML: drop the second-order term
+    adapt: Selection = "all"              # tensors updated in the inner loop: all|head|no_norm|patterns
+    lr_mode: str = "scalar"               # scalar | per_tensor | elementwise (Meta-SGD)
+    learn_lr: bool = False                # meta-learn the inner rates (Meta-SGD)
+    l2f: bool = False                     # task-and-layer-wise attenuation of the start
+    l2f_mode: str = "sigmoid"             # sigmoid (paper) | identity (gamma = 1 at start)
+    l2f_embedding: str = "detached"       # detached (default, authors' first code) | differentiable
+    l2f_layers: int = 2                   # linear layers of g_phi (2 = n -> n -> n)
+    dropgrad: Optional[str] = None        # None | binary | gaussian
+    dropgrad_rate: float = 0.1
+    dropgrad_schedule: str = "constant"   # constant | linear (ramp 0 -> rate)
+    dropgrad_ramp: int = 0                # meta-iterations of the linear ramp
+    surgery: Optional[str] = None         # None | pcgrad | graddrop (across per-task meta-grads)
+    clamp: Optional[float] = None         # clamp meta-gradients to [-clamp, clamp]
+    l2_meta_reg: Optional[str] = None     # None | eqc | mean | min | max (appendix B)
+    l2_lambda0: float = 5e-4
+    l2_gamma: Optional[Dict[str, float]] = None  # per adapted tensor; None -> all 1 (plain l2)
+    outer_lr: float = 1e-3                # Adam lr of the start (theta0)
+    lr_outer_lr: Optional[float] = None   # Adam lr of the inner rates (None: outer_lr)
+    attenuator_outer_lr: Optional[float] = None  # Adam lr of g_phi (None: outer_lr)
+    freeze: Selection = None              # start tensors NOT meta-updated (patterns), None = none
+    task_reduction: str = "mean"          # mean | sum of task losses/meta-gradients
+
+    def validate(self) -> "MetaConfig":
+        def check(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ValueError(msg)
+        check(self.inner_steps >= 0, f"inner_steps must be >= 0, got {self.inner_steps}")
+        check(self.lr_mode in ("scalar", "per_tensor", "elementwise"), f"bad lr_mode {self.lr_mode!r}")
+        check(self.l2f_mode in ("sigmoid", "identity"), f"bad l2f_mode {self.l2f_mode!r}")
+        check(self.l2f_embedding in ("detached", "differentiable"),
+              f"bad l2f_embedding {self.l2f_embedding!r}")
+        check(self.dropgrad in (None, "binary", "gaussian"), f"bad dropgrad {self.dropgrad!r}")
+        check(0.0 <= self.dropgrad_rate < 1.0, f"dropgrad_rate must be in [0, 1), got {self.dropgrad_rate}")
+        check(self.surgery in (None, "pcgrad", "graddrop"), f"bad surgery {self.surgery!r}")
+        check(self.l2_meta_reg in (None, "eqc", "mean", "min", "max"), f"bad l2_meta_reg {self.l2_meta_reg!r}")
+        check(self.task_reduction in ("mean", "sum"), f"bad task_reduction {self.task_reduction!r}")
+        check(self.clamp is None or self.clamp > 0, "clamp must be positive")
+        return self
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = asdict(self)
+        if not isinstance(d["adapt"], (str, type(None))) and not callable(d["adapt"]):
+            d["adapt"] = list(d["adapt"])
+        return d
+
+
+class MetaLearner(nn.Module):
+    """Holds the meta-learned state (start = ``model``'s parameters, inner rates, attenuator) and
+    one Adam optimiser with a parameter group each, and runs inner loops and outer steps."""
+
+    def __init__(self, model: nn.Module, config: Optional[MetaConfig] = None) -> None:
+        super().__init__()
+        self.config = (config or MetaConfig()).validate()
+        cfg = self.config
+        self.model = model
+        names = [n for n, _ in model.named_parameters()]
+        self.inner_names: List[str] = select_names(names, cfg.adapt, model)
+        shapes = {n: tuple(p.shape) for n, p in model.named_parameters() if n in self.inner_names}
+        first = next(model.parameters(), None)
+        dtype = first.dtype if first is not None else None
+        device = first.device if first is not None else None
+        self.inner_lr = InnerLR(shapes, cfg.lr_mode, cfg.inner_lr, learn=cfg.learn_lr, dtype=dtype).to(device)
+        self.attenuator = (Attenuator(len(self.inner_names), cfg.l2f_mode, cfg.l2f_layers).to(device, dtype)
+                           if cfg.l2f else None)
+        self.dropgrad = (DropGrad(cfg.dropgrad_rate, cfg.dropgrad, cfg.dropgrad_schedule, cfg.dropgrad_ramp)
+                         if cfg.dropgrad else None)
+        self.frozen: set = set()
+        if cfg.freeze is not None:
+            self.freeze(cfg.freeze)
+        self.lambdas: Dict[str, float] = {}
+        if cfg.l2_meta_reg:
+            gamma = cfg.l2_gamma or {n: 1.0 for n in self.inner_names}
+            unknown = set(gamma) - set(names)
+            if unknown:
+                raise ValueError(f"l2_gamma names not in the model: {sorted(unknown)}")
+            self.lambdas = layerwise_lambdas(gamma, cfg.l2_lambda0, cfg.l2_meta_reg)
+        self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
+        groups = [{"params": list(model.parameters()), "lr": cfg.outer_lr, "name": "start"}]
+        lr_params = list(self.inner_lr.parameters())
+        if lr_params:
+            groups.append({"params": lr_params, "lr": cfg.lr_outer_lr or cfg.outer_lr, "name": "inner_lr"})
+        if self.attenuator is not None:
+            groups.append({"params": list(self.attenuator.parameters()),
+                           "lr": cfg.attenuator_outer_lr or cfg.outer_lr, "name": "attenuator"})
+        self.optimizer = torch.optim.Adam(groups)
+
+    # ------------------------------------------------------------------ state
+    def start(self) -> Params:
+        """The meta-learned start theta0 as a name -> tensor dict (live parameters)."""
+        return dict(self.model.named_parameters())
+
+    def freeze(self, spec: Selection) -> None:
+        """Exclude the selected start tensors from meta-updates (they still adapt in the inner
+        loop if selected by ``config.adapt``).  ``freeze(None)`` unfreezes everything."""
+        names = [n for n, _ in self.model.named_parameters()]
+        self.frozen = set() if spec is None else set(select_names(names, spec, self.model))
+
+    def trainable(self) -> Dict[str, nn.Parameter]:
+        """Meta-parameters the next outer step updates (frozen start tensors left out)."""
+        return {n: p for n, p in self.named_parameters()
+                if not (n.startswith("model.") and n[len("model."):] in self.frozen)}
+
+    # ------------------------------------------------------------------ inner loop
+    def adapt(self, params: Optional[Mapping[str, Tensor]], loss_fn: LossFn, support: Any,
+              steps: Optional[int] = None, training: bool = True, keep_path: bool = False,
+              ) -> Tuple[Params, Dict[str, Any]]:
+        """Task adaptation: L2F attenuation (if on), then ``steps`` (Meta-)SGD steps with DropGrad
+        noise (training only).  ``params=None`` uses the start.  Returns the adapted params and
+        ``info`` with ``gamma`` (None without L2F), the support ``losses`` per step and, with
+        ``keep_path``, ``path``: the params after 0, 1, ..., steps steps."""
+        cfg = self.config
+        params = self.start() if params is None else dict(params)
+        steps = cfg.inner_steps if steps is None else steps
+        names = [n for n in self.inner_names if n in params]
+        gamma = None
+        if self.attenuator is not None:
+            emb = task_embedding(loss_fn, params, support, names,
+                                 differentiable=cfg.l2f_embedding == "differentiable")
+            gamma = self.attenuator(emb)
+            params = attenuate(params, gamma, names)
+        transform = None
+        if self.dropgrad is not None and training:
+            it = int(self.iteration)
+            dg = self.dropgrad
+
+            def transform(grads: Params, step: int) -> Params:
+                return dg(grads, True, it)
+        # first order at meta-test changes nothing numerically; no graph is needed there either
+        path: Optional[List[Params]] = [] if keep_path else None
+        params, losses = inner_loop(loss_fn, params, support, steps, self.inner_lr.rates(), names,
+                                    first_order=cfg.first_order, grad_transform=transform, path=path)
+        return params, {"gamma": gamma, "losses": losses, "names": names, "path": path}
+
+    def task_loss(self, loss_fn: LossFn, support: Any, query: Any, steps: Optional[int] = None,
+                  training: bool = True, query_loss_fn: Optional[LossFn] = None,
+                  ) -> Tuple[Tensor, Optional[Tensor]]:
+        """Query loss after adapting on the support set, and gamma (for one task)."""
+        fast, info = self.adapt(None, loss_fn, support, steps, training)
+        return (query_loss_fn or loss_fn)(fast, query), info["gamma"]
+
+    def meta_batch_losses(self, loss_fn: LossFn, support: Any, query: Any,
+                          steps: Optional[int] = None, training: bool = True,
+                          query_loss_fn: Optional[LossFn] = None,
+                          ) -> Tuple[Tensor, Optional[Tensor]]:
+        """Per-task query losses (T,) for a meta-batch stacked along dim 0 of every tensor in
+        ``support``/``query``, computed with ``torch.func.vmap`` (different random noise per task).
+        Returns (losses, gamma (T, n) or None)."""
+        from torch.func import vmap
+
+        def one(s: Any, q: Any) -> Tuple[Tensor, Tensor]:
+            loss, gamma = self.task_loss(loss_fn, s, q, steps, training, query_loss_fn)
+            return loss, (gamma if gamma is not None else loss.new_zeros(()))
+
+        losses, gamma = vmap(one, randomness="different")(support, query)
+        return losses, (gamma if self.attenuator is not None else None)
+
+    # ------------------------------------------------------------------ outer loop
+    def per_task_grads(self, losses: Union[Tensor, Sequence[Tensor]]) -> Dict[str, Tensor]:
+        """name -> (T, *shape) meta-gradients, one row per task loss (for surgery)."""
+        params = self.trainable()
+        losses = list(losses) if not isinstance(losses, Tensor) else list(losses.unbind(0))
+        rows: List[List[Tensor]] = []
+        for i, loss in enumerate(losses):
+            g = torch.autograd.grad(loss, list(params.values()), retain_graph=i < len(losses) - 1,
+                                    allow_unused=True)
+            rows.append([gi if gi is not None else torch.zeros_like(p) for gi, p in zip(g, params.values())])
+        return {n: torch.stack([r[k] for r in rows]) for k, n in enumerate(params)}
+
+    def outer_step(self, losses: Optional[Union[Tensor, Sequence[Tensor]]] = None,
+                   task_grads: Optional[Mapping[str, Tensor]] = None,
+                   generator: Optional[torch.Generator] = None) -> Dict[str, float]:
+        """One meta-update from per-task query losses (or precomputed per-task meta-gradients
+        name -> (T, ...)): gradient surgery, l2 meta-regularisation, clamping, then Adam."""
+        cfg = self.config
+        params = self.trainable()
+        if task_grads is None and losses is None:
+            raise ValueError("outer_step needs losses or task_grads")
+        n_tasks = None
+        if cfg.surgery is not None or task_grads is not None:
+            if task_grads is None:
+                task_grads = self.per_task_grads(losses)
+            tg = {n: task_grads[n] for n in params if n in task_grads}
+            flat, layout = flatten_task_grads(tg)
+            n_tasks = flat.shape[0]
+            if cfg.surgery == "pcgrad":
+                combined = pcgrad(flat, generator, cfg.task_reduction)
+            elif cfg.surgery == "graddrop":
+                combined = graddrop(flat, generator, reduction=cfg.task_reduction)
+            else:
+                combined = flat.mean(0) if cfg.task_reduction == "mean" else flat.sum(0)
+            grads = unflatten(combined, layout)
+        else:
+            stacked = torch.stack(list(losses)) if not isinstance(losses, Tensor) else losses
+            n_tasks = stacked.numel()
+            total = stacked.mean() if cfg.task_reduction == "mean" else stacked.sum()
+            g = torch.autograd.grad(total, list(params.values()), allow_unused=True)
+            grads = {n: gi for n, gi in zip(params, g) if gi is not None}
+        if self.lambdas:
+            lam = {"model." + n: v for n, v in self.lambdas.items()}
+            grads = l2_meta_grads(params, grads, lam)
+        if cfg.clamp is not None:
+            grads = clamp_grads(grads, cfg.clamp)
+        for n, p in self.named_parameters():
+            p.grad = grads[n].detach().clone() if n in grads else None
+        gnorm = float(torch.sqrt(sum((g.detach() ** 2).sum() for g in grads.values()))) if grads else 0.0
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.iteration += 1
+        out = {"grad_norm": gnorm, "tasks": float(n_tasks or 0)}
+        if losses is not None:
+            out["loss"] = float(torch.stack([l.detach() for l in losses]).mean()) \
+                if not isinstance(losses, Tensor) else float(losses.detach().mean())
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_state(self) -> Dict[str, Any]:
+        """Everything needed to resume meta-training exactly (weights, rates, attenuator, Adam)."""
+        return {"learner": self.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "config": self.config.to_dict(), "frozen": sorted(self.frozen)}
+
+    def load_checkpoint_state(self, state: Mapping[str, Any]) -> None:
+        self.load_state_dict(state["learner"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.frozen = set(state.get("frozen", []))

@@ -1,0 +1,1 @@
+"""Meta-learning problems built on the engine (sinusoid regression so far)."""
