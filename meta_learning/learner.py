@@ -194,6 +194,31 @@ class MetaLearner(nn.Module):
         losses, gamma = vmap(one, randomness="different")(support, query)
         return losses, (gamma if self.attenuator is not None else None)
 
+    def forward(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Trampoline so ``torch.func.functional_call(learner, meta_params, (fn, ...))`` runs any
+        method with all meta-parameters (start, rates, attenuator) swapped for ``meta_params``."""
+        return fn(*args, **kwargs)
+
+    def meta_batch_grads(self, loss_fn: LossFn, support: Any, query: Any,
+                         steps: Optional[int] = None, training: bool = True,
+                         query_loss_fn: Optional[LossFn] = None,
+                         ) -> Tuple[Tensor, Dict[str, Tensor], Optional[Tensor]]:
+        """Per-task query losses (T,), per-task meta-gradients name -> (T, ...) of every trainable
+        meta-parameter, and gamma, in ONE ``vmap(grad(...))`` pass: what gradient surgery needs,
+        without T separate backward passes.  Feed the gradients to ``outer_step(task_grads=...)``."""
+        from torch.func import functional_call, grad, vmap
+
+        trainable = {n: p.detach() for n, p in self.trainable().items()}
+
+        def f(mp: Params, s: Any, q: Any) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+            loss, gamma = functional_call(self, mp, (self.task_loss, loss_fn, s, q, steps, training,
+                                                     query_loss_fn), strict=False)
+            return loss, (loss.detach(), gamma.detach() if gamma is not None else loss.new_zeros(()))
+
+        grads, (losses, gamma) = vmap(grad(f, has_aux=True), in_dims=(None, 0, 0),
+                                      randomness="different")(trainable, support, query)
+        return losses, grads, (gamma if self.attenuator is not None else None)
+
     # ------------------------------------------------------------------ outer loop
     def per_task_grads(self, losses: Union[Tensor, Sequence[Tensor]]) -> Dict[str, Tensor]:
         """name -> (T, *shape) meta-gradients, one row per task loss (for surgery)."""

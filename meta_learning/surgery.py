@@ -44,18 +44,18 @@ def pcgrad(grads: Tensor, generator: Optional[torch.Generator] = None, reduction
     gradients, and the (T, D) projected matrix if ``return_projected``.
     """
     t = grads.shape[0]
-    projected = grads.clone()
     sq = (grads * grads).sum(dim=1).clamp_min(1e-20)
-    for i in range(t):
-        order = torch.randperm(t, generator=generator).tolist()
-        gi = projected[i]
-        for j in order:
-            if j == i:
-                continue
-            dot = gi @ grads[j]
-            if dot < 0:
-                gi = gi - dot / sq[j] * grads[j]
-        projected[i] = gi
+    # every task's own random order, processed for all tasks at once: round r projects task i
+    # against task orders[i, r] (skipping itself) - the same sequence as the per-task loop.
+    orders = torch.stack([torch.randperm(t, generator=generator) for _ in range(t)]).to(grads.device)
+    rows = torch.arange(t, device=grads.device)
+    projected = grads.clone()
+    for r in range(t):
+        j = orders[:, r]
+        gj = grads[j]
+        dot = (projected * gj).sum(dim=1)
+        coef = torch.where((dot < 0) & (j != rows), dot / sq[j], torch.zeros_like(dot))
+        projected = projected - coef.unsqueeze(1) * gj
     out = projected.mean(0) if reduction == "mean" else projected.sum(0)
     return (out, projected) if return_projected else out
 

@@ -268,3 +268,19 @@ def test_learner_l2_meta_reg_adds_lambda_theta_to_the_meta_gradient():
     plain = torch.autograd.grad(loss, [model[0].weight], retain_graph=True)[0]
     learner.outer_step([loss])
     assert torch.allclose(seen["0.weight"], plain + 0.1 * w, atol=1e-6)
+
+
+def test_vmapped_per_task_meta_gradients_equal_separate_backward_passes():
+    torch.manual_seed(0)
+    model = mlp()
+    learner = MetaLearner(model, MetaConfig(l2f=True, lr_mode="per_tensor", learn_lr=True, freeze=["0.bias"]))
+    loss_fn = functional_loss(model, mse)
+    tasks = [task(s) for s in range(3)]
+    support = tuple(torch.stack([t[0][i] for t in tasks]) for i in range(2))
+    query = tuple(torch.stack([t[1][i] for t in tasks]) for i in range(2))
+    losses, grads, gamma = learner.meta_batch_grads(loss_fn, support, query)
+    assert "model.0.bias" not in grads and gamma.shape == (3, 4)
+    ref = learner.per_task_grads([learner.task_loss(loss_fn, *t)[0] for t in tasks])
+    assert set(ref) == set(grads)
+    for n in ref:
+        assert torch.allclose(grads[n], ref[n], atol=1e-5), n

@@ -178,8 +178,12 @@ def train(cfg: RegressionConfig, out_dir: Optional[Path] = None, resume: bool = 
     for it in bar:
         torch.manual_seed(_iteration_seed(cfg.seed, it))
         support, query, _, _ = sample_tasks(cfg.meta_batch, cfg.shots, cfg.shots)
-        losses, _ = learner.meta_batch_losses(loss_fn, support, query, training=True)
-        stats = learner.outer_step(losses)
+        if cfg.surgery:  # per-task meta-gradients in one vmap(grad) pass
+            losses, grads, _ = learner.meta_batch_grads(loss_fn, support, query, training=True)
+            stats = learner.outer_step(losses, task_grads=grads)
+        else:
+            losses, _ = learner.meta_batch_losses(loss_fn, support, query, training=True)
+            stats = learner.outer_step(losses)
         running = stats["loss"] if running is None else 0.98 * running + 0.02 * stats["loss"]
         if (it + 1) % 100 == 0:
             history.append([it + 1, running])
