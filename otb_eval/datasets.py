@@ -65,6 +65,11 @@ def otb100_attributes() -> dict[str, list[str]]:
     return {k: list(v) for k, v in _package_json("otb100_attributes.json")["sequences"].items()}
 
 
+@lru_cache(maxsize=1)
+def _otb100_alias_index() -> dict[str, str]:
+    return alias_index(list(otb100_attributes()))
+
+
 def attribute_names() -> dict[str, str]:
     """OTB attribute abbreviations and their full names, in the toolkit's order."""
     return dict(_package_json("otb100_attributes.json")["attributes"])
@@ -90,12 +95,18 @@ def _alias_key(name: str) -> str:
     return name.lower()
 
 
-def canonical_name(name: str, known: SequenceType[str]) -> str | None:
+def alias_index(known: SequenceType[str]) -> dict[str, str]:
+    """Alias key -> got10k name, built once for many :func:`canonical_name` look-ups."""
+    return {_alias_key(k): k for k in known}
+
+
+def canonical_name(name: str, known: SequenceType[str] | dict[str, str]) -> str | None:
     """The got10k spelling in ``known`` of a sequence name written by any toolkit, or None.
 
-    'Human4-2' (the second target of Human4, its only valid one) maps to 'Human4'.
+    ``known`` is a list of names or an :func:`alias_index`. 'Human4-2' (the second target of
+    Human4, its only valid one) maps to 'Human4'.
     """
-    table = {_alias_key(k): k for k in known}
+    table = known if isinstance(known, dict) else alias_index(known)
     key = _alias_key(name)
     if key in table:
         return table[key]
@@ -113,20 +124,25 @@ def parse_boxes(path: str) -> np.ndarray:
             text = f.read()
     except OSError as err:
         raise UserError(f"cannot read {path}: {err.strerror}") from None
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    lines = [line for line in text.replace(",", " ").replace("\t", " ").splitlines() if line.strip()]
+    try:  # fast path: one conversion for the whole file
+        values = np.array(" ".join(lines).split(), dtype=float)
+        if values.size == 4 * len(lines) and all(len(line.split()) == 4 for line in lines):
+            return values.reshape(-1, 4)
+    except ValueError:
+        pass
+    for lineno, line in enumerate(text.splitlines(), start=1):  # slow path: name the bad row
         fields = [x for x in re.split(r"[,\s]+", line.strip()) if x]
         if not fields:
             continue
         try:
-            values = [float(x) for x in fields]
+            [float(x) for x in fields]
         except ValueError:
             raise UserError(f"{path}:{lineno}: malformed row {line.strip()!r} "
                             "(expected 4 numbers x,y,w,h)") from None
-        if len(values) != 4:
-            raise UserError(f"{path}:{lineno}: expected 4 values x,y,w,h, found {len(values)}")
-        rows.append(values)
-    return np.asarray(rows, dtype=float).reshape(-1, 4)
+        if len(fields) != 4:
+            raise UserError(f"{path}:{lineno}: expected 4 values x,y,w,h, found {len(fields)}")
+    raise UserError(f"{path}: cannot parse rows")  # pragma: no cover - unreachable
 
 
 def _frame_number(path: str) -> int | None:
@@ -224,7 +240,7 @@ def load_sequence_folder(folder: str, tiger1: str = "got10k",
             raise UserError(f"sequence {name}: {anno_path} has no rows")
         files, rows = _select_frames(name, all_files, len(anno), tiger1, anno_path)
         anno = anno[rows][: len(files)]
-        known = canonical_name(name, list(table))
+        known = canonical_name(name, _otb100_alias_index() if attribute_table is None else list(table))
         attrs = tuple(table[known]) if known else tuple(extra)
         sequences.append(Sequence(name, tuple(files), anno, attrs, folder,
                                   tuple(_frame_number(f) or 0 for f in files)))
@@ -283,6 +299,7 @@ class OTBDataset:
             loaded = [s for s in loaded if s.name in set(wanted)]
         self._sequences = loaded
         self._index = {s.name: i for i, s in enumerate(loaded)}
+        self._aliases = alias_index(self._index)
 
     def _folders(self) -> list[str]:
         try:
@@ -317,7 +334,7 @@ class OTBDataset:
 
     def __getitem__(self, key: int | str) -> Sequence:
         if isinstance(key, str):
-            canon = canonical_name(key, self.seq_names)
+            canon = canonical_name(key, self._aliases)
             if canon is None:
                 raise UserError(f"sequence {key!r} is not in {self.root}")
             return self._sequences[self._index[canon]]

@@ -20,7 +20,7 @@ import numpy as np
 
 from tracker.errors import UserError
 
-from .datasets import Sequence, canonical_name, parse_boxes
+from .datasets import Sequence, alias_index, canonical_name, parse_boxes
 
 TIME_DIR = "times"
 
@@ -170,6 +170,7 @@ def find_tracker_results(results_dir: str, tracker: str, seq_names: SequenceType
         raise UserError(f"no results for tracker {tracker!r}: {folder} is not a folder")
     files: dict[str, str] = {}
     unknown: list[str] = []
+    index = alias_index(seq_names)
     for entry in sorted(os.listdir(folder)):
         path = os.path.join(folder, entry)
         if not os.path.isfile(path):
@@ -179,7 +180,7 @@ def find_tracker_results(results_dir: str, tracker: str, seq_names: SequenceType
             if not entry.startswith("."):
                 unknown.append(entry)
             continue
-        canon = canonical_name(key, seq_names)
+        canon = canonical_name(key, index)
         if canon is not None:
             files.setdefault(canon, path)
     if not files and unknown:

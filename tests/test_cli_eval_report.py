@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from otb_tree import make_sequence, write_random_results
+from otb_eval.testing import make_sequence, write_random_results
 from tracker.cli import main
 
 

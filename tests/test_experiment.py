@@ -10,7 +10,7 @@ import pytest
 
 from otb_eval.datasets import OTBDataset
 from otb_eval.experiment import run_ope
-from otb_tree import make_sequence
+from otb_eval.testing import make_sequence
 from tracker.api import Tracker, register
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from otb_eval.datasets import OTBDataset
 from otb_eval.report import evaluate
-from otb_tree import make_quirky_otb2015_tree, write_random_results
+from otb_eval.testing import make_quirky_otb2015_tree, write_random_results
 
 
 @pytest.fixture(scope="module")

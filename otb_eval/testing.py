@@ -1,4 +1,7 @@
-"""Build small OTB-format trees on disk in the real layout, with the real data's quirks.
+"""Build OTB-format trees on disk in the real layout, with the real data's quirks.
+
+For tests and benchmarks (ours and users'): the loaders are exercised on the layout they will
+meet, without the real data.
 
 Images are tiny; where a test never decodes them, every frame shares the bytes of one JPEG so
 that folders of 770 frames (David) cost milliseconds.

@@ -1,0 +1,50 @@
+"""Shared plumbing of the benchmark scripts: timing, machine facts, JSON + markdown output."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Callable
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+DOCS = os.path.join(ROOT, "docs")
+
+
+def machine() -> dict:
+    import numpy
+    import torch
+
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "cpus": os.cpu_count(), "numpy": numpy.__version__, "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+
+
+def time_repeats(fn: Callable[[], object], repeats: int) -> list[float]:
+    """Wall-clock seconds of ``repeats`` calls (report the median, never a single run)."""
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def save(name: str, data: dict, markdown: str) -> tuple[str, str]:
+    """Write ``benchmarks/results/<name>.json`` and ``docs/<name>.md``."""
+    os.makedirs(RESULTS, exist_ok=True)
+    os.makedirs(DOCS, exist_ok=True)
+    json_path = os.path.join(RESULTS, f"{name}.json")
+    md_path = os.path.join(DOCS, f"{name}.md")
+    with open(json_path, "w") as f:
+        json.dump(data, f, indent=2)
+    with open(md_path, "w") as f:
+        f.write(markdown)
+    return json_path, md_path
