@@ -349,7 +349,7 @@ def plan_sequence(seq_seed: int, split: str, n_frames: int, size: tuple[int, int
     fm_frames: list[int] = []
     if has("FM"):
         bursts = int(rng.integers(1, 4))
-        cand = np.arange(2, max(3, n - 4))
+        cand = np.arange(min(8, n // 3), max(min(8, n // 3) + 1, n - 3))
         fm_starts = sorted(rng.choice(cand, size=min(bursts, len(cand)), replace=False).tolist())
     else:
         fm_starts = []
@@ -358,8 +358,8 @@ def plan_sequence(seq_seed: int, split: str, n_frames: int, size: tuple[int, int
         if f > 0:
             if burst_left == 0 and fm_starts and f >= fm_starts[0]:
                 fm_starts.pop(0)
-                k = int(rng.integers(2, 5))
-                speed = rng.uniform(FM_MIN_SPEED + 4, FM_MIN_SPEED + 14)
+                k = int(rng.integers(1, 4))
+                speed = rng.uniform(FM_MIN_SPEED + 3, FM_MIN_SPEED + 10)
                 best, best_room = None, -1.0
                 for a in rng.uniform(0, 2 * np.pi, 12):
                     d = np.array([np.cos(a), np.sin(a)])
@@ -635,7 +635,11 @@ def iter_frames(plan: SequencePlan, draw_target: bool = True, keep_masks: bool =
     import cv2
 
     W, H = plan.size
+    # Sensor noise: a small bank of noise frames, read at a random offset per frame (fast, and
+    # independent of what is drawn, so renders with and without the target share their noise).
     noise_rng = np.random.default_rng([plan.seed, 7919])
+    pad = 16
+    bank = noise_rng.standard_normal((3, H + pad, W + pad, 3), dtype=np.float32) * plan.noise_sigma
     yy = xx = None
     bg = plan.background.image
     for f in range(plan.n_frames):
@@ -700,8 +704,11 @@ def iter_frames(plan: SequencePlan, draw_target: bool = True, keep_masks: bool =
         if plan.blur_len[f] >= 2:
             frame = cv2.filter2D(frame, -1, _blur_kernel(plan.blur_len[f], plan.blur_angle[f]),
                                  borderType=cv2.BORDER_REFLECT)
-        frame += noise_rng.standard_normal(frame.shape, dtype=np.float32) * plan.noise_sigma
-        image = np.clip(frame + 0.5, 0, 255).astype(np.uint8)
+        k, dx, dy = (int(v) for v in noise_rng.integers(0, [3, pad + 1, pad + 1]))
+        frame += bank[k, dy:dy + H, dx:dx + W]
+        frame += 0.5
+        np.clip(frame, 0, 255, out=frame)
+        image = frame.astype(np.uint8)
         mask = None
         if keep_masks:
             mask = np.zeros((H, W), bool)

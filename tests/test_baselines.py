@@ -1,0 +1,137 @@
+"""OpenCV baselines behind the got10k interface."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tracker
+from tracker import baselines
+from tracker.errors import UserError
+
+NAMES = ["kcf", "csrt", "mil", "mosse", "medianflow", "tld"]
+
+
+def test_all_registered_and_mil_available():
+    assert set(NAMES) <= set(tracker.names())
+    available = baselines.available_baselines()
+    assert "mil" in available  # plain opencv-python has MIL
+    assert set(available) <= set(NAMES)
+    for name in available:
+        t = tracker.make(name)
+        assert isinstance(t, tracker.Tracker) and t.name == name
+
+
+def test_importing_tracker_does_not_import_cv2():
+    code = "import sys, tracker; tracker.names(); assert 'cv2' not in sys.modules, 'cv2 imported'"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_mil_tracks_a_synthetic_sequence(tmp_path):
+    from otb_eval import synthetic
+
+    names = synthetic.generate(str(tmp_path), 1, seed=0, split="test", frames=(10, 10), progress=False)
+    folder = tmp_path / names[0]
+    gt = np.loadtxt(folder / "groundtruth_rect.txt", delimiter=",")
+    files = [str(folder / "img" / f) for f in sorted(os.listdir(folder / "img"))]
+    boxes, times = tracker.make("mil").track(files, gt[0])
+    assert boxes.shape == (10, 4) and np.all(np.isfinite(boxes)) and np.all(boxes[:, 2:] > 0)
+    assert len(times) == 10
+
+
+def test_mil_follows_an_easy_target():
+    from otb_eval import synthetic
+    from tracker.boxes import iou
+
+    plan = synthetic.plan(1, "val", 1, frames=(10, 10), attributes=["IV", "MB"])
+    frames, gt, _, _ = synthetic.render(plan)
+    t = tracker.make("mil")
+    t.init(frames[0].image, gt[0])
+    boxes = np.array([t.update(fr.image) for fr in frames[1:]])
+    assert boxes.dtype == float and boxes.shape == (9, 4)
+    assert iou(boxes, gt[1:]).mean() > 0.4
+
+
+class _FakeCV2Tracker:
+    """Records what the wrapper hands OpenCV and answers from a script."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.init_args = None
+        self.frames = []
+
+    def init(self, image, box):
+        self.init_args = (image, box)
+
+    def update(self, image):
+        self.frames.append(image)
+        return self.answers.pop(0)
+
+
+def test_wrapper_converts_images_boxes_and_keeps_last_box_on_failure(monkeypatch):
+    from PIL import Image
+
+    fake = _FakeCV2Tracker([(True, (12, 22, 30, 40)), (False, (0, 0, 0, 0)),
+                            (True, (float("nan"), 1, 2, 3)), (True, (13.5, 23, 31, 41))])
+    monkeypatch.setattr(baselines, "_constructor", lambda class_name, cv2_module=None: lambda: fake)
+    t = tracker.make("kcf")
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 100, 50  # R, G, B
+    t.init(Image.fromarray(rgb), (10.4, 20.6, 0.3, 5.5))
+    image, box = fake.init_args
+    assert isinstance(image, np.ndarray) and image.dtype == np.uint8
+    assert tuple(image[0, 0]) == (50, 100, 200)  # BGR
+    assert box == (10, 21, 1, 5) and all(type(v) is int for v in box)
+    out = [t.update(Image.fromarray(rgb)) for _ in range(4)]
+    assert all(isinstance(b, np.ndarray) and b.dtype == float for b in out)
+    assert out[0].tolist() == [12, 22, 30, 40]
+    assert out[1].tolist() == [12, 22, 30, 40]  # failure: last box kept
+    assert out[2].tolist() == [12, 22, 30, 40]  # non-finite answer: last box kept
+    assert out[3].tolist() == [13.5, 23, 31, 41]
+    assert tuple(fake.frames[0][5, 5]) == (50, 100, 200)
+
+
+def test_wrapper_keeps_the_init_box_inside_the_image(monkeypatch):
+    fake = _FakeCV2Tracker([])
+    monkeypatch.setattr(baselines, "_constructor", lambda class_name, cv2_module=None: lambda: fake)
+    t = tracker.make("csrt")
+    t.init(np.zeros((50, 40, 3), np.uint8), (35.2, -4.0, 20, 10))
+    x, y, w, h = fake.init_args[1]
+    assert x >= 0 and y >= 0 and w >= 1 and h >= 1 and x + w <= 40 and y + h <= 50
+
+
+def test_missing_contrib_tracker_names_the_package(monkeypatch):
+    monkeypatch.setattr(baselines, "_constructor", lambda class_name, cv2_module=None:
+                        None if class_name != "TrackerMIL" else object)
+    with pytest.raises(UserError, match="opencv-contrib-python") as err:
+        tracker.make("kcf")
+    assert "\n" not in str(err.value) and "kcf" in str(err.value)
+    assert baselines.available_baselines() == ["mil"]
+
+
+def test_constructor_lookup_finds_modern_and_legacy_factories():
+    class Legacy:
+        @staticmethod
+        def TrackerMOSSE_create():
+            return "mosse"
+
+    class Modern:
+        legacy = Legacy
+
+        class TrackerKCF:
+            @staticmethod
+            def create():
+                return "kcf"
+
+        @staticmethod
+        def TrackerMIL_create():
+            return "mil"
+
+    assert baselines._constructor("TrackerMIL", Modern)() == "mil"
+    assert baselines._constructor("TrackerKCF", Modern)() == "kcf"
+    assert baselines._constructor("TrackerMOSSE", Modern)() == "mosse"
+    assert baselines._constructor("TrackerTLD", Modern) is None

@@ -1,0 +1,262 @@
+"""The synthetic OTB-format benchmark: determinism, exact ground truth, honest attributes, splits."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from otb_eval import synthetic
+from otb_eval.synthetic import scene, sources
+from tracker.cli import main
+from tracker.errors import UserError
+
+SIZE = (192, 144)
+FRAMES = (40, 50)
+
+
+def _read(folder):
+    with open(os.path.join(folder, "attributes.json"), encoding="utf-8") as fh:
+        meta = json.load(fh)
+    gt = np.loadtxt(os.path.join(folder, "groundtruth_rect.txt"), delimiter=",", ndmin=2)
+    return meta, gt
+
+
+def _centres(boxes):
+    # written independently of tracker.boxes on purpose: OTB's centre x + (w - 1) / 2
+    return boxes[:, :2] + (boxes[:, 2:] - 1) / 2
+
+
+def _touches(boxes, w, h):
+    return (boxes[:, 0] <= 0) | (boxes[:, 1] <= 0) | (boxes[:, 0] + boxes[:, 2] >= w) | \
+           (boxes[:, 1] + boxes[:, 3] >= h)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    names = synthetic.generate(str(out), 6, seed=11, split="test", frames=FRAMES, size=SIZE,
+                               progress=False)
+    return out, names
+
+
+def test_layout_rows_frames_and_boxes_inside(bench):
+    import cv2
+
+    out, names = bench
+    assert names == [f"SynTest{i:03d}" for i in range(1, 7)]
+    for name in names:
+        folder = out / name
+        meta, gt = _read(folder)
+        images = sorted(os.listdir(folder / "img"))
+        assert images == [f"{i:04d}.jpg" for i in range(1, meta["frames"] + 1)]
+        assert FRAMES[0] <= meta["frames"] <= FRAMES[1]
+        assert gt.shape == (meta["frames"], 4)
+        assert meta["split"] == "test" and meta["seed"] == 11
+        assert cv2.imread(str(folder / "img" / images[-1])).shape == (SIZE[1], SIZE[0], 3)
+        assert np.all(gt[:, 2:] >= 1), name
+        assert np.all(gt[:, :2] >= 0), name
+        assert np.all(gt[:, 0] + gt[:, 2] <= SIZE[0]) and np.all(gt[:, 1] + gt[:, 3] <= SIZE[1]), name
+        assert 2 <= len(meta["generator"]["planned"]) <= 4
+        assert set(meta["attributes"]) <= set(scene.OTB_ATTRIBUTES)
+
+
+def test_ground_truth_attributes_agree_with_boxes(bench):
+    """FM, OV and LR are defined on the written boxes: check both directions on every sequence."""
+    out, names = bench
+    for name in names:
+        meta, gt = _read(out / name)
+        attrs = set(meta["attributes"])
+        shift = np.hypot(*np.diff(_centres(gt), axis=0).T).max()
+        assert ("FM" in attrs) == (shift > 20), (name, shift)
+        touching = _touches(gt, *SIZE).any()
+        assert ("OV" in attrs) == (touching and meta["generator"]["stats"]["min_visible_fraction"] < 0.85)
+        if "OV" not in attrs:
+            assert not touching, name
+        assert ("LR" in attrs) == (np.median(gt[:, 2] * gt[:, 3]) < 400), name
+        # nothing is claimed that was not planned
+        assert attrs <= set(meta["generator"]["planned"])
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for folder, seed in ((a, 3), (b, 3), (c, 4)):
+        synthetic.generate(str(folder), 2, seed=seed, split="val", frames=(12, 16), size=(128, 96),
+                           progress=False)
+    for name in ("SynVal001", "SynVal002"):
+        for rel in ("groundtruth_rect.txt", "attributes.json", "img/0001.jpg", "img/0012.jpg"):
+            assert (a / name / rel).read_bytes() == (b / name / rel).read_bytes(), rel
+        assert (a / name / "groundtruth_rect.txt").read_bytes() != \
+            (c / name / "groundtruth_rect.txt").read_bytes()
+
+
+@pytest.mark.parametrize("attrs", [["SV", "MB"], ["FM", "IV"], ["OV", "OCC"], ["LR", "BC"],
+                                   ["IPR", "OPR", "DEF"]])
+def test_requested_attributes_are_really_exercised(attrs):
+    p = synthetic.plan(5, "train", 1, frames=(50, 50), size=SIZE, attributes=attrs)
+    frames, boxes, labels, stats = synthetic.render(p)
+    assert labels == [a for a in scene.OTB_ATTRIBUTES if a in attrs], stats
+    shift = np.hypot(*np.diff(_centres(boxes), axis=0).T)
+    area = boxes[:, 2] * boxes[:, 3]
+    images = np.array([fr.image for fr in frames], dtype=np.float32)
+    if "SV" in attrs:  # no rotation planned here, so the box follows the scale
+        assert np.sqrt(area.max() / area.min()) >= 1.5
+    else:
+        assert stats["scale_ratio"] < 1.2
+    assert (shift.max() > 20) == ("FM" in attrs)
+    assert _touches(boxes, *SIZE).any() == ("OV" in attrs)
+    if "OV" in attrs:  # the box is truncated: smaller than where the target is fully inside
+        assert area.min() < 0.85 * np.median(area[~_touches(boxes, *SIZE)])
+    assert (np.median(area) < 400) == ("LR" in attrs)
+    if "IV" in attrs:  # mean brightness inside the box changes a lot
+        means = [images[f, int(y):int(y + h), int(x):int(x + w)].mean() for f, (x, y, w, h) in enumerate(boxes)]
+        assert max(means) / min(means) >= 1.3
+    else:
+        assert stats["illumination_ratio"] < 1.2
+    if "MB" in attrs:  # some frames lose much of their sharpness
+        import cv2
+
+        sharp = [cv2.Laplacian(im.mean(axis=2), cv2.CV_32F).var() for im in images]
+        assert min(sharp) < 0.6 * max(sharp)
+    else:
+        assert stats["max_blur_px"] == 0
+    assert (stats["max_occluded_fraction"] >= 0.3) == ("OCC" in attrs)
+    assert (stats["min_distractor_gap"] is not None) == ("BC" in attrs)
+    assert (stats["rotation_range_deg"] >= 45) == ("IPR" in attrs)
+    assert (stats["max_out_of_plane_deg"] >= 40) == ("OPR" in attrs)
+    assert (stats["max_deformation"] >= 0.06) == ("DEF" in attrs)
+
+
+def test_ground_truth_is_the_tight_box_of_the_rendered_target():
+    p = synthetic.plan(2, "test", 7, frames=(30, 30), size=SIZE, attributes=["OCC", "IPR"])
+    with_t, boxes, _, _ = synthetic.render(p, keep_masks=True)
+    without, _, _, _ = synthetic.render(p, draw_target=False)
+    assert max(fr.occluded_fraction for fr in with_t) >= 0.3  # the occluder really passes over
+    for f, (a, b) in enumerate(zip(with_t, without)):
+        rows, cols = np.flatnonzero(a.mask.any(1)), np.flatnonzero(a.mask.any(0))
+        tight = [cols[0], rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1]
+        assert list(boxes[f]) == tight, f
+        # every pixel the target changes lies in its box (1 px of anti-aliased fringe allowed)
+        diff = np.abs(a.image.astype(int) - b.image.astype(int)).max(axis=2) > 10
+        ys, xs = np.nonzero(diff)
+        x, y, w, h = boxes[f]
+        assert len(xs) > 0
+        assert xs.min() >= x - 1 and xs.max() <= x + w and ys.min() >= y - 1 and ys.max() <= y + h, f
+        if a.occluded_fraction == 0:  # unoccluded: the change spans the box
+            assert xs.max() - xs.min() + 1 >= 0.8 * w and ys.max() - ys.min() + 1 >= 0.8 * h, f
+
+
+def _photo_rects(meta_gen):
+    items = [meta_gen["target"]["source"], meta_gen["background"]["source"]]
+    items += [d["source"] for d in meta_gen["distractors"]] + [o["source"] for o in meta_gen["occluders"]]
+    for src in items:
+        if src["kind"] == "photo":
+            yield src["id"], src.get("crop", src["split_region"])
+
+
+def _overlap(a, b):
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def test_splits_share_no_source_pixels_and_no_seeds(tmp_path):
+    if not sources.available_photos():
+        pytest.skip("scikit-image's photographs are not installed")
+    rects = {}
+    for split in synthetic.SPLITS:
+        out = tmp_path / split
+        synthetic.generate(str(out), 5, seed=0, split=split, frames=(3, 3), size=(96, 72), progress=False)
+        rects[split] = []
+        for name in sorted(os.listdir(out)):
+            meta, _ = _read(out / name)
+            assert meta["generator"]["sequence_seed"] == synthetic.sequence_seed(0, split, int(name[-3:]))
+            rects[split] += list(_photo_rects(meta["generator"]))
+        assert rects[split]
+    used = {pid for r in rects.values() for pid, _ in r}
+    assert len(used) > 1
+    for s1, s2 in (("train", "val"), ("train", "test"), ("val", "test")):
+        for pid1, r1 in rects[s1]:
+            for pid2, r2 in rects[s2]:
+                assert not (pid1 == pid2 and _overlap(r1, r2)), (s1, pid1, r1, s2, r2)
+    # the partition itself: three disjoint regions covering each photograph
+    for pid in sources.available_photos():
+        shape = sources.load_photo(pid).shape
+        regions = [sources.split_region(pid, s, shape) for s in synthetic.SPLITS]
+        assert sum(r[2] * r[3] for r in regions) == shape[0] * shape[1]
+        assert not any(_overlap(regions[i], regions[j]) for i in range(3) for j in range(i + 1, 3))
+    # seeds: no sequence of one split shares a seed with any of another, whatever the base seeds
+    seeds = {s: {synthetic.sequence_seed(b, s, i) for b in range(4) for i in range(1, 300)}
+             for s in synthetic.SPLITS}
+    assert not (seeds["train"] & seeds["val"] or seeds["train"] & seeds["test"] or seeds["val"] & seeds["test"])
+    assert len(seeds["train"]) == 4 * 299
+
+
+def test_resume_skips_complete_sequences_and_refuses_foreign_ones(tmp_path):
+    out = tmp_path / "bench"
+    kw = dict(frames=(4, 6), size=(96, 72), progress=False)
+    synthetic.generate(str(out), 2, seed=1, split="test", **kw)
+    first = (out / "SynTest001" / "groundtruth_rect.txt").stat()
+    os.makedirs(out / ".SynTest003.partial-999" / "img")  # left over by an interrupted run
+    assert synthetic.generate(str(out), 3, seed=1, split="test", **kw) == ["SynTest001", "SynTest002", "SynTest003"]
+    again = (out / "SynTest001" / "groundtruth_rect.txt").stat()
+    assert (first.st_ino, first.st_mtime_ns) == (again.st_ino, again.st_mtime_ns)  # skipped
+    assert sorted(os.listdir(out)) == ["SynTest001", "SynTest002", "SynTest003"]
+    with pytest.raises(UserError, match="overwrite"):
+        synthetic.generate(str(out), 1, seed=2, split="test", **kw)
+    synthetic.generate(str(out), 1, seed=2, split="test", overwrite=True, **kw)
+    assert _read(out / "SynTest001")[0]["seed"] == 2
+    (out / "SynTest002" / "groundtruth_rect.txt").write_text("1,2,3,4\n")  # damaged
+    with pytest.raises(UserError):
+        synthetic.generate(str(out), 2, seed=2, split="test", **kw)
+
+
+def test_interrupted_write_leaves_no_half_sequence(tmp_path, monkeypatch):
+    real = synthetic.iter_frames
+
+    def dying(plan, **kwargs):
+        for f, frame in enumerate(real(plan, **kwargs)):
+            if f == 2:
+                raise KeyboardInterrupt
+            yield frame
+
+    monkeypatch.setattr(synthetic, "iter_frames", dying)
+    with pytest.raises(KeyboardInterrupt):
+        synthetic.generate(str(tmp_path), 1, seed=0, split="train", frames=(5, 5), size=(96, 72), progress=False)
+    assert os.listdir(tmp_path) == []
+
+
+def test_procedural_fallback_without_scikit_image(monkeypatch):
+    monkeypatch.setattr(sources, "available_photos", lambda: ())
+    p = synthetic.plan(0, "test", 1, frames=(5, 5), size=(96, 72))
+    frames, boxes, _, _ = synthetic.render(p)
+    assert len(frames) == 5 and np.all(boxes[:, 2:] > 0)
+    for info in (p.info["target"], p.info["background"]):
+        assert info["source"]["kind"] == "procedural"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--frames", "10:5"], "--frames"),
+    (["--frames", "ten"], "--frames"),
+    (["--size", "abc"], "--size"),
+    (["--size", "10x10"], "--size"),
+    (["--sequences", "many"], "--sequences"),
+    (["--seed", "-1"], "--seed"),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, words):
+    assert main(["synth", str(tmp_path / "o"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("metatrack synth: error:") and words in err
+    assert not (tmp_path / "o").exists() or not os.listdir(tmp_path / "o")
+
+
+def test_cli_refuses_a_file_and_writes_sequences(tmp_path, capsys):
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    assert main(["synth", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a folder" in err
+    out = tmp_path / "S"
+    assert main(["synth", str(out), "--sequences", "2", "--frames", "3:4", "--size", "96x72",
+                 "--split", "val", "--seed", "5", "--no-progress"]) == 0
+    assert sorted(os.listdir(out)) == ["SynVal001", "SynVal002"]
+    assert _read(out / "SynVal002")[0]["seed"] == 5
