@@ -160,7 +160,7 @@ def list_frames(img_dir: str) -> list[str]:
     return sorted(files, key=lambda p: (_frame_number(p) is None, _frame_number(p) or 0, p))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Sequence:
     """One annotated target: its frames, its boxes (N x 4, x y w h) and its attributes."""
 

@@ -1,37 +1,151 @@
-"""Run trackers over a dataset (one-pass evaluation), resumably and in parallel over sequences.
+"""Run trackers over a dataset: OPE, TRE and SRE, resumably and in parallel over runs.
 
-Each finished sequence is written atomically as soon as it ends, and sequences whose result file
-exists are skipped, so an interrupted run loses at most the sequences in flight and a rerun
-finishes the rest. Results follow got10k's layout (see :mod:`otb_eval.results`).
+A *run* is one tracker pass over one sequence from a start frame with an initial box. OPE has one
+run per sequence; TRE (temporal robustness) 20 runs starting at evenly spaced frames; SRE (spatial
+robustness) 12 runs from shifted and scaled initial boxes. Each finished run is written atomically
+as soon as it ends and runs whose result file exists are skipped, so an interrupted evaluation
+loses at most the runs in flight and a rerun finishes the rest.
+
+Layout (got10k's for OPE; TRE/SRE in sub-folders of the tracker's folder)::
+
+    RESULTS/<tracker>/<seq>.txt                  RESULTS/<tracker>/times/<seq>_time.txt
+    RESULTS/<tracker>/tre/<seq>_<k>.txt          k = 01..20
+    RESULTS/<tracker>/sre/<seq>_<perturbation>.txt
 """
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence as SequenceType
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence as SequenceType
 
 import numpy as np
 
+from tracker import boxes as B
 from tracker.errors import UserError
 
 from .datasets import OTBDataset, Sequence
 from .results import is_done, remove_stale_temporaries, write_result
 
+PROTOCOLS = ("ope", "tre", "sre")
+TRE_RUNS = 20
+TRE_MIN_LENGTH = 20
+SRE_SHIFT = 0.1
+# The 12 SRE perturbations of the OTB toolkit: 8 shifts by 10% of the box size, 4 scalings.
+SRE_PERTURBATIONS = {
+    "left": (-1, 0, 1.0), "right": (1, 0, 1.0), "up": (0, -1, 1.0), "down": (0, 1, 1.0),
+    "up-left": (-1, -1, 1.0), "up-right": (1, -1, 1.0),
+    "down-left": (-1, 1, 1.0), "down-right": (1, 1, 1.0),
+    "scale-0.8": (0, 0, 0.8), "scale-0.9": (0, 0, 0.9), "scale-1.1": (0, 0, 1.1), "scale-1.2": (0, 0, 1.2),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Run:
+    """One pass of a tracker: ``seq`` from frame index ``start`` with ``init_box``."""
+
+    seq: Sequence
+    key: str                      # file stem of the result
+    start: int = 0
+    init_box: tuple[float, float, float, float] | None = None
+
+    @property
+    def frames(self) -> int:
+        return len(self.seq) - self.start
+
+    def gt(self) -> np.ndarray:
+        return self.seq.anno[self.start:]
+
 
 @dataclass
 class RunSummary:
-    """What a run did: sequences tracked now, sequences found done, frames, seconds."""
+    """What an evaluation did: runs tracked now, runs found done, frames, seconds."""
 
     tracker: str
-    tracked: list[str]
-    skipped: list[str]
-    frames: int
-    seconds: float
+    tracked: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    frames: int = 0
+    seconds: float = 0.0
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else float("nan")
+
+
+def ope_runs(dataset: Iterable[Sequence]) -> list[Run]:
+    return [Run(seq, seq.name) for seq in dataset]
+
+
+def tre_starts(anno: np.ndarray, runs: int = TRE_RUNS, min_length: int = TRE_MIN_LENGTH) -> list[int]:
+    """0-based start frames of the TRE segments of a sequence.
+
+    ``runs`` starts evenly spaced over ``[0, N - min_length]`` so that every segment runs to the
+    end of the sequence and has at least ``min_length`` frames; a start on a frame with invalid
+    ground truth moves forward to the next valid frame; duplicates (short sequences) are dropped.
+    """
+    n = len(anno)
+    if n < min_length:
+        return [0]
+    ok = B.valid(anno)
+    starts: list[int] = []
+    for s in np.floor(np.linspace(0, n - min_length, runs)).astype(int):
+        while s < n - min_length and not ok[s]:
+            s += 1
+        if ok[s] and s not in starts:
+            starts.append(int(s))
+    return starts or [0]
+
+
+def tre_runs(dataset: Iterable[Sequence]) -> list[Run]:
+    return [Run(seq, key, start) for seq in dataset for key, start in run_plan("tre", seq)]
+
+
+def run_plan(protocol: str, seq: Sequence) -> list[tuple[str, int]]:
+    """``(result file stem, start frame)`` of every run of ``protocol`` on ``seq``; shared by
+    the runner and the scorer so that both always agree."""
+    if protocol == "ope":
+        return [(seq.name, 0)]
+    if protocol == "tre":
+        return [(f"{seq.name}_{k + 1:02d}", s) for k, s in enumerate(tre_starts(seq.anno))]
+    if protocol == "sre":
+        return [(f"{seq.name}_{p}", 0) for p in SRE_PERTURBATIONS]
+    raise UserError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+
+
+def sre_box(box: np.ndarray, perturbation: str, image_size: tuple[int, int] | None = None) -> np.ndarray:
+    """The initial box of one SRE run: shifted by 10% of its size or scaled about its centre,
+    then clipped into the image when its size is known."""
+    dx, dy, scale = SRE_PERTURBATIONS[perturbation]
+    x, y, w, h = np.asarray(box, dtype=float)
+    cx, cy = x + w / 2 + dx * SRE_SHIFT * w, y + h / 2 + dy * SRE_SHIFT * h
+    w, h = w * scale, h * scale
+    out = np.array([cx - w / 2, cy - h / 2, w, h])
+    if image_size is not None:
+        out = B.clip_to_image(out, image_size[0], image_size[1])
+    return out
+
+
+def sre_runs(dataset: Iterable[Sequence]) -> list[Run]:
+    from tracker.images import read_bgr
+
+    runs = []
+    for seq in dataset:
+        height, width = read_bgr(seq.img_files[0]).shape[:2]
+        for (key, _), name in zip(run_plan("sre", seq), SRE_PERTURBATIONS):
+            runs.append(Run(seq, key, 0, tuple(sre_box(seq.anno[0], name, (width, height)).tolist())))
+    return runs
+
+
+def protocol_runs(protocol: str, dataset: Iterable[Sequence]) -> list[Run]:
+    if protocol not in PROTOCOLS:
+        raise UserError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    return {"ope": ope_runs, "tre": tre_runs, "sre": sre_runs}[protocol](dataset)
+
+
+def results_folder(tracker: str, protocol: str) -> str:
+    """The results sub-folder of a tracker for a protocol (relative to RESULTS)."""
+    return tracker if protocol == "ope" else os.path.join(tracker, protocol)
 
 
 def track_sequence(tracker: Any, seq: Sequence, init_box: np.ndarray | None = None,
@@ -66,8 +180,8 @@ def _make_tracker(tracker: str | Callable[[], Any], options: dict) -> Any:
     return make(tracker, **options)
 
 
-def _run_one(tracker: str | Callable[[], Any], options: dict, seq: Sequence, results_dir: str,
-             result_name: str) -> tuple[str, int]:
+def _run_one(tracker: str | Callable[[], Any], options: dict, run: Run, results_dir: str,
+             folder: str) -> tuple[str, int]:
     # torch inside worker processes must not oversubscribe the cores the pool already uses.
     try:
         import torch
@@ -76,62 +190,72 @@ def _run_one(tracker: str | Callable[[], Any], options: dict, seq: Sequence, res
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
     trk = _make_tracker(tracker, options)
-    boxes, times = track_sequence(trk, seq)
-    write_result(results_dir, result_name, seq.name, boxes, times)
-    return seq.name, len(seq)
+    boxes, times = track_sequence(trk, run.seq, run.init_box, run.start)
+    write_result(results_dir, folder, run.key, boxes, times)
+    return run.key, run.frames
+
+
+def run_experiment(tracker: str | Callable[[], Any], runs: SequenceType[Run], results_dir: str,
+                   folder: str, workers: int = 1, progress: bool = True,
+                   **options: Any) -> RunSummary:
+    """Do every run whose result is missing under ``results_dir/folder``; skip the rest."""
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    if isinstance(tracker, str):
+        from tracker.api import spec
+
+        spec(tracker)  # an unknown name fails here, before any work
+    remove_stale_temporaries(results_dir, folder)
+    todo = [r for r in runs if not is_done(results_dir, folder, r.key)]
+    pending_keys = {r.key for r in todo}
+    summary = RunSummary(folder, skipped=[r.key for r in runs if r.key not in pending_keys])
+    bar = _progress(len(runs), folder, progress, initial=len(summary.skipped))
+    t0 = time.perf_counter()
+
+    def finished(key: str, frames: int) -> None:
+        summary.tracked.append(key)
+        summary.frames += frames
+        summary.seconds = time.perf_counter() - t0
+        bar.set_postfix_str(f"{key} ({summary.fps:.1f} fps)")
+        bar.update(1)
+
+    try:
+        if workers == 1 or len(todo) <= 1:
+            for run in todo:
+                finished(*_run_one(tracker, options, run, results_dir, folder))
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                pending = {pool.submit(_run_one, tracker, options, r, results_dir, folder) for r in todo}
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        finished(*fut.result())
+    finally:
+        bar.close()
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def run_protocol(tracker: str | Callable[[], Any], dataset: OTBDataset | SequenceType[Sequence],
+                 results_dir: str, protocol: str = "ope", name: str | None = None,
+                 workers: int = 1, progress: bool = True, **options: Any) -> RunSummary:
+    """Evaluate ``tracker`` (a registered name built with ``options``, or a zero-argument
+    factory) on ``dataset`` under ``protocol``; ``name`` is its results folder."""
+    result_name = name or (tracker if isinstance(tracker, str) else getattr(tracker, "__name__", "tracker"))
+    runs = protocol_runs(protocol, dataset)
+    return run_experiment(tracker, runs, results_dir, results_folder(result_name, protocol),
+                          workers, progress, **options)
 
 
 def run_ope(tracker: str | Callable[[], Any], dataset: OTBDataset | SequenceType[Sequence],
             results_dir: str, name: str | None = None, workers: int = 1,
             progress: bool = True, **options: Any) -> RunSummary:
-    """Track every sequence of ``dataset`` not yet done and write its results.
-
-    ``tracker`` is a registered name (built with ``options``) or a zero-argument factory
-    (``workers`` must then be 1 unless it pickles). ``name`` is the results sub-folder
-    (default: the registered name).
-    """
-    result_name = name or (tracker if isinstance(tracker, str) else getattr(tracker, "__name__", "tracker"))
-    if isinstance(tracker, str):
-        from tracker.api import spec
-
-        spec(tracker)  # an unknown name fails here, before any work
-    if workers < 1:
-        raise UserError(f"--workers must be at least 1, got {workers}")
-    sequences = list(dataset)
-    remove_stale_temporaries(results_dir, result_name)
-    todo = [s for s in sequences if not is_done(results_dir, result_name, s.name)]
-    skipped = [s.name for s in sequences if s not in todo]
-    bar = _progress(len(sequences), f"{result_name}", progress, initial=len(skipped))
-    tracked: list[str] = []
-    frames = 0
-    t0 = time.perf_counter()
-    try:
-        if workers == 1 or len(todo) <= 1:
-            for seq in todo:
-                bar.set_postfix_str(seq.name)
-                _, n = _run_one(tracker, options, seq, results_dir, result_name)
-                tracked.append(seq.name)
-                frames += n
-                bar.update(1)
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                pending = {pool.submit(_run_one, tracker, options, s, results_dir, result_name)
-                           for s in todo}
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        seq_name, n = fut.result()
-                        tracked.append(seq_name)
-                        frames += n
-                        bar.set_postfix_str(seq_name)
-                        bar.update(1)
-    finally:
-        bar.close()
-    return RunSummary(result_name, tracked, skipped, frames, time.perf_counter() - t0)
+    """One-pass evaluation: got10k's ``ExperimentOTB.run``, resumable and parallel."""
+    return run_protocol(tracker, dataset, results_dir, "ope", name, workers, progress, **options)
 
 
 def _progress(total: int, desc: str, enabled: bool, initial: int = 0):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc=desc, unit="seq", disable=not enabled,
+    return tqdm(total=total, initial=initial, desc=desc, unit="run", disable=not enabled,
                 dynamic_ncols=True, leave=True)

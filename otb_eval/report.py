@@ -18,8 +18,11 @@ import numpy as np
 from tracker.errors import UserError
 
 from .datasets import OTBDataset, attribute_names
-from .metrics import POLICIES, Scores, mean_scores, score_sequence, speed_fps
-from .results import atomic_write_text, find_tracker_results, tracker_folders
+from .experiment import results_folder, run_plan
+from .metrics import (POLICIES, Scores, frame_errors, mean_scores, pooled_scores, score_sequence,
+                      speed_fps)
+from .results import (atomic_write_text, find_tracker_results, read_boxes, result_path, time_path,
+                      tracker_folders)
 
 
 def _scores_dict(scores: Scores) -> dict:
@@ -34,25 +37,49 @@ def _scores_dict(scores: Scores) -> dict:
     }
 
 
+def _run_scores(dataset: OTBDataset, results_dir: str, tracker: str, policy: str,
+                protocol: str):
+    """Per sequence: (scores, times or None). OPE reads any toolkit's layout; TRE and SRE read
+    ours and pool each sequence's runs (successes summed over frames of all its runs)."""
+    if protocol == "ope":
+        found = find_tracker_results(results_dir, tracker, dataset.seq_names)
+        missing = [s for s in dataset.seq_names if s not in found.files]
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise UserError(f"tracker {tracker}: no results for {len(missing)} of {len(dataset)} "
+                            f"sequences in {found.folder} ({shown})")
+        for seq in dataset:
+            yield seq, score_sequence(found.boxes(seq), seq.anno, policy), found.times(seq)
+        return
+    folder = results_folder(tracker, protocol)
+    for seq in dataset:
+        errors, times = [], []
+        for key, start in run_plan(protocol, seq):
+            path = result_path(results_dir, folder, key)
+            if not os.path.isfile(path):
+                raise UserError(f"tracker {tracker}: no {protocol.upper()} result {path}; "
+                                f"run `metatrack eval --protocol {protocol}` first")
+            boxes = read_boxes(path)
+            if len(boxes) != len(seq) - start:
+                raise UserError(f"{path}: {len(boxes)} boxes for a run of {len(seq) - start} frames")
+            errors.append(frame_errors(boxes, seq.anno[start:], policy))
+            tpath = time_path(results_dir, folder, key)
+            if os.path.isfile(tpath):
+                times.append(np.loadtxt(tpath, ndmin=1))
+        yield seq, pooled_scores(errors), (np.concatenate(times) if times else None)
+
+
 def evaluate_tracker(dataset: OTBDataset, results_dir: str, tracker: str,
-                     policy: str = "got10k") -> dict:
-    """One tracker's entry of performance.json."""
+                     policy: str = "got10k", protocol: str = "ope") -> dict:
+    """One tracker's entry of performance.json for one protocol."""
     if policy not in POLICIES:
         raise UserError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
-    found = find_tracker_results(results_dir, tracker, dataset.seq_names)
-    missing = [s for s in dataset.seq_names if s not in found.files]
-    if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise UserError(f"tracker {tracker}: no results for {len(missing)} of {len(dataset)} "
-                        f"sequences in {found.folder} ({shown})")
     per_seq: dict[str, Scores] = {}
     seq_wise: dict[str, dict] = {}
     speeds, total_frames, total_time = [], 0, 0.0
-    for seq in dataset:
-        scores = score_sequence(found.boxes(seq), seq.anno, policy)
+    for seq, scores, times in _run_scores(dataset, results_dir, tracker, policy, protocol):
         per_seq[seq.name] = scores
         entry = _scores_dict(scores)
-        times = found.times(seq)
         mean_inv, fps = speed_fps(times) if times is not None else (-1.0, -1.0)
         if times is not None and np.sum(times) > 0:
             total_frames += len(times)
@@ -77,12 +104,19 @@ def evaluate_tracker(dataset: OTBDataset, results_dir: str, tracker: str,
 
 
 def evaluate(dataset: OTBDataset, results_dir: str, trackers: SequenceType[str] | None = None,
-             policy: str = "got10k") -> dict:
+             policy: str = "got10k", protocol: str = "ope") -> dict:
     """performance.json's content for ``trackers`` (default: every folder in ``results_dir``)."""
     names = list(trackers) if trackers else tracker_folders(results_dir)
     if not names:
         raise UserError(f"no tracker folders in {results_dir}")
-    return {name: evaluate_tracker(dataset, results_dir, name, policy) for name in names}
+    return {name: evaluate_tracker(dataset, results_dir, name, policy, protocol) for name in names}
+
+
+def available_protocols(results_dir: str, trackers: SequenceType[str]) -> list[str]:
+    """OPE, plus TRE and SRE when every tracker has a folder of their results."""
+    extra = [p for p in ("tre", "sre")
+             if trackers and all(os.path.isdir(os.path.join(results_dir, t, p)) for t in trackers)]
+    return ["ope"] + extra
 
 
 def ranking(performance: dict, key: str = "success_score", attribute: str | None = None) -> list[str]:
@@ -93,9 +127,10 @@ def ranking(performance: dict, key: str = "success_score", attribute: str | None
     return sorted(performance, key=lambda n: -score(n))
 
 
-def markdown_table(performance: dict, policy: str = "got10k") -> str:
+def markdown_table(performance: dict, policy: str = "got10k", protocol: str = "ope") -> str:
     """A table of the overall scores, best AUC first."""
-    lines = [f"| tracker | AUC | precision@20px | success@0.5 | norm. precision@0.2 | fps (frames/s) | fps (got10k mean 1/t) |",
+    lines = [f"{protocol.upper()} on {next(iter(performance.values()))['overall']['sequences']} sequences:", "",
+             f"| tracker | AUC | precision@20px | success@0.5 | norm. precision@0.2 | fps (frames/s) | fps (got10k mean 1/t) |",
              "|---|---|---|---|---|---|---|"]
     for name in ranking(performance):
         o = performance[name]["overall"]
@@ -154,23 +189,27 @@ def csv_table(performance: dict) -> str:
 
 
 def write_report(performance: dict, out_dir: str, policy: str = "got10k",
-                 title: str = "OPE", plots: bool = True) -> dict[str, str]:
-    """Write performance.json, table.md, table.csv and the plots into ``out_dir``."""
+                 protocol: str = "ope", plots: bool = True) -> dict[str, str]:
+    """Write performance.json, table.md, table.csv and the plots of one protocol into
+    ``out_dir``; TRE and SRE files carry a ``_tre`` / ``_sre`` suffix beside OPE's."""
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as err:
         raise UserError(f"cannot create report folder {out_dir}: {err.strerror}") from None
+    suffix = "" if protocol == "ope" else f"_{protocol}"
     paths = {
-        "performance": os.path.join(out_dir, "performance.json"),
-        "markdown": os.path.join(out_dir, "table.md"),
-        "csv": os.path.join(out_dir, "table.csv"),
+        f"performance{suffix}": os.path.join(out_dir, f"performance{suffix}.json"),
+        f"markdown{suffix}": os.path.join(out_dir, f"table{suffix}.md"),
+        f"csv{suffix}": os.path.join(out_dir, f"table{suffix}.csv"),
     }
-    atomic_write_text(paths["performance"], json.dumps(performance, indent=2))
-    atomic_write_text(paths["markdown"], markdown_table(performance, policy))
-    atomic_write_text(paths["csv"], csv_table(performance))
+    atomic_write_text(paths[f"performance{suffix}"], json.dumps(performance, indent=2))
+    atomic_write_text(paths[f"markdown{suffix}"], markdown_table(performance, policy, protocol))
+    atomic_write_text(paths[f"csv{suffix}"], csv_table(performance))
     if plots:
         from .plots import plot_attribute_curves, plot_curves
 
-        paths.update(plot_curves(performance, out_dir, title=title))
-        paths.update(plot_attribute_curves(performance, os.path.join(out_dir, "attributes"), title=title))
+        title = protocol.upper()
+        paths.update(plot_curves(performance, out_dir, title=title, suffix=suffix))
+        if protocol == "ope":
+            paths.update(plot_attribute_curves(performance, os.path.join(out_dir, "attributes"), title=title))
     return paths

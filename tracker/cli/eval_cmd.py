@@ -18,21 +18,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", required=True, metavar="DIR", help="results folder")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="sequences tracked in parallel processes (default 1)")
+    p.add_argument("--protocol", default="ope", choices=["ope", "tre", "sre"],
+                   help="ope: one pass from the first frame (default); tre: 20 runs from evenly "
+                        "spaced start frames; sre: 12 runs from shifted/scaled first boxes")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from tracker.api import spec
-    from otb_eval.experiment import run_ope
+    from otb_eval.experiment import run_protocol
 
     for name in args.trackers:
         spec(name)  # fail on an unknown name before tracking anything
     dataset = load_dataset(args)
     for name in args.trackers:
-        summary = run_ope(name, dataset, args.results, workers=args.workers,
-                          progress=not args.no_progress)
+        summary = run_protocol(name, dataset, args.results, args.protocol,
+                               workers=args.workers, progress=not args.no_progress)
         fps = f"{summary.fps:.1f} fps" if summary.frames else "nothing to do"
-        print(f"{name}: tracked {len(summary.tracked)} sequences, {len(summary.skipped)} already "
-              f"done ({fps}) -> {args.results}/{name}")
+        print(f"{name} ({args.protocol.upper()}): {len(summary.tracked)} runs tracked, "
+              f"{len(summary.skipped)} already done ({fps}) -> {args.results}/{summary.tracker}")
     return 0

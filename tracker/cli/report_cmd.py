@@ -22,16 +22,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", default="got10k", choices=["got10k", "pytracking", "matlab"],
                    help="how invalid ground truth and predictions score (default got10k: "
                         "identical numbers to got10k 0.1.3)")
+    p.add_argument("--protocols", type=parse_names, default=None, metavar="ope,tre,sre",
+                   help="protocols to report (default: OPE, plus TRE/SRE wherever every tracker "
+                        "has their results)")
     p.add_argument("--no-plots", action="store_true", help="write the tables only")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from otb_eval.report import evaluate, markdown_table, write_report
+    from otb_eval.report import available_protocols, evaluate, markdown_table, write_report
+    from otb_eval.results import tracker_folders
 
     dataset = load_dataset(args)
-    performance = evaluate(dataset, args.results, args.trackers, args.policy)
-    paths = write_report(performance, args.out, args.policy, plots=not args.no_plots)
-    print(markdown_table(performance, args.policy), end="")
-    print(f"report written to {args.out} ({len(paths)} files)")
+    trackers = args.trackers or tracker_folders(args.results)
+    protocols = args.protocols or available_protocols(args.results, trackers)
+    written = 0
+    for protocol in protocols:
+        performance = evaluate(dataset, args.results, trackers, args.policy, protocol)
+        written += len(write_report(performance, args.out, args.policy, protocol, plots=not args.no_plots))
+        print(markdown_table(performance, args.policy, protocol))
+    print(f"report written to {args.out} ({written} files; protocols: {', '.join(protocols)})")
     return 0
