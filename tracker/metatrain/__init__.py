@@ -1,0 +1,1 @@
+"""Meta-training of the trackers: training videos, episodes and the training loop."""
