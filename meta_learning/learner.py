@@ -115,6 +115,8 @@ class MetaLearner(nn.Module):
                 raise ValueError(f"l2_gamma names not in the model: {sorted(unknown)}")
             self.lambdas = layerwise_lambdas(gamma, cfg.l2_lambda0, cfg.l2_meta_reg)
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
+        self._pending: List[Dict[str, Tensor]] = []
+        self._pending_losses: List[float] = []
         groups = [{"params": list(model.parameters()), "lr": cfg.outer_lr, "name": "start"}]
         lr_params = list(self.inner_lr.parameters())
         if lr_params:
@@ -231,15 +233,30 @@ class MetaLearner(nn.Module):
             rows.append([gi if gi is not None else torch.zeros_like(p) for gi, p in zip(g, params.values())])
         return {n: torch.stack([r[k] for r in rows]) for k, n in enumerate(params)}
 
+    def backward_task(self, loss: Tensor) -> None:
+        """Back-propagate ONE task's query loss now and keep its meta-gradient for the next
+        ``outer_step()`` (called without arguments).  Each task's graph is freed at once, so peak
+        memory is one task's graph instead of the meta-batch's (what large models need)."""
+        params = self.trainable()
+        g = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+        self._pending.append({n: (gi if gi is not None else torch.zeros_like(p))
+                              for (n, p), gi in zip(params.items(), g)})
+        self._pending_losses.append(float(loss.detach()))
+
     def outer_step(self, losses: Optional[Union[Tensor, Sequence[Tensor]]] = None,
                    task_grads: Optional[Mapping[str, Tensor]] = None,
                    generator: Optional[torch.Generator] = None) -> Dict[str, float]:
         """One meta-update from per-task query losses (or precomputed per-task meta-gradients
-        name -> (T, ...)): gradient surgery, l2 meta-regularisation, clamping, then Adam."""
+        name -> (T, ...), or those accumulated by ``backward_task``): gradient surgery, l2
+        meta-regularisation, clamping, then Adam."""
         cfg = self.config
         params = self.trainable()
         if task_grads is None and losses is None:
-            raise ValueError("outer_step needs losses or task_grads")
+            if not self._pending:
+                raise ValueError("outer_step needs losses, task_grads or backward_task calls")
+            task_grads = {n: torch.stack([row[n] for row in self._pending]) for n in self._pending[0]}
+            losses = torch.tensor(self._pending_losses)
+            self._pending, self._pending_losses = [], []
         n_tasks = None
         if cfg.surgery is not None or task_grads is not None:
             if task_grads is None:

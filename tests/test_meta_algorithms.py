@@ -284,3 +284,26 @@ def test_vmapped_per_task_meta_gradients_equal_separate_backward_passes():
     assert set(ref) == set(grads)
     for n in ref:
         assert torch.allclose(grads[n], ref[n], atol=1e-5), n
+
+
+def test_backward_task_accumulation_equals_outer_step_on_losses():
+    loss_fn = None
+    results = []
+    for accumulate in (False, True):
+        model = mlp()
+        loss_fn = functional_loss(model, mse)
+        learner = MetaLearner(model, MetaConfig(inner_steps=2))
+        losses = [learner.task_loss(loss_fn, *task(s))[0] for s in range(3)]
+        if accumulate:
+            for loss in losses:
+                learner.backward_task(loss)
+            stats = learner.outer_step()
+        else:
+            stats = learner.outer_step(losses)
+        results.append(({n: p.detach().clone() for n, p in model.named_parameters()}, stats["loss"]))
+    (a, la), (b, lb) = results
+    assert la == pytest.approx(lb)
+    for n in a:
+        assert torch.allclose(a[n], b[n], atol=1e-7)
+    with pytest.raises(ValueError):
+        MetaLearner(mlp()).outer_step()

@@ -41,7 +41,7 @@ class RegressionConfig:
     """One sinusoid experiment.  ``method`` fields map 1:1 onto :class:`MetaConfig`."""
 
     shots: int = 5
-    iterations: int = 20000
+    iterations: int = 3000
     meta_batch: int = 25
     inner_steps: int = 1
     inner_lr: float = 0.01

@@ -1,0 +1,284 @@
+"""Time one second-order meta-update with our engine, with `higher`, and with plain
+`torch.autograd.grad` loops - the same computation three ways, in one run.
+
+Cases
+- sinusoid: meta-batch 25 sinusoid tasks, 10 support + 10 query points, MLP 1-40-40-1,
+  1 inner SGD step (lr 0.01), MSE, Adam 1e-3 outer step.
+- conv: meta-batch 4 of 5-way 1-shot tasks, random 84x84 images, 15 query images per class,
+  4-conv (48 filters, 3x3, batch norm with batch statistics, leaky ReLU, 2x2 max-pool) + linear,
+  5 inner SGD steps (lr 0.01) on all parameters, cross-entropy, Adam 1e-3 outer step.
+
+Implementations
+- engine (vmap): ``MetaLearner.meta_batch_losses`` (torch.func.vmap over the meta-batch) + ``outer_step``.
+- engine (loop): ``MetaLearner.task_loss`` (adapt + query loss) per task in a Python loop,
+  ``backward_task`` after each task (frees its graph), then ``outer_step()``.
+- higher: ``higher.innerloop_ctx`` with an inner SGD, per task, query loss backward, Adam step.
+- autograd loop: ``functional_call`` + ``torch.autograd.grad(create_graph=True)`` per task.
+
+Timing: all four implementations of a case are built in one process (one torch thread), warmed
+up, then timed round-robin in a shuffled order each round, so a change of machine load hits all of
+them alike; the median per implementation is reported.  Memory: each (case, implementation) runs
+again in a fresh subprocess; after one warm-up update, a thread samples the resident set size
+during two meta-updates; peak memory = peak RSS minus the RSS just before them (memory the
+meta-update itself needs: graphs, activations, gradients).
+Writes ``benchmarks/results/engine_speed.json`` and ``docs/engine_speed.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+IMPLS = ["engine_vmap", "engine_loop", "higher", "autograd_loop"]
+LABEL = {"engine_vmap": "engine (vmap)", "engine_loop": "engine (loop)", "higher": "higher 0.2.1",
+         "autograd_loop": "plain autograd.grad loop"}
+
+
+def _maxrss_bytes() -> int:
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r if sys.platform == "darwin" else r * 1024
+
+
+def _sinusoid(quick: bool):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(1, 40), nn.ReLU(), nn.Linear(40, 40), nn.ReLU(), nn.Linear(40, 1))
+    t, k = 25, 10
+    amp = 0.1 + 4.9 * torch.rand(t, 1, 1)
+    ph = torch.pi * torch.rand(t, 1, 1)
+    x = torch.rand(t, 2 * k, 1) * 10 - 5
+    y = amp * torch.sin(x + ph)
+    support, query = (x[:, :k], y[:, :k]), (x[:, k:], y[:, k:])
+    crit = lambda p, y: ((p - y) ** 2).mean()
+    return model, support, query, crit, 1
+
+
+def _conv(quick: bool):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    ch, size = 48, (32 if quick else 84)
+    layers: List[nn.Module] = []
+    cin = 3
+    for _ in range(4):
+        layers += [nn.Conv2d(cin, ch, 3, padding=1, bias=False),
+                   nn.BatchNorm2d(ch, track_running_stats=False), nn.LeakyReLU(0.2), nn.MaxPool2d(2)]
+        cin = ch
+    feat = ch * (size // 16) ** 2
+    model = nn.Sequential(*layers, nn.Flatten(), nn.Linear(feat, 5))
+    t, ways, shots, q = 4, 5, 1, 15
+    xs = torch.randn(t, ways * shots, 3, size, size)
+    ys = torch.arange(ways).repeat_interleave(shots).repeat(t, 1)
+    xq = torch.randn(t, ways * q, 3, size, size)
+    yq = torch.arange(ways).repeat_interleave(q).repeat(t, 1)
+    return model, (xs, ys), (xq, yq), nn.functional.cross_entropy, 5
+
+
+def _build(case: str, impl: str, quick: bool) -> Callable[[], None]:
+    import torch
+    from torch.func import functional_call
+
+    from meta_learning import MetaConfig, MetaLearner, functional_loss
+
+    model, support, query, crit, steps = (_sinusoid if case == "sinusoid" else _conv)(quick)
+    n_tasks = support[0].shape[0]
+    lr = 0.01
+    if impl.startswith("engine"):
+        learner = MetaLearner(model, MetaConfig(inner_steps=steps, inner_lr=lr, outer_lr=1e-3))
+        loss_fn = functional_loss(model, crit)
+        if impl == "engine_vmap":
+            def update() -> None:
+                losses, _ = learner.meta_batch_losses(loss_fn, support, query)
+                learner.outer_step(losses)
+        else:
+            def update() -> None:  # per-task backward frees each task's graph (as higher does)
+                for i in range(n_tasks):
+                    learner.backward_task(learner.task_loss(loss_fn, (support[0][i], support[1][i]),
+                                                            (query[0][i], query[1][i]))[0])
+                learner.outer_step()
+        return update
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    if impl == "higher":
+        import higher
+
+        inner_opt = torch.optim.SGD(model.parameters(), lr=lr)
+
+        def update() -> None:
+            opt.zero_grad()
+            for i in range(n_tasks):
+                with higher.innerloop_ctx(model, inner_opt, copy_initial_weights=False) as (fmodel, diffopt):
+                    for _ in range(steps):
+                        diffopt.step(crit(fmodel(support[0][i]), support[1][i]))
+                    (crit(fmodel(query[0][i]), query[1][i]) / n_tasks).backward()
+            opt.step()
+        return update
+    params = dict(model.named_parameters())
+
+    def update() -> None:
+        opt.zero_grad()
+        for i in range(n_tasks):
+            fast = dict(params)
+            for _ in range(steps):
+                loss = crit(functional_call(model, fast, (support[0][i],)), support[1][i])
+                grads = torch.autograd.grad(loss, list(fast.values()), create_graph=True)
+                fast = {n: p - lr * g for (n, p), g in zip(fast.items(), grads)}
+            (crit(functional_call(model, fast, (query[0][i],)), query[1][i]) / n_tasks).backward()
+        opt.step()
+    return update
+
+
+class _RSSPeak:
+    """Samples this process's resident set size (/proc/self/statm) every 0.2 ms in a thread."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        self.peak = self.base = self.rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self.page
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            self._stop.wait(0.0002)
+
+    def __enter__(self) -> "_RSSPeak":
+        self.peak = self.base = self.rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def worker(case: str, impl: str, quick: bool) -> Dict[str, Any]:
+    """Peak-memory probe in a fresh process: set-up, one warm-up update, then the peak RSS rise
+    over the level just before two more meta-updates (sampled; falls back to max RSS)."""
+    import torch
+
+    torch.set_num_threads(1)
+    update = _build(case, impl, quick)
+    update()
+    if os.path.exists("/proc/self/statm"):
+        with _RSSPeak() as probe:
+            for _ in range(2):
+                update()
+        return {"peak_mem_mb": (probe.peak - probe.base) / 2 ** 20}
+    base = _maxrss_bytes()
+    for _ in range(2):
+        update()
+    return {"peak_mem_mb": (_maxrss_bytes() - base) / 2 ** 20}
+
+
+def time_case(case: str, repeats: int, warmup: int, quick: bool) -> Dict[str, Dict[str, Any]]:
+    """Round-robin timing of all implementations of one case in this process."""
+    import random
+
+    import torch
+
+    torch.set_num_threads(1)
+    updates = {impl: _build(case, impl, quick) for impl in IMPLS}
+    for impl in IMPLS:
+        for _ in range(warmup):
+            updates[impl]()
+    times: Dict[str, List[float]] = {impl: [] for impl in IMPLS}
+    rng = random.Random(0)
+    for _ in range(repeats):
+        order = list(IMPLS)
+        rng.shuffle(order)
+        for impl in order:
+            t0 = time.perf_counter()
+            updates[impl]()
+            times[impl].append(time.perf_counter() - t0)
+    return {impl: {"median_s": statistics.median(t), "times_s": t} for impl, t in times.items()}
+
+
+def main(argv: List[str] = None) -> int:
+    p = argparse.ArgumentParser(description="engine vs higher vs autograd loops")
+    p.add_argument("--quick", action="store_true", help="smoke test: few repeats, 32x32 images")
+    p.add_argument("--worker", nargs=2, metavar=("CASE", "IMPL"), help=argparse.SUPPRESS)
+    p.add_argument("--repeats", type=int)
+    p.add_argument("--out-json", type=Path)
+    p.add_argument("--out-md", type=Path)
+    args = p.parse_args(argv)
+    reps = {"sinusoid": 3 if args.quick else 40, "conv": 2 if args.quick else 7}
+    if args.worker:
+        case, impl = args.worker
+        print("RESULT " + json.dumps(worker(case, impl, args.quick)))
+        return 0
+    import torch
+
+    results: Dict[str, Dict[str, Any]] = {}
+    for case in ("sinusoid", "conv"):
+        results[case] = time_case(case, args.repeats or reps[case], 1 if args.quick else 2, args.quick)
+        for impl in IMPLS:
+            cmd = [sys.executable, __file__, "--worker", case, impl] + (["--quick"] if args.quick else [])
+            env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            line = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
+            if out.returncode != 0 or not line:
+                raise SystemExit(f"{case}/{impl} failed:\n{out.stderr[-2000:]}")
+            results[case][impl].update(json.loads(line[0][7:]))
+            print(f"{case:8s} {LABEL[impl]:26s} {results[case][impl]['median_s'] * 1e3:9.1f} ms "
+                  f"{results[case][impl]['peak_mem_mb']:8.1f} MB", flush=True)
+        hi = results[case]["higher"]["median_s"]
+        for impl in IMPLS:
+            results[case][impl]["speedup_vs_higher"] = hi / results[case][impl]["median_s"]
+    meta = {"python": platform.python_version(), "torch": torch.__version__,
+            "higher": __import__("higher").__version__ if hasattr(__import__("higher"), "__version__") else "0.2.1",
+            "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "torch_threads": 1,
+            "quick": args.quick, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "repeats": reps, "note": "timing: round-robin in one process, median after warm-up; "
+                                     "peak_mem_mb: sampled RSS peak minus RSS before the update, fresh process per implementation"}
+    doc = {"meta": meta, "results": results}
+    md = ["# Engine speed: one second-order meta-update", "",
+          "Generated by `python benchmarks/engine_speed.py` (JSON: `benchmarks/results/engine_speed.json`).",
+          "Same computation in four ways, timed round-robin in one process (one torch thread) on "
+          f"{meta['cpus']}-CPU {meta['cpu']}, torch {meta['torch']}, {meta['date']}.", "",
+          "- **sinusoid**: meta-batch 25, 10 support + 10 query points, MLP 1-40-40-1, 1 inner step, Adam step.",
+          "- **conv**: meta-batch 4 of 5-way 1-shot, 84x84 random images, 15 query/class, 4-conv 48 filters + "
+          "BN (batch statistics), 5 inner steps on all parameters, Adam step." + (" (--quick: 32x32)" if args.quick else ""),
+          "", "| case | implementation | median time (ms) | vs higher (x faster) | peak memory rise (MB) |",
+          "|---|---|---|---|---|"]
+    for case, by in results.items():
+        for impl in IMPLS:
+            r = by[impl]
+            md.append(f"| {case} | {LABEL[impl]} | {r['median_s'] * 1e3:.1f} | {r['speedup_vs_higher']:.2f} | "
+                      f"{r['peak_mem_mb']:.1f} |")
+    md += ["", "Peak memory: peak resident set size during a meta-update minus the level just before it, "
+           "sampled every 0.2 ms in a fresh process per implementation (after one warm-up update).", ""]
+    out_json = args.out_json or (None if args.quick else ROOT / "benchmarks" / "results" / "engine_speed.json")
+    out_md = args.out_md or (None if args.quick else ROOT / "docs" / "engine_speed.md")
+    for path, text in ((out_json, json.dumps(doc, indent=1) + "\n"), (out_md, "\n".join(md))):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+    if args.quick:
+        print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
