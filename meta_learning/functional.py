@@ -11,6 +11,7 @@ transform such as ``vmap`` over a meta-batch (``autograd.grad`` cannot see throu
 from __future__ import annotations
 
 import fnmatch
+import functools
 import inspect
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -137,6 +138,7 @@ def in_functorch_transform(*trees: Any) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=256)
 def _accepts_step(fn: Callable) -> bool:
     try:
         return "step" in inspect.signature(fn).parameters
@@ -152,7 +154,11 @@ def inner_grads(loss_fn: LossFn, params: Mapping[str, Tensor], batch: Any, names
     through it is kept (MAML's first-order approximation treats it as a constant).
     ``loss_fn`` may take a ``step`` keyword (e.g. per-step batch-norm statistics).
     """
-    kwargs = {"step": step} if step is not None and _accepts_step(loss_fn) else {}
+    try:
+        wants_step = step is not None and _accepts_step(loss_fn)
+    except TypeError:  # unhashable callable
+        wants_step = step is not None and "step" in inspect.signature(loss_fn).parameters
+    kwargs = {"step": step} if wants_step else {}
     frozen = {k: v for k, v in params.items() if k not in names}
     if in_functorch_transform(params, batch):
         from torch.func import grad_and_value

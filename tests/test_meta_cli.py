@@ -99,3 +99,15 @@ def test_evaluation_tasks_are_fixed_and_distinct_from_training():
     assert all(_iteration_seed(s, i) != EVAL_SEED + 5 for s in range(3) for i in range(1000))
     amp, ph = a[2], a[3]
     assert (amp >= 0.1).all() and (amp <= 5).all() and (ph >= 0).all() and (ph <= torch.pi).all()
+
+
+@pytest.mark.slow
+def test_documented_maml_run_reaches_published_5_shot_mse(tmp_path):
+    """The documented run (docs/meta_learning.md): MAML, 5 shots, 3000 iterations, 600 tasks.
+    Published 1-step MSE: 1.13.  About a minute of one CPU core."""
+    out = tmp_path / "maml5"
+    assert main(["regression", "--shots", "5", "--iterations", "3000", "--meta-batch", "25", "--seed", "0",
+                 "--quiet", "--no-plot", "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["mse"]["1"]["mean"] <= 1.13
+    assert res["mse"]["10"]["mean"] < res["mse"]["1"]["mean"] < res["mse"]["0"]["mean"]
