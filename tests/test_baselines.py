@@ -81,11 +81,11 @@ def test_wrapper_converts_images_boxes_and_keeps_last_box_on_failure(monkeypatch
     t = tracker.make("kcf")
     rgb = np.zeros((60, 80, 3), np.uint8)
     rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 100, 50  # R, G, B
-    t.init(Image.fromarray(rgb), (10.4, 20.6, 0.3, 5.5))
+    t.init(Image.fromarray(rgb), (10.4, 20.6, 30.3, 15.5))
     image, box = fake.init_args
     assert isinstance(image, np.ndarray) and image.dtype == np.uint8
     assert tuple(image[0, 0]) == (50, 100, 200)  # BGR
-    assert box == (10, 21, 1, 5) and all(type(v) is int for v in box)
+    assert box == (10, 21, 31, 15) and all(type(v) is int for v in box)
     out = [t.update(Image.fromarray(rgb)) for _ in range(4)]
     assert all(isinstance(b, np.ndarray) and b.dtype == float for b in out)
     assert out[0].tolist() == [12, 22, 30, 40]
@@ -102,6 +102,44 @@ def test_wrapper_keeps_the_init_box_inside_the_image(monkeypatch):
     t.init(np.zeros((50, 40, 3), np.uint8), (35.2, -4.0, 20, 10))
     x, y, w, h = fake.init_args[1]
     assert x >= 0 and y >= 0 and w >= 1 and h >= 1 and x + w <= 40 and y + h <= 50
+
+
+def test_tiny_boxes_are_tracked_grown_and_reported_at_their_size(monkeypatch):
+    fake = _FakeCV2Tracker([(True, (20, 30, 8, 8))])
+    monkeypatch.setattr(baselines, "_constructor", lambda class_name, cv2_module=None: lambda: fake)
+    t = tracker.make("mil")
+    t.init(np.zeros((60, 80, 3), np.uint8), (50, 40, 2, 3))
+    x, y, w, h = fake.init_args[1]
+    assert w >= baselines.MIN_SIDE and h >= baselines.MIN_SIDE
+    assert abs((x + w / 2) - 51) <= 0.5 and abs((y + h / 2) - 41.5) <= 0.5  # same centre
+    out = t.update(np.zeros((60, 80, 3), np.uint8))
+    assert out.tolist() == [23, 32.5, 2, 3]  # OpenCV's centre (24, 34), our size
+
+
+def test_a_tracker_that_cannot_start_keeps_the_first_box(monkeypatch):
+    class Refuses(_FakeCV2Tracker):
+        def init(self, image, box):
+            raise RuntimeError("assertion failed: !posSamples.empty()")
+
+    fake = Refuses([(True, (1, 2, 3, 4))])
+    monkeypatch.setattr(baselines, "_constructor", lambda class_name, cv2_module=None: lambda: fake)
+    t = tracker.make("mil")
+    with pytest.warns(RuntimeWarning, match="could not start"):
+        t.init(np.zeros((40, 40, 3), np.uint8), (0, 0, 40, 40))
+    assert t.update(np.zeros((40, 40, 3), np.uint8)).tolist() == [0, 0, 40, 40]
+    assert fake.frames == []
+
+
+def test_real_mil_survives_boxes_opencv_cannot_take():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    t = tracker.make("mil")
+    t.init(image, (30, 30, 3, 3))  # OpenCV 5's MIL alone never returns on a 4 x 4 box
+    out = t.update(image)
+    assert out[2:].tolist() == [3, 3] and np.all(np.isfinite(out))
+    with pytest.warns(RuntimeWarning):
+        t.init(image, (0, 0, 120, 90))  # MIL alone asserts on a box filling the image
+    assert t.update(image).tolist() == [0, 0, 120, 90]
 
 
 def test_missing_contrib_tracker_names_the_package(monkeypatch):

@@ -75,8 +75,8 @@ def test_ground_truth_attributes_agree_with_boxes(bench):
         if "OV" not in attrs:
             assert not touching, name
         assert ("LR" in attrs) == (np.median(gt[:, 2] * gt[:, 3]) < 400), name
-        # nothing is claimed that was not planned
-        assert attrs <= set(meta["generator"]["planned"])
+        # nothing is claimed that was not planned, except LR that small frames may force
+        assert attrs - set(meta["generator"]["planned"]) <= {"LR"}
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):

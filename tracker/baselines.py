@@ -7,9 +7,12 @@ import cv2. Whatever the installed OpenCV provides is used: ``cv2.Tracker<X>_cre
 the others come with ``opencv-contrib-python``, and asking for one that is missing is a
 :class:`~tracker.errors.UserError` that says so.
 
-The wrapper converts every image to 8-bit BGR, gives OpenCV an integer box of at least 1 x 1
-pixels inside the image, keeps the last box when OpenCV reports a failure, and returns float
-``(x, y, w, h)``.
+The wrapper converts every image to 8-bit BGR, gives OpenCV an integer box inside the image,
+keeps the last box when OpenCV reports a failure, and returns float ``(x, y, w, h)``. Two guards
+against OpenCV itself: a box with a side under :data:`MIN_SIDE` pixels is tracked as a box grown to
+that side around the same centre and reported at its own size (OpenCV 5's MIL never returns from
+``init`` on a 4 x 4 box), and a tracker whose ``init`` raises (MIL asserts on a box filling the
+image) stays at the initial box, with a warning, instead of aborting a whole benchmark run.
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ BASELINES = {
 }
 
 CONTRIB_HINT = "pip install opencv-contrib-python (in place of opencv-python)"
+MIN_SIDE = 8  # smallest box side handed to OpenCV
 
 
 def _constructor(class_name: str, cv2_module: Any = None):
@@ -82,31 +86,48 @@ class OpenCVTracker(Tracker):
         self._box = np.zeros(4)
 
     @staticmethod
-    def _int_box(box: Sequence[float], width: int, height: int) -> tuple[int, int, int, int]:
-        """Round to whole pixels, at least 1 x 1, inside the image."""
+    def _int_box(box: Sequence[float], width: int, height: int,
+                 min_side: int = 1) -> tuple[int, int, int, int]:
+        """Round to whole pixels, grow sides under ``min_side`` about the centre, keep inside."""
         b = np.asarray(box, dtype=float).reshape(4)
         if not np.all(np.isfinite(b)):
             raise UserError(f"initial box {list(b)} is not finite")
+        grow = np.maximum(min_side - b[2:], 0)
+        b = np.concatenate([b[:2] - grow / 2, b[2:] + grow])
         x1, y1 = np.round(b[0]), np.round(b[1])
         x2, y2 = np.round(b[0] + b[2]), np.round(b[1] + b[3])
-        clipped = clip_to_image(np.array([x1, y1, max(x2 - x1, 1), max(y2 - y1, 1)]), width, height)
+        w, h = max(x2 - x1, min_side, 1), max(y2 - y1, min_side, 1)
+        clipped = clip_to_image(np.array([x1, y1, min(w, width), min(h, height)]), width, height)
         x, y, w, h = (int(round(v)) for v in clipped)
         return x, y, max(w, 1), max(h, 1)
 
     def init(self, image: Any, box: Sequence[float]) -> None:
         frame = to_bgr(image)
         h, w = frame.shape[:2]
-        ibox = self._int_box(box, w, h)
-        self._tracker = self._create()
-        self._tracker.init(frame, ibox)
         self._box = np.asarray(box, dtype=float).reshape(4).copy()
+        ibox = self._int_box(self._box, w, h, MIN_SIDE)
+        self._tracker = self._create()
+        self._failed = False
+        try:
+            self._tracker.init(frame, ibox)
+        except Exception as err:  # cv2.error: OpenCV refused this box; stay put, do not abort
+            import warnings
+
+            warnings.warn(f"OpenCV {self.algorithm} could not start on box {ibox} in a {w}x{h} "
+                          f"image ({str(err).strip().splitlines()[-1]}); it will keep that box",
+                          RuntimeWarning, stacklevel=2)
+            self._failed = True
 
     def update(self, image: Any) -> np.ndarray:
         if self._tracker is None:
             raise RuntimeError("update() called before init()")
+        if self._failed:
+            return self._box.copy()
         ok, box = self._tracker.update(to_bgr(image))
         if ok:
             new = np.asarray(box, dtype=float).reshape(4)
             if np.all(np.isfinite(new)) and new[2] > 0 and new[3] > 0:
-                self._box = new
+                # report at our own size around OpenCV's centre (differs only for grown boxes)
+                size = np.where(self._box[2:] < MIN_SIDE, self._box[2:], new[2:])
+                self._box = np.concatenate([new[:2] + (new[2:] - size) / 2, size])
         return self._box.copy()

@@ -220,9 +220,10 @@ def _homography(plan_size: tuple[float, float], sprite: Sprite, centre, scale: f
     return m / m[2, 2]
 
 
-def _corners(m: np.ndarray, sprite: Sprite) -> np.ndarray:
+def _corners(m: np.ndarray, sprite: Sprite, inset: int = 0) -> np.ndarray:
     ch, cw = sprite.alpha.shape
-    pts = np.array([[0, 0, 1], [cw - 1, 0, 1], [cw - 1, ch - 1, 1], [0, ch - 1, 1]], float).T
+    a, bx, by = inset, cw - 1 - inset, ch - 1 - inset
+    pts = np.array([[a, a, 1], [bx, a, 1], [bx, by, 1], [a, by, 1]], float).T
     out = m @ pts
     return (out[:2] / out[2]).T
 
@@ -282,8 +283,8 @@ def plan_sequence(seq_seed: int, split: str, n_frames: int, size: tuple[int, int
         scale = 1 + 0.05 * np.sin(2 * np.pi * t / rng.uniform(40, 90) + rng.uniform(0, 6.3))
         if has("LR"):
             s0 = rng.uniform(11, 17)
-        else:
-            s0 = short * rng.uniform(0.14, 0.27)
+        else:  # not low resolution: at least 28 px (area 784) where the frame allows
+            s0 = max(short * rng.uniform(0.14, 0.27), min(28.0, 0.3 * short))
     bw, bh = s0 * np.sqrt(aspect), s0 / np.sqrt(aspect)
 
     # ---- rotation, out-of-plane rotation, deformation
@@ -321,7 +322,8 @@ def plan_sequence(seq_seed: int, split: str, n_frames: int, size: tuple[int, int
 
     # ---- textures: background first, the target from another source
     cam = bool(rng.random() < 0.6)
-    background = pick_source(rng, split, 96, 96, photo_prob=0.75)
+    background = pick_source(rng, split, 96, 96, photo_prob=0.75,
+                             procedural_size=(int(H * 1.3), int(W * 1.3)))
     bg_img = _tint(rng, background.image, 0.3)
     background = Source(bg_img, background.provenance)
     exclude = (background.provenance.get("id"),) if background.provenance.get("kind") == "photo" else ()
@@ -332,11 +334,14 @@ def plan_sequence(seq_seed: int, split: str, n_frames: int, size: tuple[int, int
     target = _make_sprite(rng, target_src, tw, th, pad)
 
     # ---- extents and the centre path
-    extents = np.zeros((n, 2))
+    extents = np.zeros((n, 2))   # half-extents of the padded canvas: containment
+    content = np.zeros((n, 2))   # half-extents of the undeformed content: out-of-view planning
     for f in range(n):
         m = _homography((bw, bh), target, (0, 0), scale[f], angle[f], yaw[f], squash[f])
         c = _corners(m, target)
         extents[f] = np.abs(c).max(axis=0)
+        c = _corners(m, target, inset=target.pad)
+        content[f] = np.abs(c).max(axis=0)
     margin = 3.0
     vmax = rng.uniform(1.5, 4.5) if not has("OV") else rng.uniform(1.0, 3.0)
     centre = np.zeros((n, 2))
@@ -402,7 +407,7 @@ def plan_sequence(seq_seed: int, split: str, n_frames: int, size: tuple[int, int
         dists = [c[0], W - 1 - c[0], c[1], H - 1 - c[1]]
         edge = int(np.argmin(dists))
         axis, sign = (0, -1) if edge == 0 else (0, 1) if edge == 1 else (1, -1) if edge == 2 else (1, 1)
-        ext = extents[:, axis]
+        ext = content[:, axis]
         if sign > 0:
             out = (W if axis == 0 else H) + ext - 2 * ext * visible
         else:

@@ -216,8 +216,10 @@ def procedural_texture(rng: np.random.Generator, h: int, w: int, kind: str | Non
 
 
 def pick_source(rng: np.random.Generator, split: str, min_h: int, min_w: int,
-                photo_prob: float = 0.7, exclude: tuple[str, ...] = ()) -> Source:
-    """A photograph region of ``split`` at least ``min_h`` x ``min_w`` big, else a procedural one."""
+                photo_prob: float = 0.7, exclude: tuple[str, ...] = (),
+                procedural_size: tuple[int, int] | None = None) -> Source:
+    """A photograph region of ``split`` at least ``min_h`` x ``min_w`` big, else a procedural
+    texture (of ``procedural_size`` (h, w) if given)."""
     photos = [p for p in available_photos() if p not in exclude]
     if photos and rng.random() < photo_prob:
         for _ in range(4):
@@ -225,7 +227,8 @@ def pick_source(rng: np.random.Generator, split: str, min_h: int, min_w: int,
             src = photo_source(pid, split)
             if src is not None and src.image.shape[0] >= min_h and src.image.shape[1] >= min_w:
                 return src
-    return procedural_texture(rng, max(min_h, 64), max(min_w, 64))
+    ph, pw = procedural_size or (max(min_h, 64), max(min_w, 64))
+    return procedural_texture(rng, ph, pw)
 
 
 def crop(rng: np.random.Generator, source: Source, h: int, w: int, min_std: float = 18.0,
