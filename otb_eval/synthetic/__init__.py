@@ -10,6 +10,7 @@ box's top-left pixel and its pixel width/height) and ``attributes.json``::
      "generator": {"name": "otb_eval.synthetic", "version": 1, "index": 3,
                    "sequence_seed": ..., "frames_range": [60, 120],
                    "planned": [...], "dropped": [...],      # asked-for attributes that failed a check
+                   "photo_library": "scikit-image 0.26.0",  # or null: procedural textures only
                    "definitions": {...}, "box_convention": "...",
                    "stats": {...},                           # measured while rendering
                    "target": {"source": {...}, ...}, "background": {...},
@@ -207,6 +208,7 @@ def write_sequence(out_dir: str, name: str, p: SequencePlan, meta: dict) -> dict
             "size": list(p.size),
             "generator": {**meta["generator"], "planned": list(p.attributes),
                           "dropped": [a for a in p.attributes if a not in attrs],
+                          "photo_library": _photo_library(),
                           "box_convention": BOX_CONVENTION, "definitions": DEFINITIONS,
                           "stats": stats, **p.info},
         }
@@ -225,6 +227,22 @@ def write_sequence(out_dir: str, name: str, p: SequencePlan, meta: dict) -> dict
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _photo_library() -> str | None:
+    """``"scikit-image <version>"`` whose photographs were available, or None (procedural only).
+
+    The same seed gives the same bytes only with the same photographs available."""
+    from .sources import available_photos
+
+    if not available_photos():
+        return None
+    try:
+        from importlib.metadata import version
+
+        return f"scikit-image {version('scikit-image')}"
+    except Exception:  # pragma: no cover - metadata missing
+        return "scikit-image"
 
 
 def _json_default(obj):
