@@ -48,7 +48,7 @@ from .scene import (DEFINITIONS, FM_MIN_SPEED, IPR_MIN_RANGE, IV_MIN_RATIO, LR_M
                     plan_sequence)
 from .sources import SPLITS
 
-__all__ = ["generate", "plan", "render", "sequence_name", "sequence_seed", "measure", "label",
+__all__ = ["generate", "plan", "render", "write_sequence", "sequence_name", "sequence_seed", "measure", "label",
            "OTB_ATTRIBUTES", "SPLITS", "DEFINITIONS", "VERSION", "DEFAULT_FRAMES", "DEFAULT_SIZE"]
 
 VERSION = 1
@@ -313,7 +313,11 @@ def generate(out_dir: str, n_sequences: int, seed: int = 0, split: str = "test",
         for i, name in todo:
             p = plan(seed, split, i, frames, size)
             meta = {"seed": int(seed), "generator": _request(seed, split, i, frames, size)}
-            write_sequence(out_dir, name, p, meta)
+            try:
+                write_sequence(out_dir, name, p, meta)
+            except OSError as err:  # a full disk or a read-only folder is not a bug
+                raise UserError(f"cannot write {os.path.join(out_dir, name)}: "
+                                f"{err.strerror or err}") from None
             if bar is not None:
                 bar.update(1)
     finally:
