@@ -27,9 +27,10 @@ setup(
         "six",  # got10k imports it without declaring it
         "tqdm>=4.60",
         "Pillow>=9.0",
+        "scikit-image>=0.19",  # the synthetic benchmark's photographs ship inside it
     ],
     extras_require={
-        "test": ["pytest>=7", "scikit-image>=0.19", "higher==0.2.1"],
+        "test": ["pytest>=7", "higher==0.2.1"],
     },
     entry_points={
         "console_scripts": [
