@@ -121,3 +121,9 @@ for _name, _about in (("kcf", "OpenCV KCF (needs opencv-contrib-python)"),
                       ("tld", "OpenCV TLD (needs opencv-contrib-python)")):
     register(_name, "tracker.baselines:OpenCVTracker", _about, algorithm=_name)
 del _name, _about
+
+# MetaSDNet and its MDNet baseline (tracker/sdnet/online.py; torch is imported only when built).
+register("metasdnet", "tracker.sdnet.online:MetaSDNetTracker",
+         "MetaSDNet: MDNet's network started by one meta-SGD step (Meta-Tracker); fast CPU mode")
+register("mdnet", "tracker.sdnet.online:MDNetTracker",
+         "MDNet baseline: the same network started by fine-tuning fc4-6 at frame 1")

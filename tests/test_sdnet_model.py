@@ -1,0 +1,188 @@
+"""The MetaSDNet network, RoIAlign against exact crops, the frame-1 meta step, box regression."""
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from tracker.sdnet import roi_align as R
+from tracker.sdnet.bbreg import BBoxRegressor, decode, encode
+from tracker.sdnet.model import (MetaSDNet, ModelConfig, binary_loss, conv_forward, fc_forward, forward,
+                                 init_params, lrn, param_shapes)
+
+
+def test_vgg_m_shapes_and_official_names():
+    cfg = ModelConfig()
+    net = MetaSDNet(cfg)
+    names = [n for n, _ in net.named_parameters()]
+    assert names == list(param_shapes(cfg))
+    assert names[0] == "features.conv1.weight" and names[-1] == "fc.fc6.bias"
+    shapes = dict((n, tuple(p.shape)) for n, p in net.named_parameters())
+    assert shapes["features.conv1.weight"] == (96, 3, 7, 7)
+    assert shapes["features.conv3.weight"] == (512, 256, 3, 3)
+    assert shapes["fc.fc4.weight"] == (512, 4608) and shapes["fc.fc6.weight"] == (2, 512)
+    with torch.no_grad():
+        f = net.conv(torch.zeros(2, 3, 107, 107))
+        assert f.shape == (2, 512, 3, 3)
+        assert net(torch.zeros(2, 3, 107, 107)).shape == (2, 2)
+    assert R.grid_cells(cfg) == 3 and cfg.crop_scale == pytest.approx(139 / 107)
+
+
+def test_lrn_is_matconvnet_vgg_m():
+    x = torch.randn(2, 7, 4, 5) * 40
+    out = lrn(x)
+    ref = torch.empty_like(x)
+    for c in range(7):
+        s = sum(x[:, j] ** 2 for j in range(max(0, c - 2), min(7, c + 3)))
+        ref[:, c] = x[:, c] / (2 + 1e-4 * s) ** 0.75
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    # not torch's LocalResponseNorm defaults
+    other = torch.nn.LocalResponseNorm(5)(x)
+    assert (other - ref).abs().max() > 1
+
+
+def test_summed_binary_loss():
+    logits = torch.tensor([[0.2, 1.0], [2.0, -1.0], [0.0, 0.5]])
+    labels = torch.tensor([1, 0, 0])
+    ls = torch.log_softmax(logits, 1)
+    expected = -(ls[0, 1] + ls[1, 0] + ls[2, 0])
+    assert float(binary_loss(logits, labels)) == pytest.approx(float(expected))
+
+
+def test_init_is_seeded_and_independent_of_global_rng():
+    torch.manual_seed(123)
+    a = init_params(ModelConfig.tiny(), seed=5)
+    torch.manual_seed(999)
+    b = init_params(ModelConfig.tiny(), seed=5)
+    c = init_params(ModelConfig.tiny(), seed=6)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["features.conv1.weight"], c["features.conv1.weight"])
+
+
+@pytest.fixture(scope="module")
+def scene():
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (0, 0), 1.5)
+    return img
+
+
+def test_roi_align_equals_exact_crops_on_the_grid(scene):
+    """Boxes whose crop is 107 region pixels and starts on a multiple of 16: no interpolation,
+    the pooled features are the exact crop's features; off-grid boxes stay close."""
+    cfg = ModelConfig.tiny()
+    p = init_params(cfg, 0)
+    ref = np.array([100.0, 80.0, 60.0, 50.0])
+    crop = R.crops_of(ref, cfg)[0]
+    sx, sy = 107 / crop[2], 107 / crop[3]
+    region = R.make_region(ref, (crop[0] - 48 / sx, crop[1] - 32 / sy, crop[0] + crop[2] + 64 / sx,
+                                 crop[1] + crop[3] + 40 / sy), cfg)
+    with torch.no_grad():
+        feats = conv_forward(p, R.to_tensor(R.warp(scene, region)), cfg)
+        on_grid = np.array([ref, ref + [16 / sx, 0, 0, 0], ref + [32 / sx, 16 / sy, 0, 0]])
+        off_grid = np.array([ref + [5 / sx, 7 / sy, 0, 0], ref * [1, 1, 1.05, 0.95]])
+        boxes = np.concatenate([on_grid, off_grid])
+        pooled = R.roi_align(feats, R.roi_grid(boxes, region, feats.shape[2:], cfg))
+        exact = conv_forward(p, R.to_tensor(R.crop_boxes(scene, boxes, cfg)), cfg)
+    assert pooled.shape == exact.shape == (5, 32, 3, 3)
+    scale = float(exact.abs().mean())
+    for i in range(3):
+        assert float((pooled[i] - exact[i]).abs().max()) < 1e-2 * scale
+    for i in range(3, 5):
+        corr = np.corrcoef(pooled[i].flatten(), exact[i].flatten())[0, 1]
+        assert corr > 0.9
+        assert float((pooled[i] - exact[i]).abs().mean()) < 0.3 * scale
+    # and not trivially: a box shifted by one cell has different features
+    assert float((pooled[0] - pooled[1]).abs().mean()) > 0.1 * scale
+
+
+def test_exact_crop_pixels_match_cv2_crop_resize(scene):
+    """A crop is the box enlarged by 16/107 per side, resized to 107 x 107 (out-of-image = 128)."""
+    cfg = ModelConfig.tiny()
+    box = np.array([60.0, 40.0, 107.0 * 107 / 139, 107.0 * 107 / 139])   # crop = 107 px: no resize
+    crop = R.crops_of(box, cfg)[0]
+    assert crop[2] == pytest.approx(107)
+    box = box - [crop[0] - round(crop[0]), crop[1] - round(crop[1]), 0, 0]  # integer crop origin
+    out = R.crop_boxes(scene, box[None], cfg)[0]
+    x0, y0 = int(round(R.crops_of(box, cfg)[0][0])), int(round(R.crops_of(box, cfg)[0][1]))
+    np.testing.assert_array_equal(out, scene[y0:y0 + 107, x0:x0 + 107])
+    # a box reaching out of the image: padding is the mean pixel
+    edge = R.crop_boxes(scene, np.array([[-30.0, -30.0, 60.0, 60.0]]), cfg)[0]
+    assert (edge[:5, :5] == 128).all()
+    # a box twice the crop size: a cv2 area resize of the same crop agrees closely
+    big = np.array([[40.0, 30.0, 2 * 107 * 107 / 139, 2 * 107 * 107 / 139]])
+    c = R.crops_of(big, cfg)[0]
+    x0, y0 = int(round(c[0])), int(round(c[1]))
+    shift = big - [[c[0] - x0, c[1] - y0, 0, 0]]
+    ours = R.crop_boxes(scene, shift, cfg)[0].astype(float)
+    theirs = cv2.resize(scene[y0:y0 + 214, x0:x0 + 214], (107, 107),
+                        interpolation=cv2.INTER_LINEAR).astype(float)
+    assert np.abs(ours - theirs).mean() < 3.0
+
+
+def test_roi_align_is_differentiable_to_the_conv_layers(scene):
+    cfg = ModelConfig.tiny()
+    p = {k: v.requires_grad_(True) for k, v in init_params(cfg, 0).items()}
+    box = np.array([100.0, 80.0, 40.0, 40.0])
+    region = R.region_for_boxes(box[None], box, cfg)
+    feats = conv_forward(p, R.to_tensor(R.warp(scene, region)), cfg)
+    pooled = R.roi_align(feats, R.roi_grid(box[None], region, feats.shape[2:], cfg))
+    fc_forward(p, pooled).sum().backward()
+    assert p["features.conv1.weight"].grad.abs().sum() > 0
+
+
+def test_frame1_step_is_the_engine_meta_sgd_step(scene):
+    """theta1 = theta0 - alpha * grad(L_support(theta0)) over ALL layers, element-wise alpha."""
+    from tracker.sdnet.online import MetaSDNetTracker
+    from tracker.weights import untrained_weights
+
+    cfg = ModelConfig.tiny()
+    w = untrained_weights(cfg, seed=1)
+    g = torch.Generator().manual_seed(0)
+    w.alpha = {k: torch.rand(v.shape, generator=g) * 1e-4 for k, v in w.params.items()}
+    for mode in ("fast", "exact"):
+        trk = MetaSDNetTracker(weights=w, mode=mode, bbreg=False)
+        trk.init(scene, [120, 90, 40, 36])
+        theta0 = {k: v.clone().requires_grad_(True) for k, v in w.params.items()}
+        loss = trk._loss_fn(theta0, trk._batch)
+        grads = torch.autograd.grad(loss, list(theta0.values()))
+        for (name, t0), gr in zip(theta0.items(), grads):
+            expected = t0.detach() - w.alpha[name] * gr
+            torch.testing.assert_close(trk.params[name].detach(), expected, rtol=1e-5, atol=1e-8)
+            assert not torch.equal(trk.params[name].detach(), t0.detach()), name  # really moved
+        # support set: 32 positives and 96 negatives (48 uniform + 48 whole)
+        labels = trk._batch[-1]
+        assert int(labels.sum()) == 32 and len(labels) == 128
+
+
+def test_frame1_step_applies_the_l2f_attenuator(scene):
+    """With an attenuator in the weights the engine starts from gamma * theta0."""
+    from meta_learning import Attenuator
+    from tracker.sdnet.online import MetaSDNetTracker
+    from tracker.weights import untrained_weights
+
+    cfg = ModelConfig.tiny()
+    w = untrained_weights(cfg, seed=1, alpha=0.0)
+    att = Attenuator(len(w.params), "sigmoid")
+    w.attenuator = att.state_dict()
+    trk = MetaSDNetTracker(weights=w, bbreg=False)
+    trk.init(scene, [120, 90, 40, 36])
+    ratio = trk.params["fc.fc5.weight"].detach() / w.params["fc.fc5.weight"]
+    assert 0 < float(ratio.mean()) < 1 and float(ratio.std()) < 1e-4   # one gamma per tensor
+
+
+def test_box_regression_recovers_a_known_offset():
+    rng = np.random.default_rng(0)
+    gt = np.array([50.0, 60.0, 40.0, 30.0])
+    boxes = np.concatenate([gt + rng.normal(0, 4, (300, 4)) * [1, 1, 0.5, 0.5]])
+    t = encode(boxes, gt)
+    np.testing.assert_allclose(decode(boxes, t), np.repeat(gt[None], 300, 0), atol=1e-9)
+    feats = np.concatenate([t * 100, rng.normal(0, 1, (300, 20))], axis=1)   # informative features
+    reg = BBoxRegressor(alpha=1.0).fit(feats, boxes, gt)
+    pred = reg.predict(feats, boxes)
+    before = np.abs(boxes - gt).mean()
+    assert np.abs(pred - gt).mean() < 0.1 * before
+    # the dual form (N < D) gives the same answer as the primal
+    wide = np.concatenate([feats, np.zeros((300, 400))], axis=1)
+    np.testing.assert_allclose(BBoxRegressor(alpha=1.0).fit(wide, boxes, gt).predict(wide, boxes),
+                               pred, atol=1e-6)

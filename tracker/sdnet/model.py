@@ -1,0 +1,205 @@
+"""The MetaSDNet network (MDNet's layout with one 2-way head), written functionally.
+
+Parameters travel as a ``name -> tensor`` dict keyed like :meth:`nn.Module.named_parameters`
+(``features.conv1.weight`` ... ``fc.fc6.bias``, the official Meta-Tracker checkpoint keys), so the
+meta_learning engine can evaluate the network anywhere in parameter space and the tracker can split
+the forward pass: :func:`conv_forward` once per frame (fast mode), :func:`fc_forward` on pooled
+``C x 3 x 3`` features of many boxes.
+
+Layers (``ModelConfig()``, VGG-M's shape so the official weights load)::
+
+    conv1 3->96 k7 s2, ReLU, LRN, maxpool 3/2
+    conv2 96->256 k5 s2, ReLU, LRN, maxpool 3/2
+    conv3 256->512 k3 s1, ReLU                   -> 512 x 3 x 3 on a 107 x 107 crop
+    fc4 4608->512 ReLU, fc5 512->512 ReLU, fc6 512->2
+
+``ModelConfig.small()`` is the CPU configuration for our own trained weights (see docs/tracker.md).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Dict, Mapping, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["ModelConfig", "MetaSDNet", "lrn", "conv_forward", "fc_forward", "forward",
+           "binary_loss", "init_params", "param_shapes", "CONV_NAMES", "FC_NAMES", "MEAN_PIXEL"]
+
+CONV_NAMES = ("conv1", "conv2", "conv3")
+FC_NAMES = ("fc4", "fc5", "fc6")
+MEAN_PIXEL = 128.0  # preprocessing: pixel - 128, no std scaling; out-of-image pixels are 128
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the network; the defaults are VGG-M's / MetaSDNet's."""
+
+    channels: Tuple[int, int, int] = (96, 256, 512)
+    fc_dim: int = 512
+    input_size: int = 107        # crop side; conv3 gives 3 x 3 on it
+    padding: float = 16.0        # context per side, in crop pixels (16/107 of the box per side)
+    lrn: bool = True             # MatConvNet's LRN after conv1 and conv2
+
+    @classmethod
+    def small(cls) -> "ModelConfig":
+        """Our CPU configuration: the same layers, strides and 107 x 107 input (so every sampler,
+        the 3 x 3 grid and RoIAlign are unchanged) with 1/4 of VGG-M's conv1/conv2 channels, 3/16
+        of its conv3 channels and 1/4 of its fc width: about 14x fewer conv multiply-adds per pixel
+        and 21x fewer fc4 weights (864 -> 128), which is what lets the online updates (fc4-6 on
+        1024 mined negatives, 15 times per update) run at 10+ fps on a CPU."""
+        return cls(channels=(24, 64, 96), fc_dim=128)
+
+    @classmethod
+    def tiny(cls) -> "ModelConfig":
+        """A very small network for tests (seconds to run a sequence)."""
+        return cls(channels=(8, 16, 32), fc_dim=64)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.channels[2] * 9
+
+    @property
+    def crop_scale(self) -> float:
+        """Crop side / box side: the box enlarged by ``padding / input_size`` of its size per side."""
+        return 1.0 + 2.0 * self.padding / self.input_size
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        if "channels" in kw:
+            kw["channels"] = tuple(int(c) for c in kw["channels"])
+        return cls(**kw)
+
+
+def param_shapes(config: ModelConfig) -> Dict[str, Tuple[int, ...]]:
+    """name -> shape of every parameter, in forward order."""
+    c1, c2, c3 = config.channels
+    d = config.fc_dim
+    return {
+        "features.conv1.weight": (c1, 3, 7, 7), "features.conv1.bias": (c1,),
+        "features.conv2.weight": (c2, c1, 5, 5), "features.conv2.bias": (c2,),
+        "features.conv3.weight": (c3, c2, 3, 3), "features.conv3.bias": (c3,),
+        "fc.fc4.weight": (d, c3 * 9), "fc.fc4.bias": (d,),
+        "fc.fc5.weight": (d, d), "fc.fc5.bias": (d,),
+        "fc.fc6.weight": (2, d), "fc.fc6.bias": (2,),
+    }
+
+
+def lrn(x: Tensor) -> Tensor:
+    """MatConvNet's VGG-M LRN: ``x / (2 + 1e-4 * sum_{5 neighbouring channels} x^2) ^ 0.75``.
+
+    (torch's ``LocalResponseNorm`` divides alpha by the window size and uses k = 1 by default.)
+    """
+    sq = F.pad(x * x, (0, 0, 0, 0, 2, 2))                      # zero channels at both ends
+    c = x.shape[1]
+    summed = sq[:, 0:c] + sq[:, 1:c + 1] + sq[:, 2:c + 2] + sq[:, 3:c + 3] + sq[:, 4:c + 4]
+    r = torch.rsqrt(2.0 + 1e-4 * summed)                        # d^-0.75 = d^-0.5 * (d^-0.5)^0.5
+    return x * r * torch.sqrt(r)
+
+
+def conv_forward(params: Mapping[str, Tensor], x: Tensor, config: ModelConfig) -> Tensor:
+    """conv1-conv3 on a batch ``N x 3 x H x W`` of (pixel - 128) images -> ``N x C x h x w``."""
+    p = params
+    x = F.relu(F.conv2d(x, p["features.conv1.weight"], p["features.conv1.bias"], stride=2))
+    if config.lrn:
+        x = lrn(x)
+    x = F.max_pool2d(x, 3, 2)
+    x = F.relu(F.conv2d(x, p["features.conv2.weight"], p["features.conv2.bias"], stride=2))
+    if config.lrn:
+        x = lrn(x)
+    x = F.max_pool2d(x, 3, 2)
+    return F.relu(F.conv2d(x, p["features.conv3.weight"], p["features.conv3.bias"], stride=1))
+
+
+def fc_forward(params: Mapping[str, Tensor], feats: Tensor) -> Tensor:
+    """fc4-fc6 on ``N x C x 3 x 3`` (or ``N x 9C`` flattened) conv3 features -> ``N x 2`` logits."""
+    p = params
+    x = feats.reshape(feats.shape[0], -1)
+    x = F.relu(F.linear(x, p["fc.fc4.weight"], p["fc.fc4.bias"]))
+    x = F.relu(F.linear(x, p["fc.fc5.weight"], p["fc.fc5.bias"]))
+    return F.linear(x, p["fc.fc6.weight"], p["fc.fc6.bias"])
+
+
+def forward(params: Mapping[str, Tensor], crops: Tensor, config: ModelConfig) -> Tensor:
+    """Logits of ``N x 3 x 107 x 107`` crops (exact mode)."""
+    return fc_forward(params, conv_forward(params, crops, config))
+
+
+def binary_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Summed (not mean) binary cross entropy: -sum log softmax[pos, 1] - sum log softmax[neg, 0]."""
+    return F.cross_entropy(logits, labels.long(), reduction="sum")
+
+
+def init_params(config: ModelConfig, seed: int = 0, dtype: torch.dtype = torch.float32) -> Dict[str, Tensor]:
+    """A deterministic start that needs no ImageNet: He-normal conv filters and fc layers
+    (MDNet initialises fc layers with N(0, 0.01), which is too small for random conv features),
+    biases 0.1 for conv (so ReLUs are alive) and 0 for fc. Seeded; independent of global RNGs."""
+    g = torch.Generator().manual_seed(int(seed))
+    out: Dict[str, Tensor] = {}
+    for name, shape in param_shapes(config).items():
+        if name.endswith("bias"):
+            out[name] = torch.full(shape, 0.1 if name.startswith("features") else 0.0, dtype=dtype)
+            continue
+        fan_in = 1
+        for s in shape[1:]:
+            fan_in *= s
+        std = (2.0 / fan_in) ** 0.5
+        if name == "features.conv1.weight":
+            std /= MEAN_PIXEL / 2  # inputs span +-128: keep conv1 outputs O(1) before LRN
+        if name == "fc.fc6.weight":
+            std = 0.01
+        out[name] = torch.randn(shape, generator=g, dtype=torch.float64).mul_(std).to(dtype)
+    return out
+
+
+class MetaSDNet(nn.Module):
+    """The network as a module (``features.conv1`` ... ``fc.fc6``): what the engine's
+    :class:`~meta_learning.MetaLearner` holds as the start; the maths is in the functions above."""
+
+    def __init__(self, config: Optional[ModelConfig] = None,
+                 params: Optional[Mapping[str, Tensor]] = None, seed: int = 0) -> None:
+        super().__init__()
+        self.config = config or ModelConfig()
+        c1, c2, c3 = self.config.channels
+        d = self.config.fc_dim
+        self.features = nn.Module()
+        self.features.conv1 = nn.Conv2d(3, c1, 7, stride=2)
+        self.features.conv2 = nn.Conv2d(c1, c2, 5, stride=2)
+        self.features.conv3 = nn.Conv2d(c2, c3, 3, stride=1)
+        self.fc = nn.Module()
+        self.fc.fc4 = nn.Linear(c3 * 9, d)
+        self.fc.fc5 = nn.Linear(d, d)
+        self.fc.fc6 = nn.Linear(d, 2)
+        self.load_params(params if params is not None else init_params(self.config, seed))
+
+    def load_params(self, params: Mapping[str, Tensor]) -> None:
+        shapes = param_shapes(self.config)
+        missing = sorted(set(shapes) - set(params))
+        if missing:
+            raise ValueError(f"parameters missing: {missing}")
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                src = torch.as_tensor(params[name])
+                if tuple(src.shape) != tuple(p.shape):
+                    raise ValueError(f"{name}: expected shape {tuple(p.shape)}, got {tuple(src.shape)}")
+                p.copy_(src)
+
+    def params(self) -> Dict[str, Tensor]:
+        return dict(self.named_parameters())
+
+    def conv(self, x: Tensor) -> Tensor:
+        return conv_forward(self.params(), x, self.config)
+
+    def head(self, feats: Tensor) -> Tensor:
+        return fc_forward(self.params(), feats)
+
+    def forward(self, crops: Tensor) -> Tensor:
+        return forward(self.params(), crops, self.config)

@@ -1,0 +1,481 @@
+"""The online MetaSDNet tracker (``metasdnet``) and its MDNet baseline (``mdnet``).
+
+Frame 1 (``init``): positives, negatives and bounding-box-regression samples are drawn around the
+given box; ``metasdnet`` adapts ALL layers with ONE meta-SGD step ``theta1 = theta0 - alpha * grad``
+(element-wise learned rates, L2F attenuation first when the weights carry an attenuator) through
+:meth:`meta_learning.MetaLearner.adapt`; ``mdnet`` instead fine-tunes fc4-6 for ``finetune_iters``
+iterations of ordinary SGD with hard negative mining. The ridge box regressor is fitted on conv3
+features of the adapted network.
+
+Each later frame (``update``): 256 gaussian candidates around the previous box, the mean of the
+top 5 by positive score is the new box if their mean score is > 0 (then box regression refines the
+output and positives/negatives are stored), otherwise the previous box is kept and the search is
+widened. fc4-6 are updated with plain SGD (``torch.optim.SGD``, not the meta inner loop) on the
+memory: short-term on failure, long-term every 10 frames, 15 iterations of 32 positives and 96
+hard negatives mined from 1024.
+
+``mode="fast"`` (default) computes conv features once per frame on a search region and pools boxes
+with RoIAlign (:mod:`.roi_align`); ``mode="exact"`` crops every box to 107 x 107 like MDNet.
+Every number is an option of :class:`SDNetOptions` (defaults: the reference values; the few CPU
+departures are marked "CPU:" and listed in docs/tracker.md).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..api import Tracker
+from ..boxes import clip_to_image, iou
+from ..errors import UserError
+from ..images import to_rgb
+from . import roi_align as R
+from .bbreg import BBoxRegressor
+from .model import ModelConfig, binary_loss, conv_forward, fc_forward
+from .sampling import Sampler, sample_iou
+
+__all__ = ["SDNetOptions", "MetaSDNetTracker", "MDNetTracker", "check_init_box", "MIN_BOX"]
+
+MIN_BOX = 4.0  # pixels: a smaller initial box is refused
+
+
+@dataclass
+class SDNetOptions:
+    """Every knob of the online tracker. Samplers are ``(kind, trans, scale, aspect)``."""
+
+    mode: str = "fast"                    # fast (RoIAlign on one region) | exact (107x107 crops)
+    init: str = "meta"                    # meta (one meta-SGD step) | finetune (MDNet baseline)
+    seed: int = 0
+    # ---- frame 1
+    init_pos: int = 32
+    init_pos_sampler: Tuple = ("gaussian", 0.1, 1.2, 1.1)
+    init_pos_iou: float = 0.7
+    init_neg_uniform: int = 48
+    init_neg_uniform_sampler: Tuple = ("uniform", 1.0, 2.0, 1.1)
+    init_neg_whole: int = 48
+    init_neg_whole_sampler: Tuple = ("whole", 0.0, 1.2, 1.1)
+    init_neg_iou: float = 0.5
+    # CPU (fast mode): whole-image negatives are drawn inside a window of +- this many target
+    # sizes around the box (clipped to the image) so frame 1 needs one modest conv pass;
+    # None = the whole image (the reference; exact mode always uses the whole image).
+    init_whole_window: Optional[float] = 3.0
+    inner_steps: int = 1                  # meta-SGD steps at frame 1 (the reference: ONE)
+    # ---- mdnet baseline (init="finetune"): fc4-6 fine-tuned on frame 1 like MDNet
+    finetune_iters: int = 30
+    finetune_pos: int = 500
+    finetune_neg: int = 5000
+    finetune_lr: float = 5e-4
+    # ---- bounding-box regression
+    bbreg: bool = True
+    bbreg_n: int = 1000
+    bbreg_sampler: Tuple = ("uniform", 0.3, 1.5, 1.1)
+    bbreg_iou: float = 0.6
+    bbreg_alpha: float = 1000.0
+    # ---- candidates
+    n_candidates: int = 256
+    cand_trans: float = 0.6
+    cand_scale: float = 1.05
+    cand_trans_limit: float = 1.5         # failure: trans <- min(limit, trans * expand)
+    cand_trans_expand: float = 1.1
+    top_k: int = 5
+    success_threshold: float = 0.0
+    # ---- memory (per successful frame) and online updates (fc4-6, plain SGD)
+    update_pos: int = 50
+    update_pos_sampler: Tuple = ("gaussian", 0.1, 1.3, 1.0)
+    update_pos_iou: float = 0.7
+    update_neg: int = 200
+    # CPU (fast mode): trans 1.0 keeps these negatives inside the frame's search region
+    update_neg_sampler: Tuple = ("uniform", 1.0, 1.3, 1.0)
+    update_neg_iou: float = 0.3
+    pos_frames_long: int = 100
+    pos_frames_short: int = 20
+    neg_frames: int = 20
+    long_interval: int = 10
+    update_iters: int = 15
+    batch_pos: int = 32
+    batch_neg: int = 96
+    batch_neg_pool: int = 1024            # hard negatives mined from this many
+    lr_update: float = 2e-4
+    fc6_lr_mult: float = 10.0
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    grad_clip: float = 10.0
+    # ---- fast mode
+    max_region: int = 400                 # search-region side cap, region pixels
+    max_region_init: int = 480
+    chunk: int = 128                      # exact mode: crops per conv batch
+
+    def validate(self) -> "SDNetOptions":
+        if self.mode not in ("fast", "exact"):
+            raise UserError(f"mode must be 'fast' or 'exact', got {self.mode!r}")
+        if self.init not in ("meta", "finetune"):
+            raise UserError(f"init must be 'meta' or 'finetune', got {self.init!r}")
+        for name in ("n_candidates", "top_k", "init_pos", "update_iters", "batch_pos", "batch_neg"):
+            if int(getattr(self, name)) < 0:
+                raise UserError(f"{name} must be >= 0")
+        if self.top_k < 1 or self.n_candidates < self.top_k:
+            raise UserError("need n_candidates >= top_k >= 1")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_init_box(box: Sequence[float], width: int, height: int) -> np.ndarray:
+    """The initial box as float ``(x, y, w, h)`` inside the image.
+
+    A box that is not 4 finite numbers, smaller than 4 px, or with no pixel inside the image is a
+    :class:`UserError`; a box partly outside the image is clipped to it (documented correction).
+    """
+    try:
+        b = np.asarray(box, dtype=float).reshape(4)
+    except (TypeError, ValueError):
+        raise UserError(f"the initial box must be 4 numbers x,y,w,h, got {box!r}") from None
+    if not np.all(np.isfinite(b)):
+        raise UserError(f"the initial box {list(b)} has a non-finite value")
+    if b[2] < MIN_BOX or b[3] < MIN_BOX:
+        raise UserError(f"the initial box {_fmt(b)} is smaller than {MIN_BOX:g} px "
+                        f"(width and height must be >= {MIN_BOX:g})")
+    x1, y1 = max(b[0], 0.0), max(b[1], 0.0)
+    x2, y2 = min(b[0] + b[2], float(width)), min(b[1] + b[3], float(height))
+    if x2 - x1 <= 0 or y2 - y1 <= 0:
+        raise UserError(f"the initial box {_fmt(b)} lies outside the {width}x{height} image")
+    if x2 - x1 < MIN_BOX or y2 - y1 < MIN_BOX:
+        raise UserError(f"the initial box {_fmt(b)} has less than {MIN_BOX:g} px inside the "
+                        f"{width}x{height} image")
+    return np.array([x1, y1, x2 - x1, y2 - y1])
+
+
+def _fmt(b: np.ndarray) -> str:
+    return ",".join(f"{v:g}" for v in b)
+
+
+def _sampler(spec: Tuple) -> Sampler:
+    kind, trans, scale, *rest = spec
+    return Sampler(str(kind), float(trans), float(scale), float(rest[0]) if rest else 1.0)
+
+
+class _Memory:
+    """Per-frame feature sets with their frame numbers."""
+
+    def __init__(self) -> None:
+        self.items: List[Tuple[int, torch.Tensor]] = []
+
+    def add(self, frame: int, feats: torch.Tensor) -> None:
+        if len(feats):
+            self.items.append((frame, feats))
+
+    def trim(self, frame: int, keep: int) -> None:
+        self.items = [(f, x) for f, x in self.items if frame - f < keep]
+
+    def recent(self, frame: int, frames: int) -> Optional[torch.Tensor]:
+        sel = [x for f, x in self.items if frame - f < frames]
+        return torch.cat(sel, 0) if sel else None
+
+
+class MetaSDNetTracker(Tracker):
+    """MetaSDNet (``init="meta"``) or MDNet (``init="finetune"``) under got10k's interface.
+
+    ``weights``: a path (our ``.pt``, an official Meta-Tracker checkpoint, ``imagenet-vgg-m.mat``),
+    an :class:`~tracker.weights.SDNetWeights`, or None for the shipped ``weights/<name>.pt``
+    (untrained seeded start with one warning if there is none). Other keywords are
+    :class:`SDNetOptions` fields; ``options=SDNetOptions(...)`` passes them at once.
+    """
+
+    def __init__(self, name: str = "metasdnet", weights: Any = None,
+                 options: Optional[SDNetOptions] = None, model_config: Optional[ModelConfig] = None,
+                 device: str = "cpu", **overrides: Any) -> None:
+        from ..weights import resolve_weights
+
+        opts = options or SDNetOptions()
+        known = {f.name for f in fields(SDNetOptions)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise UserError(f"unknown option(s) for {name}: {', '.join(unknown)}; "
+                            f"known: {', '.join(sorted(known))}")
+        self.opts = replace(opts, **overrides).validate()
+        super().__init__(name, is_deterministic=True)
+        fallback = ("metasdnet",) if name != "metasdnet" else ()
+        self.weights = resolve_weights(name, weights, model_config, self.opts.seed, fallback)
+        self.config = self.weights.config
+        self.device = torch.device(device)
+        self.start = {k: v.detach().to(self.device).float() for k, v in self.weights.params.items()}
+        self._learner = None
+        self.regressor = BBoxRegressor(self.opts.bbreg_alpha)
+
+    # ------------------------------------------------------------------ engine
+    def learner(self):
+        """The engine holding the start, the element-wise rates and the L2F attenuator (if any)."""
+        if self._learner is None:
+            from meta_learning import MetaConfig, MetaLearner
+
+            from .model import MetaSDNet
+
+            w = self.weights
+            model = MetaSDNet(self.config, self.start).to(self.device)
+            cfg = MetaConfig(inner_steps=self.opts.inner_steps, inner_lr=1e-4, first_order=True,
+                             lr_mode="elementwise", learn_lr=False,
+                             l2f=w.attenuator is not None, l2f_mode=w.l2f_mode,
+                             l2f_layers=w.l2f_layers)
+            learner = MetaLearner(model, cfg)
+            if w.alpha is not None:
+                from meta_learning.lr import _key
+
+                with torch.no_grad():
+                    for n, rate in w.alpha.items():
+                        getattr(learner.inner_lr, "lr_" + _key(n)).copy_(rate)
+            if w.attenuator is not None:
+                learner.attenuator.load_state_dict(w.attenuator)
+            self._learner = learner
+        return self._learner
+
+    # ------------------------------------------------------------------ features
+    def _region_input(self, boxes: np.ndarray, ref_box: np.ndarray, max_side: int):
+        region = R.region_for_boxes(boxes, ref_box, self.config, max_side)
+        x = R.to_tensor(R.warp(self._rgb, region)).to(self.device)
+        return region, x
+
+    def _pool(self, feats: torch.Tensor, region, boxes: np.ndarray) -> torch.Tensor:
+        grid = R.roi_grid(boxes, region, tuple(feats.shape[2:]), self.config).to(self.device)
+        return R.roi_align(feats, grid, R.grid_cells(self.config))
+
+    def _exact_feats(self, params, boxes: np.ndarray) -> torch.Tensor:
+        out = []
+        for i in range(0, len(boxes), self.opts.chunk):
+            crops = R.to_tensor(R.crop_boxes(self._rgb, boxes[i:i + self.opts.chunk], self.config))
+            out.append(conv_forward(params, crops.to(self.device), self.config))
+        return torch.cat(out, 0) if out else torch.zeros(0, self.config.channels[2], 3, 3)
+
+    def _features(self, params, groups: Sequence[np.ndarray], ref_box: np.ndarray,
+                  max_side: int) -> List[torch.Tensor]:
+        """conv3 features (flattened) of several box sets of the current frame, no grad."""
+        with torch.no_grad():
+            if self.opts.mode == "exact":
+                return [self._exact_feats(params, g).flatten(1) for g in groups]
+            allb = np.concatenate([g for g in groups if len(g)], 0)
+            region, x = self._region_input(allb, ref_box, max_side)
+            feats = conv_forward(params, x, self.config)
+            return [self._pool(feats, region, g).flatten(1) if len(g) else
+                    torch.zeros(0, self.config.feature_dim) for g in groups]
+
+    # ------------------------------------------------------------------ frame 1
+    def init(self, image: Any, box: Sequence[float]) -> None:
+        o = self.opts
+        self._rgb = to_rgb(image)
+        H, W = self._rgb.shape[:2]
+        self._size = (W, H)
+        box = check_init_box(box, W, H)
+        self.box = box.copy()
+        self.frame = 0
+        self.trans = o.cand_trans
+        self.rng = np.random.default_rng(o.seed)
+        torch.manual_seed(o.seed)
+        rng, size = self.rng, self._size
+
+        area = None
+        if o.mode == "fast" and o.init_whole_window is not None:
+            s = box[2:].mean() * o.init_whole_window
+            cx, cy = box[:2] + box[2:] / 2
+            area = (max(0.0, cx - s), max(0.0, cy - s), min(float(W), cx + s), min(float(H), cy + s))
+        n_pos = o.finetune_pos if o.init == "finetune" else o.init_pos
+        n_neg = o.finetune_neg if o.init == "finetune" else o.init_neg_uniform + o.init_neg_whole
+        n_uni = n_neg * o.init_neg_uniform // max(1, o.init_neg_uniform + o.init_neg_whole)
+        pos = sample_iou(rng, _sampler(o.init_pos_sampler), box, size, n_pos, (o.init_pos_iou, 1.0))
+        neg = np.concatenate([
+            sample_iou(rng, _sampler(o.init_neg_uniform_sampler), box, size, n_uni, (0.0, o.init_neg_iou)),
+            sample_iou(rng, _sampler(o.init_neg_whole_sampler), box, size, n_neg - n_uni,
+                       (0.0, o.init_neg_iou), area=area)])
+        bb = (sample_iou(rng, _sampler(o.bbreg_sampler), box, size, o.bbreg_n, (o.bbreg_iou, 1.0))
+              if o.bbreg else np.zeros((0, 4)))
+        mpos, mneg = self._memory_samples(box)
+
+        if o.init == "meta":
+            params = self._meta_step(pos, neg, np.concatenate([pos, neg, bb, mpos, mneg], 0), box)
+        else:
+            params = {k: v.clone() for k, v in self.start.items()}
+        self._set_params(params)
+        groups = [bb, mpos, mneg] + ([pos, neg] if o.init == "finetune" else [])
+        feats = self._features(self.params, groups, box, o.max_region_init)
+        if o.bbreg and len(bb):
+            self.regressor.fit(feats[0].cpu().numpy(), bb, box)
+        self.pos_mem, self.neg_mem = _Memory(), _Memory()
+        self.pos_mem.add(0, feats[1])
+        self.neg_mem.add(0, feats[2])
+        if o.init == "finetune":
+            self._train(feats[3], feats[4], o.finetune_iters, o.finetune_lr)
+        self._rgb = None
+
+    def _meta_step(self, pos: np.ndarray, neg: np.ndarray, cover: np.ndarray, box: np.ndarray):
+        """ONE meta-SGD step over all layers through the engine (L2F first if configured)."""
+        o = self.opts
+        boxes = np.concatenate([pos, neg], 0)
+        labels = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))]).long().to(self.device)
+        cfg = self.config
+        if o.mode == "exact":
+            crops = R.to_tensor(R.crop_boxes(self._rgb, boxes, cfg)).to(self.device)
+
+            def loss_fn(params, batch):
+                x, y = batch
+                return binary_loss(fc_forward(params, conv_forward(params, x, cfg)), y)
+
+            batch = (crops, labels)
+        else:
+            region, x = self._region_input(cover, box, o.max_region_init)
+            fh = R.feature_size(region.height)
+            fw = R.feature_size(region.width)
+            grid = R.roi_grid(boxes, region, (fh, fw), cfg).to(self.device)
+            k = R.grid_cells(cfg)
+
+            def loss_fn(params, batch):
+                x, g, y = batch
+                feats = R.roi_align(conv_forward(params, x, cfg), g, k)
+                return binary_loss(fc_forward(params, feats), y)
+
+            batch = (x, grid, labels)
+        self._loss_fn, self._batch = loss_fn, batch  # kept for inspection (tests)
+        learner = self.learner()
+        adapted, _ = learner.adapt(None, loss_fn, batch, steps=o.inner_steps, training=False)
+        return {k: v.detach() for k, v in adapted.items()}
+
+    def _set_params(self, params: Dict[str, torch.Tensor]) -> None:
+        o = self.opts
+        self.params = {k: (v.detach().clone().requires_grad_(k.startswith("fc.")))
+                       for k, v in params.items()}
+        fc = [self.params[f"fc.{n}.{t}"] for n in ("fc4", "fc5") for t in ("weight", "bias")]
+        fc6 = [self.params["fc.fc6.weight"], self.params["fc.fc6.bias"]]
+        self.optimizer = torch.optim.SGD(
+            [{"params": fc, "lr": o.lr_update}, {"params": fc6, "lr": o.lr_update * o.fc6_lr_mult}],
+            lr=o.lr_update, momentum=o.momentum, weight_decay=o.weight_decay)
+
+    def _memory_samples(self, box: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        o = self.opts
+        pos = sample_iou(self.rng, _sampler(o.update_pos_sampler), box, self._size, o.update_pos,
+                         (o.update_pos_iou, 1.0))
+        neg = sample_iou(self.rng, _sampler(o.update_neg_sampler), box, self._size, o.update_neg,
+                         (0.0, o.update_neg_iou))
+        return pos, neg
+
+    # ------------------------------------------------------------------ online training
+    def _train(self, pos: torch.Tensor, neg: torch.Tensor, iters: int,
+               lr: Optional[float] = None) -> None:
+        """``iters`` SGD iterations on fc4-6: ``batch_pos`` positives and ``batch_neg`` hard
+        negatives (highest positive score among ``batch_neg_pool``) per iteration."""
+        o = self.opts
+        if pos is None or neg is None or not len(pos) or not len(neg) or iters <= 0:
+            return
+        if lr is not None:
+            for g, mult in zip(self.optimizer.param_groups, (1.0, o.fc6_lr_mult)):
+                g["lr"] = lr * mult
+        g = torch.Generator().manual_seed(int(self.rng.integers(2 ** 31)))
+        pool = min(max(o.batch_neg, o.batch_neg_pool), len(neg))
+        # shuffled once; each iteration takes the next contiguous slice (cycling, like MDNet)
+        pos_order = torch.randperm(len(pos), generator=g)
+        neg_order = torch.randperm(len(neg), generator=g)
+        labels = torch.cat([torch.ones(o.batch_pos), torch.zeros(min(o.batch_neg, pool))]).long()
+        labels = labels.to(pos.device)
+        params = [p for grp in self.optimizer.param_groups for p in grp["params"]]
+        for it in range(iters):
+            pb = pos[_slice(pos_order, it * o.batch_pos, o.batch_pos)]
+            nb = neg[_slice(neg_order, it * pool, pool)]
+            if pool > o.batch_neg:
+                with torch.no_grad():
+                    score = fc_forward(self.params, nb)[:, 1]
+                nb = nb[score.topk(o.batch_neg).indices]
+            loss = binary_loss(fc_forward(self.params, torch.cat([pb, nb], 0)), labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if o.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
+            self.optimizer.step()
+        if lr is not None:
+            for g, mult in zip(self.optimizer.param_groups, (1.0, o.fc6_lr_mult)):
+                g["lr"] = o.lr_update * mult
+
+    # ------------------------------------------------------------------ later frames
+    def update(self, image: Any) -> np.ndarray:
+        o = self.opts
+        self._rgb = to_rgb(image)
+        H, W = self._rgb.shape[:2]
+        self._size = (W, H)
+        self.frame += 1
+        t = self.frame
+        prev = self.box
+        cands = _sampler(("gaussian", self.trans, o.cand_scale, 1.0))(self.rng, prev, self._size,
+                                                                       o.n_candidates)
+        # the search region also holds the crops of this frame's memory samples
+        reach = _reach(prev, o)
+        with torch.no_grad():
+            if o.mode == "exact":
+                feats = self._exact_feats(self.params, cands).flatten(1)
+                fmap = region = None
+            else:
+                region, x = self._region_input(np.concatenate([cands, reach], 0), prev, o.max_region)
+                fmap = conv_forward(self.params, x, self.config)
+                feats = self._pool(fmap, region, cands).flatten(1)
+            scores = fc_forward(self.params, feats)[:, 1]
+        top = scores.topk(o.top_k).indices
+        score = float(scores[top].mean())
+        success = score > o.success_threshold
+        if success:
+            new = cands[top.cpu().numpy()].mean(0)
+            self.box = clip_to_image(new, W, H, min_size=MIN_BOX)
+            self.trans = o.cand_trans
+            out = self.box
+            if o.bbreg and self.regressor.fitted:
+                top_boxes = cands[top.cpu().numpy()]
+                reg = self.regressor.predict(feats[top].cpu().numpy(), top_boxes).mean(0)
+                out = clip_to_image(reg, W, H, min_size=MIN_BOX)
+            mpos, mneg = self._memory_samples(self.box)
+            with torch.no_grad():
+                if o.mode == "exact":
+                    pf = self._exact_feats(self.params, mpos).flatten(1)
+                    nf = self._exact_feats(self.params, mneg).flatten(1)
+                else:
+                    pf = self._pool(fmap, region, mpos).flatten(1)
+                    nf = self._pool(fmap, region, mneg).flatten(1)
+            self.pos_mem.add(t, pf)
+            self.neg_mem.add(t, nf)
+            self.pos_mem.trim(t, o.pos_frames_long)
+            self.neg_mem.trim(t, o.neg_frames)
+        else:
+            self.trans = min(o.cand_trans_limit, self.trans * o.cand_trans_expand)
+            out = self.box
+        self.last_score = score
+        if not success:
+            self._train(self.pos_mem.recent(t, o.pos_frames_short), self.neg_mem.recent(t, o.neg_frames),
+                        o.update_iters)
+        elif o.long_interval and t % o.long_interval == 0:
+            self._train(self.pos_mem.recent(t, o.pos_frames_long), self.neg_mem.recent(t, o.neg_frames),
+                        o.update_iters)
+        self._rgb = None
+        return np.asarray(out, dtype=float).copy()
+
+
+def _slice(order: torch.Tensor, start: int, n: int) -> torch.Tensor:
+    """``n`` consecutive entries of ``order`` from ``start``, wrapping around (MDNet's cycling)."""
+    m = len(order)
+    start %= m
+    if start + n <= m:
+        return order[start:start + n]
+    return order[torch.arange(start, start + n) % m]
+
+
+def _reach(box: np.ndarray, o: SDNetOptions) -> np.ndarray:
+    """Two boxes bounding this frame's memory samples (for the search region's extent)."""
+    kind, trans, scale, *rest = o.update_neg_sampler
+    s = box[2:].mean() * float(trans)
+    big = box[2:] * float(scale) * (float(rest[0]) if rest else 1.0)
+    c = box[:2] + box[2:] / 2
+    return np.array([[c[0] - s - big[0] / 2, c[1] - s - big[1] / 2, big[0], big[1]],
+                     [c[0] + s - big[0] / 2, c[1] + s - big[1] / 2, big[0], big[1]]])
+
+
+class MDNetTracker(MetaSDNetTracker):
+    """The MDNet baseline: the same network started by ``finetune_iters`` iterations of ordinary
+    fine-tuning of fc4-6 at frame 1 instead of the meta-SGD step."""
+
+    def __init__(self, name: str = "mdnet", **kwargs: Any) -> None:
+        kwargs.setdefault("init", "finetune")
+        super().__init__(name=name, **kwargs)
