@@ -13,7 +13,7 @@ import sys
 from ..errors import UserError
 
 # Order is the order shown by --help.
-SUBCOMMANDS = ["synth", "eval", "report"]
+SUBCOMMANDS = ["synth", "eval", "report", "meta-train"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        importlib.import_module(f"{__name__}.{name}_cmd").add_parser(sub)
+        importlib.import_module(f"{__name__}.{name.replace('-', '_')}_cmd").add_parser(sub)
     return parser
 
 

@@ -1,0 +1,74 @@
+"""``metatrack meta-train``: learn a tracker's start, its element-wise rates and (optionally) L2F."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+MODELS = ("small", "vgg-m", "tiny")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "meta-train", help="meta-train a tracker (start + rates, optionally L2F and DropGrad)",
+        description="Meta-train MetaSDNet's start theta0 and element-wise learning rates alpha on "
+                    "episodes from training videos (support frame t, query frame t+U{1..10}, label "
+                    "shuffling), optionally with the L2F attenuator and DropGrad, all through the "
+                    "meta_learning engine. Writes tracker weights to --out, a resumable checkpoint "
+                    "to OUT.ckpt and the losses to OUT.csv.")
+    p.add_argument("--tracker", default="metasdnet", choices=["metasdnet"],
+                   help="tracker family to meta-train (MetaCREST comes with its own issue)")
+    p.add_argument("--dataset", required=True, metavar="DIR", help="training videos")
+    p.add_argument("--format", default="otb", choices=["otb", "vid", "got10k"],
+                   help="layout of --dataset: OTB-format folders (default; e.g. `metatrack synth "
+                        "--split train`), ImageNet VID (Data/ + Annotations/), or GOT-10k")
+    p.add_argument("--val-dataset", metavar="DIR", help="OTB-format validation videos (query loss "
+                                                        "logged at every checkpoint)")
+    p.add_argument("--iterations", type=int, default=15000, help="meta-updates (default 15000)")
+    p.add_argument("--meta-batch", type=int, default=8, help="episodes per meta-update (default 8)")
+    p.add_argument("--l2f", action="store_true", help="learn the L2F attenuator g_phi")
+    p.add_argument("--l2f-mode", default="identity", choices=["identity", "sigmoid"],
+                   help="identity (default): gamma = clamp(1 - s g, 0, 1) with s from 0, so the "
+                        "start is untouched at first; sigmoid: the paper's plain sigmoid")
+    p.add_argument("--dropgrad", choices=["binary", "gaussian"], help="gradient dropout in the inner step")
+    p.add_argument("--dropgrad-rate", type=float, default=0.1, help="DropGrad rate p (default 0.1)")
+    p.add_argument("--init", metavar="FILE", help="starting weights: our .pt, an official Meta-Tracker "
+                                                  "checkpoint or imagenet-vgg-m.mat")
+    p.add_argument("--model", default="small", choices=MODELS,
+                   help="architecture when starting from scratch: small (CPU, default), vgg-m, tiny")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="processes reading episodes (default 0)")
+    p.add_argument("--checkpoint-every", type=int, default=50, metavar="N")
+    p.add_argument("--out", required=True, metavar="FILE", help="weights file to write (.pt)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    from ..errors import UserError
+    from ..metatrain.sources import load_tracks
+    from ..metatrain.train import MetaTrainConfig, meta_train
+    from ..sdnet.model import ModelConfig
+
+    model = {"small": ModelConfig.small(), "vgg-m": ModelConfig(), "tiny": ModelConfig.tiny()}[args.model]
+    if args.resume and not os.path.isfile(args.out + ".ckpt"):
+        raise UserError(f"--resume: no checkpoint {args.out}.ckpt to continue from")
+    config = MetaTrainConfig(iterations=args.iterations, meta_batch=args.meta_batch, l2f=args.l2f,
+                             l2f_mode=args.l2f_mode, dropgrad=args.dropgrad,
+                             dropgrad_rate=args.dropgrad_rate, seed=args.seed, workers=args.workers,
+                             checkpoint_every=args.checkpoint_every, model=model.to_dict()).validate()
+    tracks = load_tracks(args.dataset, args.format)
+    val = load_tracks(args.val_dataset, "otb") if args.val_dataset else None
+    metadata = {"command": "metatrack " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+                if sys.argv and sys.argv[0].endswith("metatrack") else "",
+                "data": {"dataset": os.path.abspath(args.dataset), "format": args.format,
+                         "tracks": len(tracks), "val_dataset": args.val_dataset}}
+    result = meta_train(tracks, config, args.out, resume=args.resume, val_tracks=val,
+                        init=args.init, progress=not args.no_progress, metadata=metadata)
+    print(f"meta-trained {result.iterations} iterations in {result.seconds:.0f} s "
+          f"(last query loss {result.last_query_loss:.3f}); weights: {result.weights}; "
+          f"log: {result.weights}.csv; checkpoint: {result.checkpoint}")
+    return 0
