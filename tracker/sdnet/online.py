@@ -204,6 +204,9 @@ class MetaSDNetTracker(Tracker):
         self.start = {k: v.detach().to(self.device).float() for k, v in self.weights.params.items()}
         self._learner = None
         self.regressor = BBoxRegressor(self.opts.bbreg_alpha)
+        # Built now, not on the first frame: the first torch optimiser of a process imports
+        # torch._dynamo (seconds), which would otherwise be billed to frame 1.
+        self.learner()
 
     # ------------------------------------------------------------------ engine
     def learner(self):

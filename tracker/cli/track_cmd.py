@@ -1,0 +1,176 @@
+"""``metatrack track``: track one target through a video, a folder of frames or an OTB sequence."""
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..errors import UserError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "track", help="track a target in a video / frame folder / OTB sequence; write boxes + video",
+        description="Track the target in INPUT (a video file, a folder of frames, or an OTB "
+                    "sequence folder whose first ground-truth box is the default --box) and write "
+                    "OUT/<name>.txt (one x,y,w,h row per frame, in the coordinates of the given box), "
+                    "OUT/<name>_time.txt (seconds per frame) and OUT/<name>.mp4 (the frames with the "
+                    "box drawn).")
+    p.add_argument("input", metavar="INPUT", help="video file, folder of frames, or OTB sequence folder")
+    p.add_argument("--box", metavar="X,Y,W,H", default=None,
+                   help="initial box on the first frame (top-left x, y, width, height in pixels); "
+                        "default: the OTB folder's first ground-truth box")
+    p.add_argument("--tracker", default="metasdnet", metavar="NAME",
+                   help="registered tracker (default metasdnet; see `metatrack eval --help` or "
+                        "tracker.names())")
+    p.add_argument("--weights", metavar="FILE", default=None,
+                   help="weights for metasdnet/mdnet: our .pt, an official Meta-Tracker checkpoint or "
+                        "imagenet-vgg-m.mat (default: weights/<tracker>.pt)")
+    p.add_argument("--mode", choices=["fast", "exact"], default=None,
+                   help="metasdnet/mdnet: fast (RoIAlign on one search region, default) or exact "
+                        "(107x107 crop per box, MDNet's way; slow)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--name", default=None, help="output file stem (default: INPUT's name)")
+    p.add_argument("--show", action="store_true", help="show the frames while tracking (needs a display)")
+    p.add_argument("--no-video", action="store_true", help="do not write OUT/<name>.mp4")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def parse_box(text: str) -> list:
+    parts = [t for t in text.replace(" ", ",").split(",") if t]
+    try:
+        vals = [float(t) for t in parts]
+    except ValueError:
+        vals = []
+    if len(vals) != 4:
+        raise UserError(f"--box must be 4 numbers x,y,w,h (e.g. 120,80,40,60), got {text!r}")
+    return vals
+
+
+def _make_tracker(args: argparse.Namespace):
+    import inspect
+
+    from ..api import make, spec
+
+    s = spec(args.tracker)
+    options = {}
+    if args.weights is not None:
+        if not os.path.isfile(args.weights):
+            raise UserError(f"weights file {args.weights} does not exist")
+        options["weights"] = args.weights
+    if args.mode is not None:
+        options["mode"] = args.mode
+    if options and isinstance(s.factory, str) and not s.factory.startswith("tracker.sdnet."):
+        raise UserError(f"tracker {args.tracker!r} takes no --weights/--mode "
+                        "(they are options of metasdnet and mdnet)")
+    return make(args.tracker, **options)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    import time
+    import warnings
+
+    import numpy as np
+
+    from ..video import open_frames
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError("--threads must be >= 1")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    source = open_frames(args.input)
+    name = args.name or source.name
+    if args.box is not None:
+        box = parse_box(args.box)
+    elif source.gt is not None and len(source.gt):
+        box = [float(v) for v in source.gt[0]]
+    else:
+        raise UserError(f"{args.input} has no ground truth: give the initial box with --box x,y,w,h")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UserError(f"--out {args.out} exists and is not a folder")
+    os.makedirs(args.out, exist_ok=True)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trk = _make_tracker(args)
+    for w in caught:  # e.g. untrained weights: one line, not a traceback-looking warning
+        print(f"metatrack track: warning: {w.message}", file=sys.stderr)
+
+    from ..overlay import VideoSink, colors_for, draw_frame
+
+    sink = None if args.no_video else VideoSink(os.path.join(args.out, f"{name}.mp4"), source.fps)
+    color = colors_for([args.tracker])
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(source) or None, desc=f"track {name}", unit="frame")
+    show = args.show
+    boxes, times = [], []
+    start = time.perf_counter()
+    try:
+        for f, frame in enumerate(source):
+            t0 = time.perf_counter()
+            if f == 0:
+                trk.init(frame, box)
+                out = np.asarray(box, dtype=float)
+            else:
+                out = np.asarray(trk.update(frame), dtype=float).reshape(4)
+            times.append(time.perf_counter() - t0)
+            boxes.append(out)
+            if sink is not None or show:
+                drawn = draw_frame(frame, {args.tracker: out}, color, frame=f + 1, legend=False)
+                if sink is not None:
+                    sink.write(drawn)
+                if show:
+                    show = _show(drawn)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(fps=f"{len(times) / max(sum(times), 1e-9):.1f}")
+    finally:
+        if bar is not None:
+            bar.close()
+        if sink is not None:
+            sink.close()
+        if args.show:
+            _close_windows()
+    if not boxes:
+        raise UserError(f"{args.input}: no frames could be read")
+    from otb_eval.results import atomic_write_text, format_boxes
+
+    atomic_write_text(os.path.join(args.out, f"{name}_time.txt"), "".join(f"{t:.8f}\n" for t in times))
+    atomic_write_text(os.path.join(args.out, f"{name}.txt"), format_boxes(np.array(boxes)))
+    total = time.perf_counter() - start
+    print(f"{len(boxes)} frames tracked with {args.tracker} at {len(boxes) / max(sum(times), 1e-9):.1f} fps "
+          f"(tracker time; {total:.1f} s in all) -> {os.path.join(args.out, name)}.txt"
+          + ("" if sink is None else f", {name}.mp4"))
+    return 0
+
+
+def _show(img) -> bool:
+    try:
+        import cv2
+
+        cv2.imshow("metatrack", img)
+        cv2.waitKey(1)
+        return True
+    except Exception as err:  # noqa: BLE001 - no display / headless OpenCV
+        import sys
+
+        print(f"metatrack track: --show unavailable ({str(err).splitlines()[0][:80]}); continuing",
+              file=sys.stderr)
+        return False
+
+
+def _close_windows() -> None:
+    try:
+        import cv2
+
+        cv2.destroyAllWindows()
+    except Exception:  # noqa: BLE001
+        pass
