@@ -1,0 +1,152 @@
+"""How fast MetaSDNet tracks on a CPU: fast vs exact mode, and the frame-1 meta step vs MDNet.
+
+In one run, on synthetic OTB-format sequences (``otb_eval.synthetic``, test split, 320x240):
+
+- fps = frames / total tracker time, frame 1 included, for ``metasdnet`` in fast mode (every
+  sequence), ``metasdnet`` in exact mode (the first ``--exact-frames`` frames: it is slow) and
+  ``mdnet`` in fast mode;
+- frame-1 time (the median of ``--repeats`` inits on each sequence's first frame): the one
+  meta-SGD step of ``metasdnet`` against the ``finetune_iters`` fine-tuning iterations of ``mdnet``,
+  both with bounding-box regression and memory set-up.
+
+The process is warmed up first (one init + update), so one-time import costs (torch._dynamo is
+imported by the first torch optimiser of a process) are not billed to a sequence. Weights: the
+shipped ``weights/metasdnet.pt`` if there is one, else the untrained CPU configuration (speed
+does not depend on the values; the mean IoU printed alongside does).
+
+    python benchmarks/tracker_speed.py [--sequences 3] [--frames 100] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _util import machine, median, save, time_repeats  # noqa: E402
+
+
+def run_sequence(make, seq, frames=None):
+    import numpy as np
+
+    from otb_eval.experiment import track_sequence
+    from otb_eval.datasets import Sequence
+    from tracker.boxes import iou
+
+    if frames is not None:
+        seq = Sequence(seq.name, seq.img_files[:frames], seq.anno[:frames], seq.attributes,
+                       seq.folder, seq.frame_numbers[:frames])
+    trk = make()
+    boxes, times = track_sequence(trk, seq)
+    return {"sequence": seq.name, "frames": len(seq), "seconds": float(times.sum()),
+            "frame1_seconds": float(times[0]), "fps": float(len(seq) / times.sum()),
+            "mean_iou": float(np.mean(iou(boxes, seq.anno)))}
+
+
+def summarise(rows):
+    frames = sum(r["frames"] for r in rows)
+    seconds = sum(r["seconds"] for r in rows)
+    return {"frames": frames, "seconds": seconds, "fps": frames / seconds,
+            "mean_iou": sum(r["mean_iou"] * r["frames"] for r in rows) / frames, "per_sequence": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequences", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--exact-frames", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore")
+    import tracker
+    from otb_eval.datasets import OTBDataset
+    from otb_eval.synthetic import generate
+    from tracker.images import read_bgr
+
+    with tempfile.TemporaryDirectory() as tmp:
+        generate(tmp, args.sequences, seed=args.seed, split="test",
+                 frames=(args.frames, args.frames), progress=False)
+        ds = OTBDataset(tmp, "auto")
+        seqs = list(ds)
+        # warm-up: imports, first conv calls, allocator
+        warm = tracker.make("metasdnet")
+        warm.init(read_bgr(seqs[0].img_files[0]), seqs[0].anno[0])
+        warm.update(read_bgr(seqs[0].img_files[1]))
+        config = warm.config
+        weights_source = warm.weights.source
+        trained = warm.weights.trained
+
+        results = {}
+        for label, name, kw, frames in (("metasdnet fast", "metasdnet", {"mode": "fast"}, None),
+                                        ("mdnet fast", "mdnet", {"mode": "fast"}, None),
+                                        ("metasdnet exact", "metasdnet", {"mode": "exact"},
+                                         args.exact_frames)):
+            rows = [run_sequence(lambda: tracker.make(name, **kw), s, frames) for s in seqs]
+            results[label] = summarise(rows)
+            r = results[label]
+            print(f"{label:16s} {r['frames']:5d} frames {r['fps']:6.1f} fps  mean IoU {r['mean_iou']:.3f}")
+
+        frame1 = {}
+        for label, name in (("metasdnet (1 meta-SGD step)", "metasdnet"),
+                            ("mdnet (fine-tuning)", "mdnet")):
+            trk = tracker.make(name)
+            per_seq = []
+            for s in seqs:
+                img = read_bgr(s.img_files[0])
+                per_seq.append(median(time_repeats(lambda: trk.init(img, s.anno[0]), args.repeats)))
+            frame1[label] = {"median_seconds": median(per_seq), "per_sequence": per_seq}
+            print(f"frame 1 {label:28s} {median(per_seq) * 1000:7.0f} ms")
+        f1_iters = tracker.make("mdnet").opts.finetune_iters
+
+    speedup = (frame1["mdnet (fine-tuning)"]["median_seconds"]
+               / frame1["metasdnet (1 meta-SGD step)"]["median_seconds"])
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    data = {"machine": machine(), "load_average": load, "threads": args.threads,
+            "model_config": config.to_dict(), "weights": weights_source, "trained_weights": trained,
+            "sequences": args.sequences, "frames_per_sequence": args.frames,
+            "exact_frames": args.exact_frames, "fps": results, "frame1": frame1,
+            "frame1_speedup": speedup, "mdnet_finetune_iters": f1_iters}
+    fast = results["metasdnet fast"]["fps"]
+    md = [
+        "# MetaSDNet tracking speed on a CPU",
+        "",
+        f"`python benchmarks/tracker_speed.py --sequences {args.sequences} --frames {args.frames} "
+        f"--threads {args.threads}` on {data['machine']['cpus']} CPUs ({data['machine']['platform']}), "
+        f"torch {data['machine']['torch']}, {args.threads} torch threads, load average "
+        f"{', '.join(f'{v:.1f}' for v in load) if load else 'n/a'} (the machine is shared), "
+        f"{data['machine']['date']}.",
+        "",
+        f"Network: `ModelConfig{tuple(config.channels)}`, fc {config.fc_dim} "
+        f"({'trained' if trained else 'UNTRAINED'} weights: {weights_source}; speed does not "
+        "depend on the values, the IoU column does). Synthetic sequences (`otb_eval.synthetic`, "
+        "320x240). fps = frames / total tracker time, frame 1 included.",
+        "",
+        "| tracker | mode | frames | fps | mean IoU |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for label, r in results.items():
+        name, mode = label.split()
+        md.append(f"| {name} | {mode} | {r['frames']} | {r['fps']:.1f} | {r['mean_iou']:.3f} |")
+    md += ["", "Frame 1 (median over sequences of the median of "
+           f"{args.repeats} inits; samples, the start, box regression and memory included):", "",
+           "| start | frame-1 time |", "|---|---:|"]
+    for label, r in frame1.items():
+        md.append(f"| {label} | {r['median_seconds'] * 1000:.0f} ms |")
+    md += ["", f"The meta-learned start needs {speedup:.1f}x less time at frame 1 than "
+           f"{f1_iters} iterations of MDNet fine-tuning. Fast mode: {fast:.1f} fps "
+           f"({'meets' if fast >= 10 else 'MISSES'} the 10 fps target).", ""]
+    paths = save("tracker_speed", data, "\n".join(md))
+    print("wrote", *paths)
+
+
+if __name__ == "__main__":
+    main()
