@@ -86,6 +86,7 @@ def summarise(runs: Dict[str, Dict[str, List[Dict[str, Any]]]]) -> Dict[str, Any
                 entry[step] = {"mean": mean, "ci95_tasks": sum(cis) / n, "sd_seeds": sd,
                                "per_seed": means}
             entry["train_seconds"] = sum(r["train"]["seconds"] for r in results)
+            entry["eval_seconds"] = sum(r.get("eval_seconds", 0.0) for r in results)
             if "gamma" in results[0]:
                 names = list(results[0]["gamma"])
                 entry["gamma_mean"] = {k: sum(r["gamma"][k] for r in results) / len(results) for k in names}
@@ -121,7 +122,8 @@ def markdown(summary: Dict[str, Any], meta: Dict[str, Any]) -> str:
         f"(fixed evaluation seed), K support points, 100 query points, MSE after 1 and 10 inner steps (lr 0.01). "
         f"Each cell: mean over {meta['seeds']} seeds (model init and training tasks) +- the 95% CI over the "
         f"{meta['eval_tasks']} tasks (1.96 sd / sqrt(n), averaged over seeds); s.d. over seeds in brackets. "
-        f"Total wall time {meta['wall_seconds'] / 60:.1f} min on {meta['machine']} (torch threads 1).",
+        f"Compute: {meta['run_seconds_total'] / 60:.1f} min in total for the {meta['runs']} runs (training + "
+        f"evaluation, one torch thread, {meta['machine']}, shared with other jobs).",
         "",
         "Add-on settings: L2F sigmoid attenuator n-n-n over the 6 tensors, detached embedding; DropGrad "
         "binary p = 0.1, constant; GradDrop/PCGrad across the 25 per-task meta-gradients (our adaptation, "
@@ -165,7 +167,14 @@ def markdown(summary: Dict[str, Any], meta: Dict[str, Any]) -> str:
                 v = verdict(by_shots_base(summary, k, step), summary[method][str(k)][step])
                 if v != "~":
                     parts.append(f"{v} at {k}-shot/{step} step{'s' if step != '1' else ''}")
-        lines.append(f"- {method}: " + ("; ".join(parts) if parts else "no clear difference from MAML anywhere") + ".")
+        changes = []
+        for step in ("1", "10"):
+            rel = [summary[method][str(k)][step]["mean"] / summary["MAML"][str(k)][step]["mean"] - 1 for k in shots]
+            changes.append(f"{step} step{'s' if step != '1' else ''}: "
+                           + " / ".join(f"{r:+.0%}" for r in rel))
+        lines.append(f"- {method}: " + ("; ".join(parts) if parts else "no clear difference from MAML anywhere")
+                     + f" (mean MSE change vs MAML at {'/'.join(str(k) for k in shots)} shots, "
+                     + "; ".join(changes) + ").")
     gam = {k: summary["+L2F"][str(k)].get("gamma_mean") for k in shots} if "+L2F" in summary else {}
     if any(gam.values()):
         lines += ["", "Mean L2F gamma per tensor (over held-out tasks and seeds):", "",
@@ -214,11 +223,15 @@ def main(argv: List[str] = None) -> int:
                 runs[method].setdefault(str(shots), []).append(run_one(method, shots, seed, args, args.workdir))
     wall = time.perf_counter() - t0
     summary = summarise({m: runs[m] for m in METHODS if m in runs})
-    meta = {"iterations": args.iterations, "meta_batch": args.meta_batch, "seeds": args.seeds,
+    all_runs = [r for m in runs.values() for rs in m.values() for r in rs]
+    meta = {"runs": len(all_runs),
+            "run_seconds_total": round(sum(r["train"]["seconds"] + r.get("eval_seconds", 0.0) for r in all_runs), 1),
+            "iterations": args.iterations, "meta_batch": args.meta_batch, "seeds": args.seeds,
             "shots": args.shots, "eval_tasks": args.eval_tasks, "wall_seconds": round(wall, 1),
             "machine": f"{platform.machine()} CPU", "torch": torch.__version__,
             "published_maml_1step": PUBLISHED_MAML, "published_meta_sgd_1step": PUBLISHED_META_SGD,
-            "note": "wall_seconds covers only runs not already finished in the workdir"}
+            "note": "wall_seconds covers only the runs not already finished in the workdir when the script "
+                    "was last started; run_seconds_total sums every run's own training + evaluation time"}
     doc = {"meta": meta, "table": summary}
     text = json.dumps(doc, indent=1) + "\n"
     md = markdown(summary, meta)
