@@ -51,6 +51,19 @@ class InnerLR(nn.Module):
             return {n: lr for n in self.names}
         return {n: getattr(self, "lr_" + _key(n)) for n in self.names}
 
+    def load_rates(self, rates: Mapping[str, Tensor], strict: bool = False) -> None:
+        """Copy rates (name -> tensor, e.g. from a checkpoint) into the held ones; names this
+        module does not adapt are ignored unless ``strict``."""
+        if self.mode == "scalar":
+            raise ValueError("load_rates needs per-tensor or element-wise rates")
+        with torch.no_grad():
+            for name, rate in rates.items():
+                if name not in self.names:
+                    if strict:
+                        raise KeyError(f"no inner rate for {name!r}")
+                    continue
+                getattr(self, "lr_" + _key(name)).copy_(torch.as_tensor(rate))
+
     def forward(self) -> Dict[str, Tensor]:  # pragma: no cover - alias
         return self.rates()
 

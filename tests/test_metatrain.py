@@ -52,7 +52,7 @@ def _config(**kw):
     return MetaTrainConfig(**base)
 
 
-def _query_loss(learner, tracks, n=6):
+def _query_loss(learner, tracks, n=12):
     from tracker.metatrain.episodes import EpisodeDataset
 
     ds = EpisodeDataset(tracks, 999, TINY, EpisodeConfig(max_side=160))
@@ -66,7 +66,8 @@ def _query_loss(learner, tracks, n=6):
 
 
 def test_meta_training_lowers_the_query_loss(tracks, tmp_path):
-    cfg = _config(iterations=12, meta_batch=2, fc_only_fraction=0.0, lr_start=3e-3, lr_alpha=1e-4)
+    cfg = _config(iterations=12, meta_batch=2, adapt="fc", lr_start=1e-3, lr_alpha=1e-3,
+                  feature_cache=str(tmp_path / "features"))
     before = _query_loss(build_learner(cfg), tracks)
     out = str(tmp_path / "w.pt")
     meta_train(tracks, cfg, out, progress=False)
@@ -75,9 +76,11 @@ def test_meta_training_lowers_the_query_loss(tracks, tmp_path):
     assert _query_loss(after_learner, tracks) < before
     rows = list(csv.DictReader(open(out + ".csv")))
     assert [int(r["iteration"]) for r in rows] == list(range(1, 13))
+    assert os.listdir(tmp_path / "features")          # conv features were shared on disk
+    assert torch.count_nonzero(w.alpha["features.conv1.weight"]) == 0   # conv never adapts
 
 
-@pytest.mark.parametrize("variant", [dict(), dict(l2f=True, dropgrad="binary")])
+@pytest.mark.parametrize("variant", [dict(), dict(l2f=True, dropgrad="binary", adapt="fc")])
 def test_resume_is_bit_identical(tracks, tmp_path, variant):
     straight = str(tmp_path / "a.pt")
     meta_train(tracks, _config(**variant), straight, progress=False)

@@ -26,6 +26,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                                         "logged at every checkpoint)")
     p.add_argument("--iterations", type=int, default=15000, help="meta-updates (default 15000)")
     p.add_argument("--meta-batch", type=int, default=8, help="episodes per meta-update (default 8)")
+    p.add_argument("--adapt", default="all", choices=["all", "fc"],
+                   help="layers the inner step adapts: all (Meta-Tracker, default) or fc (fc4-6; conv "
+                        "fixed and its features computed once: ~10x cheaper on a CPU)")
+    p.add_argument("--pretrain-iterations", type=int, default=0, metavar="N",
+                   help="without --init: first N iterations of MDNet-style multi-domain pretraining "
+                        "of all layers from scratch (default 0)")
     p.add_argument("--l2f", action="store_true", help="learn the L2F attenuator g_phi")
     p.add_argument("--l2f-mode", default="identity", choices=["identity", "sigmoid"],
                    help="identity (default): gamma = clamp(1 - s g, 0, 1) with s from 0, so the "
@@ -38,6 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="architecture when starting from scratch: small (CPU, default), vgg-m, tiny")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="processes reading episodes (default 0)")
+    p.add_argument("--feature-cache", metavar="DIR",
+                   help="with --adapt fc: keep conv features on disk so runs from the same start "
+                        "(e.g. the four variants) compute them once")
     p.add_argument("--checkpoint-every", type=int, default=50, metavar="N")
     p.add_argument("--out", required=True, metavar="FILE", help="weights file to write (.pt)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
@@ -57,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and not os.path.isfile(args.out + ".ckpt"):
         raise UserError(f"--resume: no checkpoint {args.out}.ckpt to continue from")
     config = MetaTrainConfig(iterations=args.iterations, meta_batch=args.meta_batch, l2f=args.l2f,
+                             adapt=args.adapt, pretrain_iterations=args.pretrain_iterations,
+                             feature_cache=args.feature_cache,
                              l2f_mode=args.l2f_mode, dropgrad=args.dropgrad,
                              dropgrad_rate=args.dropgrad_rate, seed=args.seed, workers=args.workers,
                              checkpoint_every=args.checkpoint_every, model=model.to_dict()).validate()

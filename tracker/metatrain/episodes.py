@@ -45,13 +45,28 @@ class EpisodeConfig:
 
 @dataclass
 class FrameSet:
-    """One frame's samples as network input: the warped region, RoIAlign grid and labels."""
+    """One frame's samples: where they are, their labels, and how to make the network input.
 
-    region: torch.Tensor    # 1 x 3 x H x W, mean-subtracted
-    grid: torch.Tensor      # RoIAlign sampling grid of the boxes
+    The search region depends only on the ground-truth box (it covers every box the episode
+    samplers can draw), so a frame's conv features are the same in every episode that uses it:
+    with fixed conv layers, meta-training computes them once per frame and caches them. Pixels
+    are read only when asked for (:meth:`pixels`).
+    """
+
+    frame: str              # image path
+    region: "R.Region"      # the search region (image -> network input)
+    grid: torch.Tensor      # RoIAlign sampling grid of the boxes in the region's features
     labels: torch.Tensor    # N, 1 = positive (after shuffling)
     boxes: np.ndarray       # N x 4 image boxes (for inspection and tests)
     ious: np.ndarray        # N IoU with the ground truth
+
+    def pixels(self) -> torch.Tensor:
+        """The warped region, ``1 x 3 x H x W`` minus the mean pixel."""
+        return R.to_tensor(R.warp(to_rgb(read_bgr(self.frame)), self.region))
+
+    def batch(self):
+        """``(region pixels, grid, labels)``: what :func:`tracker.metatrain.train.sdnet_loss` takes."""
+        return self.pixels(), self.grid, self.labels
 
 
 @dataclass
@@ -64,22 +79,46 @@ class Episode:
 
     def batches(self):
         """(support, query) in the form the loss function takes: (region, grid, labels)."""
-        return ((self.support.region, self.support.grid, self.support.labels),
-                (self.query.region, self.query.grid, self.query.labels))
+        return self.support.batch(), self.query.batch()
 
 
-def _frame_set(image_rgb: np.ndarray, gt: np.ndarray, pos: np.ndarray, neg: np.ndarray,
-               shuffled: bool, config: ModelConfig, max_side: int) -> FrameSet:
+def frame_region(gt: np.ndarray, image_size: tuple[int, int], model: ModelConfig,
+                 max_side: int) -> "R.Region":
+    """The region covering the crops of the farthest, largest boxes the episode samplers draw
+    around ``gt`` (uniform: shift up to 1 x mean size, scale 1.2, aspect 1.1)."""
+    from ..boxes import cxcywh_to_xywh, xywh_to_cxcywh
+
+    c = xywh_to_cxcywh(np.asarray(gt, dtype=float))
+    s = c[2:].mean()
+    big = c[2:] * 1.2 * 1.1
+    corners = np.array([[c[0] + dx * s, c[1] + dy * s, big[0], big[1]]
+                        for dx in (-1, 1) for dy in (-1, 1)])
+    return R.region_for_boxes(cxcywh_to_xywh(corners), gt, model, max_side)
+
+
+def _image_size(path: str) -> tuple[int, int]:
+    from PIL import Image
+
+    from ..errors import UserError
+
+    try:
+        with Image.open(path) as im:   # reads the header only
+            return im.size
+    except OSError as err:
+        raise UserError(f"cannot read image {path}: {err}") from None
+
+
+def _frame_set(frame: str, image_size: tuple[int, int], gt: np.ndarray, pos: np.ndarray,
+               neg: np.ndarray, shuffled: bool, config: ModelConfig, max_side: int) -> FrameSet:
     from ..boxes import iou
 
     boxes = np.concatenate([pos, neg], 0)
-    region = R.region_for_boxes(boxes, gt, config, max_side)
-    x = R.to_tensor(R.warp(image_rgb, region))
+    region = frame_region(gt, image_size, config, max_side)
     grid = R.roi_grid(boxes, region, (R.feature_size(region.height), R.feature_size(region.width)), config)
     labels = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))]).long()
     if shuffled:
         labels = 1 - labels
-    return FrameSet(x, grid, labels, boxes, iou(boxes, gt[None, :]))
+    return FrameSet(frame, region, grid, labels, boxes, iou(boxes, gt[None, :]))
 
 
 def sample_episode(tracks: SequenceType[Track], index: int, seed: int, model: ModelConfig,
@@ -94,11 +133,10 @@ def sample_episode(tracks: SequenceType[Track], index: int, seed: int, model: Mo
     shuffled = bool(rng.random() < config.shuffle_prob)
     sets = []
     for f in (t, t2):
-        rgb = to_rgb(read_bgr(track.frames[f]))
+        size = _image_size(track.frames[f])
         gt = track.boxes[f]
-        size = (rgb.shape[1], rgb.shape[0])
         pos, neg = episode_samples(rng, gt, size, config.n_pos, config.n_neg, config.pos_iou, config.neg_iou)
-        sets.append(_frame_set(rgb, gt, pos, neg, shuffled, model, config.max_side))
+        sets.append(_frame_set(track.frames[f], size, gt, pos, neg, shuffled, model, config.max_side))
     return Episode(track.name, (t, t2), shuffled, sets[0], sets[1])
 
 

@@ -48,6 +48,8 @@ class MetaTrainConfig:
     alpha_init: float = 1e-4
     fc_only_fraction: float = 1 / 3      # 5,000 of 15,000: conv layers fixed
     decay_fraction: float = 2 / 3        # 10,000 of 15,000: all rates x0.1
+    adapt: str = "all"                   # all: every layer (Meta-Tracker); fc: fc4-6 only, conv fixed
+    pretrain_iterations: int = 0         # multi-domain pretraining first (no --init): see pretrain.py
     l2f: bool = False
     l2f_mode: str = "identity"           # gamma = clamp(1 - s g, 0, 1), s from 0: starts at gamma = 1
     l2f_embedding: str = "detached"
@@ -55,6 +57,7 @@ class MetaTrainConfig:
     dropgrad_rate: float = 0.1
     seed: int = 0
     workers: int = 0                     # episode-reading processes
+    feature_cache: Optional[str] = None  # adapt='fc': folder sharing conv features between runs
     checkpoint_every: int = 50
     val_every: int = 0                   # 0: validate only at checkpoints when val tracks exist
     val_episodes: int = 16
@@ -68,6 +71,8 @@ class MetaTrainConfig:
             raise UserError(f"--meta-batch must be at least 1, got {self.meta_batch}")
         if self.dropgrad not in (None, "binary", "gaussian"):
             raise UserError(f"--dropgrad must be binary or gaussian, got {self.dropgrad!r}")
+        if self.adapt not in ("all", "fc"):
+            raise UserError(f"--adapt must be all or fc, got {self.adapt!r}")
         if not 0.0 <= self.dropgrad_rate < 1.0:
             raise UserError(f"--dropgrad-rate must be in [0, 1), got {self.dropgrad_rate}")
         return self
@@ -94,6 +99,68 @@ def sdnet_loss(model: ModelConfig) -> Callable:
     return loss_fn
 
 
+def fc_loss(params, batch):
+    """The summed binary loss of fc4-6 on pooled conv3 features ``(feats, labels)``."""
+    feats, labels = batch
+    return binary_loss(fc_forward(params, feats), labels)
+
+
+class FeatureCache:
+    """conv3 features of search regions at FIXED conv weights, keyed by frame: with
+    ``adapt='fc'`` conv neither adapts nor meta-learns, and a frame's region does not depend on
+    the episode, so each frame goes through the conv layers once per run."""
+
+    def __init__(self, conv_params: dict, model: ModelConfig, capacity: int = 20000,
+                 folder: Optional[str] = None):
+        import hashlib
+
+        self.params = {k: v.detach() for k, v in conv_params.items()}
+        self.model = model
+        self.capacity = capacity
+        self._store: dict = {}
+        # on disk, features are keyed by the conv weights too, so runs from the same start share them
+        h = hashlib.sha1()
+        for k in sorted(self.params):
+            h.update(k.encode())
+            h.update(self.params[k].float().contiguous().numpy().tobytes())
+        self.folder = os.path.join(folder, h.hexdigest()[:16]) if folder else None
+
+    def _disk_path(self, fs) -> str:
+        import hashlib
+
+        r = fs.region
+        key = f"{os.path.abspath(fs.frame)}|{r.ox:.6f},{r.oy:.6f},{r.sx:.6f},{r.sy:.6f},{r.width},{r.height}"
+        return os.path.join(self.folder, hashlib.sha1(key.encode()).hexdigest() + ".pt")
+
+    def _features(self, fs) -> torch.Tensor:
+        path = self._disk_path(fs) if self.folder else None
+        if path and os.path.isfile(path):
+            try:
+                return torch.load(path, weights_only=True)
+            except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed
+                pass
+        with torch.no_grad():
+            feats = conv_forward(self.params, fs.pixels(), self.model)
+        if path:
+            os.makedirs(self.folder, exist_ok=True)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            torch.save(feats, tmp)
+            os.replace(tmp, path)
+        return feats
+
+    def __call__(self, fs) -> tuple:
+        """A :class:`~tracker.metatrain.episodes.FrameSet` -> ``(pooled features, labels)``."""
+        feats = self._store.get(fs.frame)
+        if feats is None:
+            feats = self._features(fs)
+            if len(self._store) >= self.capacity:
+                self._store.pop(next(iter(self._store)))
+            self._store[fs.frame] = feats
+        with torch.no_grad():
+            pooled = R.roi_align(feats, fs.grid, R.grid_cells(self.model))
+        return pooled, fs.labels
+
+
 def build_learner(config: MetaTrainConfig, start: Optional[dict] = None,
                   alpha: Optional[dict] = None):
     """The engine holding theta0 (``start`` or the seeded untrained init), alpha and g_phi."""
@@ -101,7 +168,8 @@ def build_learner(config: MetaTrainConfig, start: Optional[dict] = None,
 
     model_cfg = ModelConfig.from_dict(config.model)
     model = MetaSDNet(model_cfg, start, seed=config.seed)
-    meta = MetaConfig(inner_steps=1, inner_lr=config.alpha_init, first_order=False, adapt="all",
+    meta = MetaConfig(inner_steps=1, inner_lr=config.alpha_init, first_order=False,
+                      adapt="all" if config.adapt == "all" else "fc.*",
                       lr_mode="elementwise", learn_lr=True, l2f=config.l2f, l2f_mode=config.l2f_mode,
                       l2f_embedding=config.l2f_embedding, dropgrad=config.dropgrad,
                       dropgrad_rate=config.dropgrad_rate, outer_lr=config.lr_start,
@@ -109,17 +177,13 @@ def build_learner(config: MetaTrainConfig, start: Optional[dict] = None,
                       task_reduction="sum")
     learner = MetaLearner(model, meta)
     if alpha is not None:
-        from meta_learning.lr import _key
-
-        with torch.no_grad():
-            for n, rate in alpha.items():
-                getattr(learner.inner_lr, "lr_" + _key(n)).copy_(torch.as_tensor(rate))
+        learner.inner_lr.load_rates(alpha)
     return learner
 
 
 def _apply_schedule(learner, config: MetaTrainConfig, iteration: int) -> str:
     """Freeze conv in the fc-only phase and decay every group's lr; returns the phase name."""
-    fc_only = iteration < config.fc_only_until
+    fc_only = iteration < config.fc_only_until or config.adapt == "fc"
     learner.freeze("features.*" if fc_only else None)
     scale = 0.1 if iteration >= config.decay_at else 1.0
     base = {"start": config.lr_start, "inner_lr": config.lr_alpha, "attenuator": config.lr_attenuator}
@@ -134,7 +198,9 @@ def tracker_weights(learner, config: MetaTrainConfig, metadata: dict):
 
     params = {k: v.detach().clone() for k, v in learner.model.named_parameters()}
     rates = learner.inner_lr.rates()
-    alpha = {k: torch.as_tensor(rates[k]).detach().clone().expand_as(params[k]).clone() for k in params}
+    # tensors that never adapt (conv with adapt='fc') get rate 0, so the tracker keeps them too
+    alpha = {k: (torch.as_tensor(rates[k]).detach().clone().expand_as(params[k]).clone()
+                 if k in rates else torch.zeros_like(params[k])) for k in params}
     att = ({k: v.detach().clone() for k, v in learner.attenuator.state_dict().items()}
            if learner.attenuator is not None else None)
     return SDNetWeights(ModelConfig.from_dict(config.model), params, alpha, att, config.l2f_mode,
@@ -161,11 +227,13 @@ def _truncate_log(path: str, iteration: int) -> None:
         w.writerows(rows)
 
 
-def validation_loss(learner, loss_fn, dataset: EpisodeDataset, n: int) -> float:
+def validation_loss(learner, loss_fn, dataset: EpisodeDataset, n: int,
+                    prepare: Callable = lambda fs: fs.batch()) -> float:
     """Mean query loss after the (noise-free) inner step on ``n`` fixed validation episodes."""
     total = 0.0
     for i in range(n):
-        support, query = dataset[i].batches()
+        episode = dataset[i]
+        support, query = prepare(episode.support), prepare(episode.query)
         fast, _ = learner.adapt(None, loss_fn, support, training=False)
         with torch.no_grad():
             total += float(loss_fn({k: v.detach() for k, v in fast.items()}, query))
@@ -202,12 +270,26 @@ def meta_train(tracks: SequenceType[Track], config: MetaTrainConfig, out: str,
             config.model = w.config.to_dict()
             model_cfg = w.config
         start, alpha = w.params, w.alpha
+    resuming = resume and os.path.isfile(ckpt_path)
+    if start is None and config.pretrain_iterations > 0 and not resuming:
+        from .pretrain import PretrainConfig, pretrain
+
+        start = pretrain(tracks, model_cfg, PretrainConfig(config.pretrain_iterations, seed=config.seed),
+                         progress=progress)
     torch.manual_seed(config.seed)
     learner = build_learner(config, start, alpha)
-    loss_fn = sdnet_loss(model_cfg)
+    if config.adapt == "fc":
+        loss_fn = fc_loss
+        prepare = FeatureCache({k: v for k, v in learner.model.named_parameters()
+                                if k.startswith("features.")}, model_cfg, folder=config.feature_cache)
+    else:
+        loss_fn = sdnet_loss(model_cfg)
+
+        def prepare(fs):
+            return fs.batch()
     it = 0
     skipped: list = []
-    if resume and os.path.isfile(ckpt_path):
+    if resuming:
         state, _ = load_checkpoint(ckpt_path)
         saved = state["train_config"]
         if {k: v for k, v in saved.items() if k != "iterations"} != \
@@ -253,7 +335,8 @@ def meta_train(tracks: SequenceType[Track], config: MetaTrainConfig, out: str,
             phase = _apply_schedule(learner, config, it)
             losses, support_losses, gammas = [], [], []
             for _ in range(config.meta_batch):
-                support, query = next(loader).batches()
+                episode = next(loader)
+                support, query = prepare(episode.support), prepare(episode.query)
                 fast, info = learner.adapt(None, loss_fn, support, training=True)
                 loss = loss_fn(fast, query)
                 if nan_hook is not None:
@@ -287,7 +370,7 @@ def meta_train(tracks: SequenceType[Track], config: MetaTrainConfig, out: str,
             if val is not None and ((config.val_every and it % config.val_every == 0)
                                     or (not config.val_every and it % config.checkpoint_every == 0)
                                     or it == config.iterations):
-                row["val_query_loss"] = f"{validation_loss(learner, loss_fn, val, config.val_episodes):.4f}"
+                row["val_query_loss"] = f"{validation_loss(learner, loss_fn, val, config.val_episodes, prepare):.4f}"
             row["seconds"] = f"{time.perf_counter() - t0:.2f}"
             writer.writerow(row)
             bar.set_postfix(query=row["query_loss"], phase=phase)
