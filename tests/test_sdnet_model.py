@@ -96,6 +96,31 @@ def test_roi_align_equals_exact_crops_on_the_grid(scene):
     assert float((pooled[0] - pooled[1]).abs().mean()) > 0.1 * scale
 
 
+def test_dense_roi_align_is_exact_on_the_8_pixel_grid(scene):
+    """The dense forward (pool2 stride 1, dilated conv3) is the plain one at even cells, and boxes
+    on an 8-region-pixel grid pool their exact crop's features."""
+    from tracker.sdnet.model import conv_forward_dense
+
+    cfg = ModelConfig.tiny()
+    p = init_params(cfg, 0)
+    ref = np.array([100.0, 80.0, 60.0, 50.0])
+    region = R.region_for_boxes(ref[None], ref, cfg, margin=40)
+    with torch.no_grad():
+        x = R.to_tensor(R.warp(scene, region))
+        dense, plain = conv_forward_dense(p, x, cfg), conv_forward(p, x, cfg)
+        assert dense.shape[2:] == (R.feature_size(region.height, True),
+                                   R.feature_size(region.width, True))
+        torch.testing.assert_close(dense[..., ::2, ::2], plain)
+        u0 = (ref[0] + ref[2] / 2 - 107 / 2 / region.sx - region.ox) * region.sx   # crop start
+        v0 = (ref[1] + ref[3] / 2 - 107 / 2 / region.sy - region.oy) * region.sy
+        shift = [(8 - u0 % 8) / region.sx, (8 - v0 % 8) / region.sy]             # onto the grid
+        boxes = np.array([ref + [shift[0], shift[1], 0, 0],
+                          ref + [shift[0] + 8 / region.sx, shift[1] + 24 / region.sy, 0, 0]])
+        pooled = R.roi_align(dense, R.roi_grid(boxes, region, dense.shape[2:], cfg, stride=8))
+        exact = conv_forward(p, R.to_tensor(R.crop_boxes(scene, boxes, cfg)), cfg)
+    assert float((pooled - exact).abs().max()) < 1e-2 * float(exact.abs().mean())
+
+
 def test_exact_crop_pixels_match_cv2_crop_resize(scene):
     """A crop is the box enlarged by 16/107 per side, resized to 107 x 107 (out-of-image = 128)."""
     cfg = ModelConfig.tiny()

@@ -33,7 +33,7 @@ from ..errors import UserError
 from ..images import to_rgb
 from . import roi_align as R
 from .bbreg import BBoxRegressor
-from .model import ModelConfig, binary_loss, conv_forward, fc_forward
+from .model import ModelConfig, binary_loss, conv_forward, conv_forward_dense, fc_forward
 from .sampling import Sampler, sample_iou
 
 __all__ = ["SDNetOptions", "MetaSDNetTracker", "MDNetTracker", "check_init_box", "MIN_BOX"]
@@ -105,6 +105,7 @@ class SDNetOptions:
     weight_decay: float = 5e-4
     grad_clip: float = 10.0
     # ---- fast mode
+    dense: bool = True                    # conv3 on a stride-8 grid (pool2 s1 + dilated conv3)
     max_region: int = 400                 # search-region side cap, region pixels
     max_region_init: int = 480
     chunk: int = 128                      # exact mode: crops per conv batch
@@ -242,8 +243,14 @@ class MetaSDNetTracker(Tracker):
         x = R.to_tensor(R.warp(self._rgb, region)).to(self.device)
         return region, x
 
+    def _region_conv(self, params, x: torch.Tensor) -> torch.Tensor:
+        """conv1-3 on a search region (stride 8 with ``dense``, else 16)."""
+        fn = conv_forward_dense if self.opts.dense else conv_forward
+        return fn(params, x, self.config)
+
     def _pool(self, feats: torch.Tensor, region, boxes: np.ndarray) -> torch.Tensor:
-        grid = R.roi_grid(boxes, region, tuple(feats.shape[2:]), self.config).to(self.device)
+        stride = R.STRIDE // 2 if self.opts.dense else R.STRIDE
+        grid = R.roi_grid(boxes, region, tuple(feats.shape[2:]), self.config, stride).to(self.device)
         return R.roi_align(feats, grid, R.grid_cells(self.config))
 
     def _exact_feats(self, params, boxes: np.ndarray) -> torch.Tensor:
@@ -261,7 +268,7 @@ class MetaSDNetTracker(Tracker):
                 return [self._exact_feats(params, g).flatten(1) for g in groups]
             allb = np.concatenate([g for g in groups if len(g)], 0)
             region, x = self._region_input(allb, ref_box, max_side)
-            feats = conv_forward(params, x, self.config)
+            feats = self._region_conv(params, x)
             return [self._pool(feats, region, g).flatten(1) if len(g) else
                     torch.zeros(0, self.config.feature_dim) for g in groups]
 
@@ -328,14 +335,16 @@ class MetaSDNetTracker(Tracker):
             batch = (crops, labels)
         else:
             region, x = self._region_input(cover, box, o.max_region_init)
-            fh = R.feature_size(region.height)
-            fw = R.feature_size(region.width)
-            grid = R.roi_grid(boxes, region, (fh, fw), cfg).to(self.device)
+            fh = R.feature_size(region.height, o.dense)
+            fw = R.feature_size(region.width, o.dense)
+            stride = R.STRIDE // 2 if o.dense else R.STRIDE
+            grid = R.roi_grid(boxes, region, (fh, fw), cfg, stride).to(self.device)
             k = R.grid_cells(cfg)
+            conv = self._region_conv
 
             def loss_fn(params, batch):
                 x, g, y = batch
-                feats = R.roi_align(conv_forward(params, x, cfg), g, k)
+                feats = R.roi_align(conv(params, x), g, k)
                 return binary_loss(fc_forward(params, feats), y)
 
             batch = (x, grid, labels)
@@ -417,7 +426,7 @@ class MetaSDNetTracker(Tracker):
                 fmap = region = None
             else:
                 region, x = self._region_input(np.concatenate([cands, reach], 0), prev, o.max_region)
-                fmap = conv_forward(self.params, x, self.config)
+                fmap = self._region_conv(self.params, x)
                 feats = self._pool(fmap, region, cands).flatten(1)
             scores = fc_forward(self.params, feats)[:, 1]
         top = scores.topk(o.top_k).indices

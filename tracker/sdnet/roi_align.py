@@ -39,11 +39,14 @@ STRIDE = 16
 OFFSET = 37
 
 
-def feature_size(n: int) -> int:
-    """conv3 output size for an input side of ``n`` pixels (k7 s2, pool 3/2, k5 s2, pool 3/2, k3)."""
+def feature_size(n: int, dense: bool = False) -> int:
+    """conv3 output size for an input side of ``n`` pixels (k7 s2, pool 3/2, k5 s2, pool 3/2, k3);
+    ``dense``: of :func:`~tracker.sdnet.model.conv_forward_dense` (pool2 stride 1, conv3 dilated)."""
     n = (n - 7) // 2 + 1
     n = (n - 3) // 2 + 1
     n = (n - 5) // 2 + 1
+    if dense:
+        return n - 2 - 4
     n = (n - 3) // 2 + 1
     return n - 2
 
@@ -140,8 +143,9 @@ def to_tensor(pixels: np.ndarray) -> Tensor:
 
 
 def roi_grid(boxes: np.ndarray, region: Region, feat_hw: Tuple[int, int], config: ModelConfig,
-             ) -> Tensor:
-    """grid_sample coordinates ``1 x 3N x 3 x 2`` (align_corners=True) of every box's 3 x 3 cells."""
+             stride: int = STRIDE) -> Tensor:
+    """grid_sample coordinates ``1 x 3N x 3 x 2`` (align_corners=True) of every box's 3 x 3 cells
+    on a feature map of ``stride`` region pixels per cell (16; 8 for the dense forward)."""
     k = grid_cells(config)
     n_in = config.input_size
     crops = crops_of(boxes, config)                                  # N x 4 image coords
@@ -149,8 +153,8 @@ def roi_grid(boxes: np.ndarray, region: Region, feat_hw: Tuple[int, int], config
     # image coordinates of the cell centres, then region pixel indices, then feature coordinates
     xs = crops[:, 0:1] + j[None, :] * crops[:, 2:3] / n_in            # N x k
     ys = crops[:, 1:2] + j[None, :] * crops[:, 3:4] / n_in
-    fx = ((xs - region.ox) * region.sx - 0.5 - OFFSET) / STRIDE
-    fy = ((ys - region.oy) * region.sy - 0.5 - OFFSET) / STRIDE
+    fx = ((xs - region.ox) * region.sx - 0.5 - OFFSET) / stride
+    fy = ((ys - region.oy) * region.sy - 0.5 - OFFSET) / stride
     fh, fw = feat_hw
     gx = 2.0 * fx / max(fw - 1, 1) - 1.0
     gy = 2.0 * fy / max(fh - 1, 1) - 1.0
