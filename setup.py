@@ -12,9 +12,12 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["tracker", "tracker.*", "meta_learning", "meta_learning.*",
-                                    "otb_eval", "otb_eval.*"]),
+                                    "otb_eval", "otb_eval.*"]) + ["tracker._weights"],
+    # the top-level weights/ folder installs as tracker/_weights (tracker.weights looks there)
+    package_dir={"tracker._weights": "weights"},
     package_data={
         "otb_eval": ["data/*.json"],
+        "tracker._weights": ["*.pt", "*.csv", "*.md", "*.json"],
     },
     include_package_data=True,
     install_requires=[

@@ -127,3 +127,9 @@ register("metasdnet", "tracker.sdnet.online:MetaSDNetTracker",
          "MetaSDNet: MDNet's network started by one meta-SGD step (Meta-Tracker); fast CPU mode")
 register("mdnet", "tracker.sdnet.online:MDNetTracker",
          "MDNet baseline: the same network started by fine-tuning fc4-6 at frame 1")
+# The shipped meta-trained variants (weights/<name>.pt): L2F, DropGrad and both, as in the seed.
+for _name, _about in (("metasdnet-l2f", "MetaSDNet meta-trained with L2F (task-and-layer-wise attenuation)"),
+                      ("metasdnet-dropgrad", "MetaSDNet meta-trained with DropGrad (binary, p=0.1)"),
+                      ("metasdnet-l2f-dropgrad", "MetaSDNet meta-trained with L2F and DropGrad")):
+    register(_name, "tracker.sdnet.online:MetaSDNetTracker", _about)
+del _name, _about

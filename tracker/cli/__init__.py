@@ -13,7 +13,7 @@ import sys
 from ..errors import UserError
 
 # Order is the order shown by --help.
-SUBCOMMANDS = ["synth", "eval", "report", "pretrain", "meta-train", "track", "overlay"]
+SUBCOMMANDS = ["synth", "eval", "report", "pretrain", "meta-train", "track", "overlay", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

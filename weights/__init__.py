@@ -1,0 +1,1 @@
+"""Shipped tracker weights (installed as ``tracker._weights``); see README.md in this folder."""
