@@ -385,14 +385,15 @@ class MetaSDNetTracker(Tracker):
         g = torch.Generator().manual_seed(int(self.rng.integers(2 ** 31)))
         pool = min(max(o.batch_neg, o.batch_neg_pool), len(neg))
         # shuffled once; each iteration takes the next contiguous slice (cycling, like MDNet)
-        pos_order = torch.randperm(len(pos), generator=g)
-        neg_order = torch.randperm(len(neg), generator=g)
+        # shuffled once (one gather), then consecutive slices are views: MDNet's cycling order
+        pos = pos[torch.randperm(len(pos), generator=g)]
+        neg = neg[torch.randperm(len(neg), generator=g)]
         labels = torch.cat([torch.ones(o.batch_pos), torch.zeros(min(o.batch_neg, pool))]).long()
         labels = labels.to(pos.device)
         params = [p for grp in self.optimizer.param_groups for p in grp["params"]]
         for it in range(iters):
-            pb = pos[_slice(pos_order, it * o.batch_pos, o.batch_pos)]
-            nb = neg[_slice(neg_order, it * pool, pool)]
+            pb = _rows(pos, it * o.batch_pos, o.batch_pos)
+            nb = _rows(neg, it * pool, pool)
             if pool > o.batch_neg:
                 with torch.no_grad():
                     score = fc_forward(self.params, nb)[:, 1]
@@ -467,13 +468,13 @@ class MetaSDNetTracker(Tracker):
         return np.asarray(out, dtype=float).copy()
 
 
-def _slice(order: torch.Tensor, start: int, n: int) -> torch.Tensor:
-    """``n`` consecutive entries of ``order`` from ``start``, wrapping around (MDNet's cycling)."""
-    m = len(order)
+def _rows(x: torch.Tensor, start: int, n: int) -> torch.Tensor:
+    """``n`` consecutive rows of ``x`` from ``start``, wrapping around (a view when it can)."""
+    m = len(x)
     start %= m
     if start + n <= m:
-        return order[start:start + n]
-    return order[torch.arange(start, start + n) % m]
+        return x[start:start + n]
+    return x[torch.arange(start, start + n) % m]
 
 
 def _reach(box: np.ndarray, o: SDNetOptions) -> np.ndarray:
