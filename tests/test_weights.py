@@ -152,6 +152,15 @@ def test_lookup_env_var_and_fallback(tmp_path, monkeypatch):
     # mdnet falls back to the metasdnet start when it has no weights of its own
     w = resolve_weights("mdnet", fallback=("metasdnet",))
     assert w.config == ModelConfig.tiny() and w.trained
+    # ... but a variant never silently runs the baseline's weights
+    import tracker
+
+    monkeypatch.setattr(W, "_WARNED", set())
+    with pytest.warns(UntrainedWeightsWarning, match="metasdnet-l2f"):
+        variant = tracker.make("metasdnet-l2f") if "metasdnet-l2f" in tracker.names() else \
+            tracker.make("metasdnet", name="metasdnet-l2f")
+    assert not variant.weights.trained
+    assert tracker.make("mdnet").weights.trained                    # the baseline does fall back
     # a file named directly serves every name
     monkeypatch.setenv(ENV_VAR, str(folder / "metasdnet.pt"))
     assert find_weights("anything") == str(folder / "metasdnet.pt")

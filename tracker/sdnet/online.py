@@ -187,6 +187,10 @@ class MetaSDNetTracker(Tracker):
     :class:`SDNetOptions` fields; ``options=SDNetOptions(...)`` passes them at once.
     """
 
+    # other shipped names whose weights serve when ``<name>.pt`` is missing (none: a variant such
+    # as metasdnet-l2f must never silently run the baseline's weights)
+    weights_fallback: Tuple[str, ...] = ()
+
     def __init__(self, name: str = "metasdnet", weights: Any = None,
                  options: Optional[SDNetOptions] = None, model_config: Optional[ModelConfig] = None,
                  device: str = "cpu", **overrides: Any) -> None:
@@ -200,8 +204,8 @@ class MetaSDNetTracker(Tracker):
                             f"known: {', '.join(sorted(known))}")
         self.opts = replace(opts, **overrides).validate()
         super().__init__(name, is_deterministic=True)
-        fallback = ("metasdnet",) if name != "metasdnet" else ()
-        self.weights = resolve_weights(name, weights, model_config, self.opts.seed, fallback)
+        self.weights = resolve_weights(name, weights, model_config, self.opts.seed,
+                                       self.weights_fallback)
         self.config = self.weights.config
         self.device = torch.device(device)
         self.start = {k: v.detach().to(self.device).float() for k, v in self.weights.params.items()}
@@ -489,7 +493,10 @@ def _reach(box: np.ndarray, o: SDNetOptions) -> np.ndarray:
 
 class MDNetTracker(MetaSDNetTracker):
     """The MDNet baseline: the same network started by ``finetune_iters`` iterations of ordinary
-    fine-tuning of fc4-6 at frame 1 instead of the meta-SGD step."""
+    fine-tuning of fc4-6 at frame 1 instead of the meta-SGD step. Without ``mdnet.pt`` it starts
+    from ``metasdnet.pt`` (the same network; only the frame-1 start differs)."""
+
+    weights_fallback = ("metasdnet",)
 
     def __init__(self, name: str = "mdnet", **kwargs: Any) -> None:
         kwargs.setdefault("init", "finetune")
