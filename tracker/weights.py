@@ -78,6 +78,9 @@ def save_checkpoint(path: str, state: Mapping[str, Any], metadata: Optional[Mapp
     os.close(fd)
     try:
         torch.save({"format": FORMAT, "version": VERSION, "state": dict(state), "metadata": meta}, tmp)
+        from otb_eval.results import _umask_mode
+
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -32,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrain-iterations", type=int, default=0, metavar="N",
                    help="without --init: first N iterations of MDNet-style multi-domain pretraining "
                         "of all layers from scratch (default 0)")
+    p.add_argument("--lr-start", type=float, default=1e-4, help="Adam lr of theta0 (default 1e-4)")
+    p.add_argument("--lr-alpha", type=float, default=1e-5, help="Adam lr of the rates (default 1e-5)")
+    p.add_argument("--lr-attenuator", type=float, default=1e-3, help="Adam lr of g_phi (default 1e-3)")
     p.add_argument("--l2f", action="store_true", help="learn the L2F attenuator g_phi")
     p.add_argument("--l2f-mode", default="identity", choices=["identity", "sigmoid"],
                    help="identity (default): gamma = clamp(1 - s g, 0, 1) with s from 0, so the "
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--resume: no checkpoint {args.out}.ckpt to continue from")
     config = MetaTrainConfig(iterations=args.iterations, meta_batch=args.meta_batch, l2f=args.l2f,
                              adapt=args.adapt, pretrain_iterations=args.pretrain_iterations,
-                             feature_cache=args.feature_cache,
+                             feature_cache=args.feature_cache, lr_start=args.lr_start,
+                             lr_alpha=args.lr_alpha, lr_attenuator=args.lr_attenuator,
                              l2f_mode=args.l2f_mode, dropgrad=args.dropgrad,
                              dropgrad_rate=args.dropgrad_rate, seed=args.seed, workers=args.workers,
                              checkpoint_every=args.checkpoint_every, model=model.to_dict()).validate()
