@@ -170,3 +170,15 @@ def test_got10k_experiment_otb_runs_metasdnet(tmp_path, monkeypatch):
         assert boxes.shape == (10, 4)
     report = exp.report(["metasdnet"])["metasdnet"]["overall"]
     assert report["success_score"] > 0.5
+
+
+@pytest.mark.slow
+def test_fast_mode_is_nearly_as_accurate_as_exact_mode():
+    """RoIAlign on the dense grid against MDNet's per-box crops, same frames (about 2 minutes)."""
+    fast, exact = [], []
+    for seed in (0, 1):
+        frames, gt = patch_sequence(n=20, seed=seed)
+        fast.append(_run(_small(mode="fast"), frames, gt).mean())
+        exact.append(_run(_small(mode="exact"), frames, gt).mean())
+    assert np.mean(fast) >= np.mean(exact) - 0.05, (fast, exact)
+    assert min(fast) >= 0.8
