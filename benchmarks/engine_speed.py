@@ -40,6 +40,15 @@ from typing import Any, Callable, Dict, List, Tuple
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+NOTES = """
+Reading: "engine (vmap)" is the right path for small models with equally shaped tasks (sinusoid:
+one batched computation instead of 25 small ones); for convolutional networks on a CPU, batched
+weights under `vmap` become grouped convolutions, which are slower and keep every task's graph
+alive, so use the loop there ("engine (loop)": `task_loss` + `backward_task` per task, then
+`outer_step()`), which does the same arithmetic as the plain loop and `higher`. Differences of a
+few percent between the three loops are within the run-to-run noise of this shared machine (the
+per-round times are in the JSON); the sinusoid memory figures are below what RSS sampling resolves.
+"""
 IMPLS = ["engine_vmap", "engine_loop", "higher", "autograd_loop"]
 LABEL = {"engine_vmap": "engine (vmap)", "engine_loop": "engine (loop)", "higher": "higher 0.2.1",
          "autograd_loop": "plain autograd.grad loop"}
@@ -266,7 +275,8 @@ def main(argv: List[str] = None) -> int:
             md.append(f"| {case} | {LABEL[impl]} | {r['median_s'] * 1e3:.1f} | {r['speedup_vs_higher']:.2f} | "
                       f"{r['peak_mem_mb']:.1f} |")
     md += ["", "Peak memory: peak resident set size during a meta-update minus the level just before it, "
-           "sampled every 0.2 ms in a fresh process per implementation (after one warm-up update).", ""]
+           "sampled every 0.2 ms in a fresh process per implementation (after one warm-up update).", "",
+           NOTES.strip(), ""]
     out_json = args.out_json or (None if args.quick else ROOT / "benchmarks" / "results" / "engine_speed.json")
     out_md = args.out_md or (None if args.quick else ROOT / "docs" / "engine_speed.md")
     for path, text in ((out_json, json.dumps(doc, indent=1) + "\n"), (out_md, "\n".join(md))):
