@@ -211,3 +211,49 @@ def test_box_regression_recovers_a_known_offset():
     wide = np.concatenate([feats, np.zeros((300, 400))], axis=1)
     np.testing.assert_allclose(BBoxRegressor(alpha=1.0).fit(wide, boxes, gt).predict(wide, boxes),
                                pred, atol=1e-6)
+
+
+def test_fc_only_weights_take_the_same_step_without_a_conv_backward(scene):
+    """Conv rates 0 (``meta-train --adapt fc``): the engine adapts fc4-6 only, conv features are
+    computed once, and the step equals the all-layer step with (practically) zero conv rates."""
+    from tracker.sdnet.online import MetaSDNetTracker
+    from tracker.weights import untrained_weights
+
+    cfg = ModelConfig.tiny()
+    w = untrained_weights(cfg, seed=2)
+    g = torch.Generator().manual_seed(1)
+    w.alpha = {k: (torch.zeros_like(v) if k.startswith("features.") else
+                   torch.rand(v.shape, generator=g) * 1e-4) for k, v in w.params.items()}
+    fc_only = MetaSDNetTracker(weights=w, bbreg=False)
+    assert fc_only.learner().inner_names == [k for k in w.params if k.startswith("fc.")]
+    w2 = untrained_weights(cfg, seed=2)
+    w2.alpha = {k: (torch.full_like(v, 1e-30) if k.startswith("features.") else w.alpha[k])
+                for k, v in w.params.items()}
+    full = MetaSDNetTracker(weights=w2, bbreg=False)
+    assert len(full.learner().inner_names) == 12
+    for trk in (fc_only, full):
+        trk.init(scene, [120, 90, 40, 36])
+    for k in w.params:
+        torch.testing.assert_close(fc_only.params[k].detach(), full.params[k].detach(),
+                                   rtol=1e-4, atol=1e-7)
+    assert not torch.equal(fc_only.params["fc.fc6.weight"].detach(), w.params["fc.fc6.weight"])
+    # later frames agree too (same features, same memory)
+    np.testing.assert_allclose(fc_only.update(scene), full.update(scene), atol=1e-3)
+
+
+def test_fc_only_attenuator_is_recognised(scene):
+    from meta_learning import Attenuator
+    from tracker.errors import UserError
+    from tracker.sdnet.online import MetaSDNetTracker
+    from tracker.weights import untrained_weights
+
+    w = untrained_weights(ModelConfig.tiny(), seed=1, alpha=0.0)
+    w.attenuator = Attenuator(6, "sigmoid").state_dict()
+    trk = MetaSDNetTracker(weights=w, bbreg=False)
+    trk.init(scene, [120, 90, 40, 36])
+    assert torch.equal(trk.params["features.conv1.weight"], w.params["features.conv1.weight"])
+    ratio = trk.params["fc.fc4.weight"].detach() / w.params["fc.fc4.weight"]
+    assert 0 < float(ratio.mean()) < 1
+    w.attenuator = Attenuator(5, "sigmoid").state_dict()
+    with pytest.raises(UserError, match="attenuator takes 5 inputs"):
+        MetaSDNetTracker(weights=w)

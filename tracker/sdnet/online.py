@@ -226,7 +226,7 @@ class MetaSDNetTracker(Tracker):
             w = self.weights
             model = MetaSDNet(self.config, self.start).to(self.device)
             cfg = MetaConfig(inner_steps=self.opts.inner_steps, inner_lr=1e-4, first_order=True,
-                             lr_mode="elementwise", learn_lr=False,
+                             adapt=self._adapted_tensors(), lr_mode="elementwise", learn_lr=False,
                              l2f=w.attenuator is not None, l2f_mode=w.l2f_mode,
                              l2f_layers=w.l2f_layers)
             learner = MetaLearner(model, cfg)
@@ -234,12 +234,39 @@ class MetaSDNetTracker(Tracker):
                 from meta_learning.lr import _key
 
                 with torch.no_grad():
-                    for n, rate in w.alpha.items():
-                        getattr(learner.inner_lr, "lr_" + _key(n)).copy_(rate)
+                    for n in learner.inner_names:
+                        getattr(learner.inner_lr, "lr_" + _key(n)).copy_(w.alpha[n])
             if w.attenuator is not None:
                 learner.attenuator.load_state_dict(w.attenuator)
             self._learner = learner
         return self._learner
+
+    def _adapted_tensors(self) -> str:
+        """``"all"`` or ``"fc.*"``: the tensors the frame-1 step updates.
+
+        With an L2F attenuator, the set it was trained on (its input size: 12 tensors = all
+        layers, 6 = fc4-6, as ``metatrack meta-train --adapt fc`` writes). Without one, conv is left
+        out when all its rates are 0 (theta - 0 * grad = theta: the same step, but the conv
+        features are then computed once, without a backward pass through them).
+        """
+        from ..errors import UserError
+
+        w = self.weights
+        n_all = len(self.start)
+        n_fc = sum(1 for k in self.start if k.startswith("fc."))
+        if w.attenuator is not None:
+            first = [v for k, v in w.attenuator.items() if k.endswith("weight")][0]
+            n = int(first.shape[1])
+            if n == n_all:
+                return "all"
+            if n == n_fc:
+                return "fc.*"
+            raise UserError(f"{w.source}: the L2F attenuator takes {n} inputs; the network has "
+                            f"{n_all} tensors ({n_fc} in fc4-6)")
+        if w.alpha is not None and all(float(torch.as_tensor(v).abs().max()) == 0.0
+                                       for k, v in w.alpha.items() if k.startswith("features.")):
+            return "fc.*"
+        return "all"
 
     # ------------------------------------------------------------------ features
     def _region_input(self, boxes: np.ndarray, ref_box: np.ndarray, max_side: int):
@@ -307,13 +334,20 @@ class MetaSDNetTracker(Tracker):
               if o.bbreg else np.zeros((0, 4)))
         mpos, mneg = self._memory_samples(box)
 
+        self._frame1_map = None
         if o.init == "meta":
             params = self._meta_step(pos, neg, np.concatenate([pos, neg, bb, mpos, mneg], 0), box)
         else:
             params = {k: v.clone() for k, v in self.start.items()}
         self._set_params(params)
         groups = [bb, mpos, mneg] + ([pos, neg] if o.init == "finetune" else [])
-        feats = self._features(self.params, groups, box, o.max_region_init)
+        if self._frame1_map is not None:   # conv did not change: pool from the step's feature map
+            region, fmap = self._frame1_map
+            with torch.no_grad():
+                feats = [self._pool(fmap, region, g).flatten(1) for g in groups]
+            self._frame1_map = None
+        else:
+            feats = self._features(self.params, groups, box, o.max_region_init)
         if o.bbreg and len(bb):
             self.regressor.fit(feats[0].cpu().numpy(), bb, box)
         self.pos_mem, self.neg_mem = _Memory(), _Memory()
@@ -324,12 +358,30 @@ class MetaSDNetTracker(Tracker):
         self._rgb = None
 
     def _meta_step(self, pos: np.ndarray, neg: np.ndarray, cover: np.ndarray, box: np.ndarray):
-        """ONE meta-SGD step over all layers through the engine (L2F first if configured)."""
+        """ONE meta-SGD step through the engine (L2F first if configured) over all layers, or over
+        fc4-6 when the weights adapt only those (conv rates 0, or an fc-only attenuator)."""
         o = self.opts
         boxes = np.concatenate([pos, neg], 0)
         labels = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))]).long().to(self.device)
         cfg = self.config
-        if o.mode == "exact":
+        learner = self.learner()
+        if not any(n.startswith("features.") for n in learner.inner_names):
+            # conv is not adapted: its features are constants of the step, computed once
+            with torch.no_grad():
+                if o.mode == "exact":
+                    feats = self._exact_feats(self.start, boxes)
+                else:
+                    region, x = self._region_input(cover, box, o.max_region_init)
+                    fmap = self._region_conv(self.start, x)
+                    feats = self._pool(fmap, region, boxes)
+                    self._frame1_map = (region, fmap)
+
+            def loss_fn(params, batch):
+                f, y = batch
+                return binary_loss(fc_forward(params, f), y)
+
+            batch = (feats, labels)
+        elif o.mode == "exact":
             crops = R.to_tensor(R.crop_boxes(self._rgb, boxes, cfg)).to(self.device)
 
             def loss_fn(params, batch):
@@ -353,7 +405,6 @@ class MetaSDNetTracker(Tracker):
 
             batch = (x, grid, labels)
         self._loss_fn, self._batch = loss_fn, batch  # kept for inspection (tests)
-        learner = self.learner()
         adapted, _ = learner.adapt(None, loss_fn, batch, steps=o.inner_steps, training=False)
         return {k: v.detach() for k, v in adapted.items()}
 
