@@ -128,8 +128,9 @@ def _regression(args: argparse.Namespace) -> int:
     _check_out_dir(args.out)
     if args.resume and not (args.out / "checkpoint.pt").exists():
         raise ValueError(f"--resume: no checkpoint.pt in {args.out}")
-    if os.environ.get("METALEARN_THREADS"):
-        torch.set_num_threads(int(os.environ["METALEARN_THREADS"]))
+    # the 1-40-40-1 MLP gains nothing from intra-op threads and loses a lot to their overhead
+    threads = os.environ.get("METALEARN_THREADS", "1")
+    torch.set_num_threads(int(threads) if threads.isdigit() and int(threads) > 0 else 1)
     results = run(cfg, args.out, resume=not args.no_resume, progress=not args.quiet, plot=not args.no_plot)
     m = results["mse"]
     print(f"{results['config']['method']} {cfg.shots}-shot: "
