@@ -61,6 +61,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--weights", default=None,
+                        help="FILE, or 'untrained' (default: the shipped weights/metasdnet.pt if any)")
     args = parser.parse_args()
 
     import torch
@@ -78,11 +80,20 @@ def main() -> None:
         ds = OTBDataset(tmp, "auto")
         seqs = list(ds)
         # warm-up: imports, first conv calls, allocator
-        warm = tracker.make("metasdnet")
+        from tracker.weights import untrained_weights
+
+        wopt = {}
+        if args.weights == "untrained":
+            wopt = {"weights": untrained_weights()}
+        elif args.weights:
+            wopt = {"weights": args.weights}
+        warm = tracker.make("metasdnet", **wopt)
         warm.init(read_bgr(seqs[0].img_files[0]), seqs[0].anno[0])
         warm.update(read_bgr(seqs[0].img_files[1]))
         config = warm.config
         weights_source = warm.weights.source
+        weights_meta = {k: warm.weights.metadata.get(k) for k in ("command", "date", "iterations")
+                        if k in warm.weights.metadata}
         trained = warm.weights.trained
 
         results = {}
@@ -91,7 +102,7 @@ def main() -> None:
                                         ("mdnet fast", "mdnet", {"mode": "fast"}, None),
                                         (f"metasdnet fast-{ef}", "metasdnet", {"mode": "fast"}, ef),
                                         (f"metasdnet exact-{ef}", "metasdnet", {"mode": "exact"}, ef)):
-            rows = [run_sequence(lambda: tracker.make(name, **kw), s, frames) for s in seqs]
+            rows = [run_sequence(lambda: tracker.make(name, **kw, **wopt), s, frames) for s in seqs]
             results[label] = summarise(rows)
             r = results[label]
             print(f"{label:16s} {r['frames']:5d} frames {r['fps']:6.1f} fps  mean IoU {r['mean_iou']:.3f}")
@@ -99,7 +110,7 @@ def main() -> None:
         frame1 = {}
         for label, name in (("metasdnet (1 meta-SGD step)", "metasdnet"),
                             ("mdnet (fine-tuning)", "mdnet")):
-            trk = tracker.make(name)
+            trk = tracker.make(name, **wopt)
             per_seq = []
             for s in seqs:
                 img = read_bgr(s.img_files[0])
@@ -113,6 +124,7 @@ def main() -> None:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     data = {"machine": machine(), "load_average": load, "threads": args.threads,
             "model_config": config.to_dict(), "weights": weights_source, "trained_weights": trained,
+            "weights_metadata": weights_meta,
             "sequences": args.sequences, "frames_per_sequence": args.frames,
             "exact_frames": args.exact_frames, "fps": results, "frame1": frame1,
             "frame1_speedup": speedup, "mdnet_finetune_iters": f1_iters}
@@ -128,8 +140,11 @@ def main() -> None:
         "",
         f"Network: `ModelConfig{tuple(config.channels)}`, fc {config.fc_dim} "
         f"({'trained' if trained else 'UNTRAINED'} weights: {weights_source}; speed does not "
-        "depend on the values, the IoU column does). Synthetic sequences (`otb_eval.synthetic`, "
-        "320x240). fps = frames / total tracker time, frame 1 included.",
+        "depend on the values, the IoU column does"
+        + (f"; made at {weights_meta.get('date')} after {weights_meta.get('iterations')} "
+           "meta-training iterations" if weights_meta.get("iterations") is not None else "")
+        + "). Synthetic sequences (`otb_eval.synthetic`, 320x240). fps = frames / total tracker "
+        "time, frame 1 included.",
         "",
         f"Rows `-{args.exact_frames}` run the first {args.exact_frames} frames of each sequence only "
         "(exact mode is slow): compare their IoU with each other, not with the full runs.",
