@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 
+from tracker.fileio import atomic_path
+
 from .datasets import attribute_names
 from .metrics import CENTER_THRESHOLDS, IOU_THRESHOLDS
 
@@ -39,11 +41,9 @@ def plot_curve_set(curves: dict[str, np.ndarray], scores: dict[str, float], x: n
     ax.grid(True, alpha=0.4)
     ax.legend(loc="lower left" if "Success" in title else "lower right", fontsize=8)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), "." + os.path.basename(path) + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 

@@ -12,42 +12,17 @@ per-sequence ``.mat`` files (``results{1}.res`` with ``type`` ``'rect'``, ``jogg
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Sequence as SequenceType
 
 import numpy as np
 
 from tracker.errors import UserError
+from tracker.fileio import atomic_write_text
 
 from .datasets import Sequence, alias_index, canonical_name, parse_boxes
 
 TIME_DIR = "times"
-
-
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half
-    (with the permissions an ordinary ``open`` would give, not mkstemp's 0600)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def remove_stale_temporaries(results_dir: str, tracker: str) -> None:

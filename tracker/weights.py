@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 import numpy as np
 
 from .errors import UserError
+from .fileio import atomic_path
 
 __all__ = ["FORMAT", "SDNetWeights", "save_checkpoint", "load_checkpoint", "save_weights",
            "load_weights", "load_mat", "load_official", "untrained_weights", "find_weights",
@@ -72,20 +72,8 @@ def save_checkpoint(path: str, state: Mapping[str, Any], metadata: Optional[Mapp
 
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": " ".join(sys.argv)}
     meta.update(dict(metadata or {}))
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, "version": VERSION, "state": dict(state), "metadata": meta}, tmp)
-        from otb_eval.results import _umask_mode
-
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -154,7 +154,7 @@ def vid_tracks(root: str, split: str = "train", box_filter: BoxFilter = BoxFilte
             if len(frames) >= min_frames:
                 tracks.append(Track(f"{rel.replace(os.sep, '/')}#{tid}", tuple(frames), np.asarray(boxes, float)))
     if cache:
-        from otb_eval.results import atomic_write_text
+        from ..fileio import atomic_write_text
 
         atomic_write_text(cache, json.dumps([{"name": t.name, "frames": [os.path.relpath(p, root) for p in t.frames],
                                               "boxes": t.boxes.tolist()} for t in tracks]))

@@ -142,10 +142,10 @@ class FeatureCache:
         with torch.no_grad():
             feats = conv_forward(self.params, fs.pixels(), self.model)
         if path:
-            os.makedirs(self.folder, exist_ok=True)
-            tmp = f"{path}.{os.getpid()}.tmp"
-            torch.save(feats, tmp)
-            os.replace(tmp, path)
+            from ..fileio import atomic_path
+
+            with atomic_path(path) as tmp:
+                torch.save(feats, tmp)
         return feats
 
     def __call__(self, fs) -> tuple:

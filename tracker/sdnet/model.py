@@ -105,26 +105,14 @@ def lrn(x: Tensor) -> Tensor:
     return x * r * torch.sqrt(r)
 
 
-def conv_forward(params: Mapping[str, Tensor], x: Tensor, config: ModelConfig) -> Tensor:
-    """conv1-conv3 on a batch ``N x 3 x H x W`` of (pixel - 128) images -> ``N x C x h x w``."""
-    p = params
-    x = F.relu(F.conv2d(x, p["features.conv1.weight"], p["features.conv1.bias"], stride=2))
-    if config.lrn:
-        x = lrn(x)
-    x = F.max_pool2d(x, 3, 2)
-    x = F.relu(F.conv2d(x, p["features.conv2.weight"], p["features.conv2.bias"], stride=2))
-    if config.lrn:
-        x = lrn(x)
-    x = F.max_pool2d(x, 3, 2)
-    return F.relu(F.conv2d(x, p["features.conv3.weight"], p["features.conv3.bias"], stride=1))
+def conv_forward(params: Mapping[str, Tensor], x: Tensor, config: ModelConfig,
+                 dense: bool = False) -> Tensor:
+    """conv1-conv3 on a batch ``N x 3 x H x W`` of (pixel - 128) images -> ``N x C x h x w``.
 
-
-def conv_forward_dense(params: Mapping[str, Tensor], x: Tensor, config: ModelConfig) -> Tensor:
-    """:func:`conv_forward` on a grid twice as dense (stride 8 instead of 16 input pixels).
-
-    The second max-pool runs with stride 1 and conv3 with dilation 2 ("a trous"), so output
-    ``[2i, 2j]`` is exactly :func:`conv_forward`'s ``[i, j]`` and the odd positions are the same
-    network evaluated 8 input pixels further: conv3 and pool2 cost 4x more, conv1/conv2 nothing.
+    ``dense``: a grid twice as dense (stride 8 instead of 16 input pixels). The second max-pool
+    runs with stride 1 and conv3 with dilation 2 ("a trous"), so output ``[2i, 2j]`` is exactly
+    the plain output ``[i, j]`` and the odd positions are the same network evaluated 8 input
+    pixels further: conv3 and pool2 cost 4x more, conv1/conv2 nothing.
     """
     p = params
     x = F.relu(F.conv2d(x, p["features.conv1.weight"], p["features.conv1.bias"], stride=2))
@@ -134,8 +122,14 @@ def conv_forward_dense(params: Mapping[str, Tensor], x: Tensor, config: ModelCon
     x = F.relu(F.conv2d(x, p["features.conv2.weight"], p["features.conv2.bias"], stride=2))
     if config.lrn:
         x = lrn(x)
-    x = F.max_pool2d(x, 3, 1)
-    return F.relu(F.conv2d(x, p["features.conv3.weight"], p["features.conv3.bias"], dilation=2))
+    x = F.max_pool2d(x, 3, 1 if dense else 2)
+    return F.relu(F.conv2d(x, p["features.conv3.weight"], p["features.conv3.bias"],
+                           dilation=2 if dense else 1))
+
+
+def conv_forward_dense(params: Mapping[str, Tensor], x: Tensor, config: ModelConfig) -> Tensor:
+    """:func:`conv_forward` with ``dense=True`` (the fast tracker's stride-8 feature map)."""
+    return conv_forward(params, x, config, dense=True)
 
 
 def fc_forward(params: Mapping[str, Tensor], feats: Tensor) -> Tensor:
