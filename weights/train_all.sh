@@ -3,7 +3,7 @@
 # Every step resumes when rerun. Run from the repository root: bash weights/train_all.sh
 set -euo pipefail
 DATA=${DATA:-benchmarks/.data}
-ITER=${ITER:-300}
+ITER=${ITER:-1000}
 COMMON=(--dataset "$DATA/synth-train" --val-dataset "$DATA/synth-val" --adapt fc
         --iterations "$ITER" --meta-batch 8 --lr-start 1e-3 --lr-alpha 1e-3 --init "$DATA/pretrained-small.pt"
         --feature-cache "$DATA/features" --checkpoint-every 50 --seed 0 --no-progress)
