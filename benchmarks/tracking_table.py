@@ -30,14 +30,12 @@ def gamma_per_layer(name: str, dataset) -> dict[str, list[float]] | None:
     from tracker.images import read_bgr
 
     trk = make(name)
-    learner = trk.learner()
-    if learner.attenuator is None:
-        return None
     out: dict[str, list[float]] = {}
     for seq in dataset:
         trk.init(read_bgr(seq.img_files[0]), seq.anno[0])
-        _, info = learner.adapt(None, trk._loss_fn, trk._batch, training=False)
-        for n, g in zip(info["names"], info["gamma"].detach().reshape(-1).tolist()):
+        if trk.gamma is None:
+            return None
+        for n, g in trk.gamma.items():
             out.setdefault(n, []).append(g)
     return out
 

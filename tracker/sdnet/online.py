@@ -306,6 +306,7 @@ class MetaSDNetTracker(Tracker):
     # ------------------------------------------------------------------ frame 1
     def init(self, image: Any, box: Sequence[float]) -> None:
         o = self.opts
+        self.gamma = None
         self._rgb = to_rgb(image)
         H, W = self._rgb.shape[:2]
         self._size = (W, H)
@@ -405,7 +406,9 @@ class MetaSDNetTracker(Tracker):
 
             batch = (x, grid, labels)
         self._loss_fn, self._batch = loss_fn, batch  # kept for inspection (tests)
-        adapted, _ = learner.adapt(None, loss_fn, batch, steps=o.inner_steps, training=False)
+        adapted, info = learner.adapt(None, loss_fn, batch, steps=o.inner_steps, training=False)
+        # L2F's per-tensor attenuation of this target's start (None without an attenuator)
+        self.gamma = None if info["gamma"] is None else dict(zip(info["names"], info["gamma"].detach().tolist()))
         return {k: v.detach() for k, v in adapted.items()}
 
     def _set_params(self, params: Dict[str, torch.Tensor]) -> None:
