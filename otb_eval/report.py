@@ -206,10 +206,16 @@ def write_report(performance: dict, out_dir: str, policy: str = "got10k",
     atomic_write_text(paths[f"markdown{suffix}"], markdown_table(performance, policy, protocol))
     atomic_write_text(paths[f"csv{suffix}"], csv_table(performance))
     if plots:
+        from tracker.overlay import colors_for
+
         from .plots import plot_attribute_curves, plot_curves
 
+        # the same colour per tracker in every plot and video (the seed's figure: baseline red,
+        # L2F green, DropGrad blue, L2F+DropGrad cyan)
+        colors = {n: tuple(c / 255.0 for c in rgb) for n, rgb in colors_for(list(performance)).items()}
         title = protocol.upper()
-        paths.update(plot_curves(performance, out_dir, title=title, suffix=suffix))
+        paths.update(plot_curves(performance, out_dir, title=title, suffix=suffix, colors=colors))
         if protocol == "ope":
-            paths.update(plot_attribute_curves(performance, os.path.join(out_dir, "attributes"), title=title))
+            paths.update(plot_attribute_curves(performance, os.path.join(out_dir, "attributes"),
+                                               title=title, colors=colors))
     return paths
