@@ -146,6 +146,8 @@ def test_lookup_env_var_and_fallback(tmp_path, monkeypatch):
     folder = tmp_path / "shipped"
     folder.mkdir()
     monkeypatch.setenv(ENV_VAR, str(folder))
+    # only the env folder: the repository's shipped weights must not answer here
+    monkeypatch.setattr(W, "weights_dirs", lambda: [str(folder)])
     assert find_weights("metasdnet-l2f") is None
     save_weights(str(folder / "metasdnet.pt"), untrained_weights(ModelConfig.tiny()), {"trained": True})
     assert find_weights("metasdnet") == str(folder / "metasdnet.pt")
