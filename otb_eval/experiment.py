@@ -182,17 +182,18 @@ def _make_tracker(tracker: str | Callable[[], Any], options: dict) -> Any:
 
 def _run_one(tracker: str | Callable[[], Any], options: dict, run: Run, results_dir: str,
              folder: str) -> tuple[str, int]:
-    # torch inside worker processes must not oversubscribe the cores the pool already uses.
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
     trk = _make_tracker(tracker, options)
     boxes, times = track_sequence(trk, run.seq, run.init_box, run.start)
     write_result(results_dir, folder, run.key, boxes, times)
     return run.key, run.frames
+
+
+def _run_in_worker(*args: Any) -> tuple[str, int]:
+    """:func:`_run_one` in a pool process: one torch thread, so that N workers use N cores."""
+    import torch
+
+    torch.set_num_threads(1)
+    return _run_one(*args)
 
 
 def run_experiment(tracker: str | Callable[[], Any], runs: SequenceType[Run], results_dir: str,
@@ -225,7 +226,8 @@ def run_experiment(tracker: str | Callable[[], Any], runs: SequenceType[Run], re
                 finished(*_run_one(tracker, options, run, results_dir, folder))
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                pending = {pool.submit(_run_one, tracker, options, r, results_dir, folder) for r in todo}
+                pending = {pool.submit(_run_in_worker, tracker, options, r, results_dir, folder)
+                           for r in todo}
                 while pending:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in done:
