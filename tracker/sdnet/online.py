@@ -231,11 +231,7 @@ class MetaSDNetTracker(Tracker):
                              l2f_layers=w.l2f_layers)
             learner = MetaLearner(model, cfg)
             if w.alpha is not None:
-                from meta_learning.lr import _key
-
-                with torch.no_grad():
-                    for n in learner.inner_names:
-                        getattr(learner.inner_lr, "lr_" + _key(n)).copy_(w.alpha[n])
+                learner.inner_lr.load_rates({n: w.alpha[n] for n in learner.inner_names})
             if w.attenuator is not None:
                 learner.attenuator.load_state_dict(w.attenuator)
             self._learner = learner
