@@ -77,14 +77,26 @@ def render(out: dict) -> str:
              f"{d['sequences']} sequences, {d['frames']} frames, one run on this machine "
              "(2 CPU cores, one torch thread per tracking process); raw numbers in "
              "`benchmarks/results/tracking_table.json`. fps = frames / total tracking time, frame 1 "
-             "included. One training seed per variant (three were not affordable in the session "
-             "budget), so differences of a few AUC points between variants are within seed noise.", "",
+             "included. " + ("The main table is the shipped weights (training seed 0); the spread over "
+                             f"{out['training_seeds']} training seeds follows it."
+                             if out.get("training_seeds", 1) > 1 else
+                             "One training seed per variant, so differences of a few AUC points between "
+                             "variants are within seed noise."), "",
              "| tracker | AUC | precision@20px | success@0.5 | fps | frame-1 s (median) |",
              "|---|---|---|---|---|---|"]
     for n in sorted(rows, key=lambda n: -rows[n]["auc"]):
         r = rows[n]
         lines.append(f"| {n} | {r['auc']:.3f} | {r['precision_20px']:.3f} | {r['success_rate_0.5']:.3f} "
                      f"| {r['fps']:.1f} | {r['frame1_seconds_median']:.3f} |")
+    if out.get("seeds") and out.get("training_seeds", 1) > 1:
+        lines += ["", "Over training seeds (same pretrained start; seeds vary the meta-training "
+                      "episodes, the attenuator's init and DropGrad's noise; seed 0 is the shipped "
+                      "file; `benchmarks/train_seeds.sh`, then `--seeds-dir`):", "",
+                  "| variant | seeds | AUC mean +- std | precision@20px mean +- std |", "|---|---|---|---|"]
+        for v, r in out["seeds"].items():
+            a, p = np.asarray(r["auc"]), np.asarray(r["precision_20px"])
+            lines.append(f"| {v} | {len(a)} | {a.mean():.3f} +- {a.std(ddof=1) if len(a) > 1 else 0:.3f} "
+                         f"| {p.mean():.3f} +- {p.std(ddof=1) if len(p) > 1 else 0:.3f} |")
     lines += ["", "Reading:", ""]
     if opencv:
         best_cv = max(opencv, key=lambda n: rows[n]["auc"])
@@ -104,8 +116,18 @@ def render(out: dict) -> str:
         its = {w.get("iterations") for v, w in out.get("weights", {}).items() if v in variants}
         lines[-1] = lines[-1].replace("1000 iterations", f"{'/'.join(str(i) for i in sorted(its, key=str))} iterations")
         aucs = [rows[v]["auc"] for v in variants]
-        lines.append(f"- The four variants span {min(aucs):.3f}-{max(aucs):.3f} AUC: L2F and DropGrad "
-                     "show no effect beyond single-seed noise at this budget.")
+        if out.get("seeds") and out.get("training_seeds", 1) > 1:
+            sd = out["seeds"]
+            means = {v: float(np.mean(sd[v]["auc"])) for v in variants}
+            spread = max(float(np.std(sd[v]["auc"], ddof=1)) for v in variants)
+            lines.append(f"- Over {out['training_seeds']} training seeds the variants' mean AUCs span "
+                         f"{min(means.values()):.3f}-{max(means.values()):.3f} with a seed s.d. up to "
+                         f"{spread:.3f}: " + ("L2F and DropGrad show no effect beyond seed noise at this budget."
+                                              if max(means.values()) - min(means.values()) < 2 * spread
+                                              else f"{max(means, key=means.get)} is best on average."))
+        else:
+            lines.append(f"- The four variants span {min(aucs):.3f}-{max(aucs):.3f} AUC: L2F and DropGrad "
+                         "show no effect beyond single-seed noise at this budget.")
     if out.get("gamma"):
         g = out["gamma"]
         means = [x["mean"] for v in g.values() for x in v.values()]
@@ -123,6 +145,44 @@ def render(out: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def add_seeds(folder: str, args) -> None:
+    """Evaluate ``<variant>-seed<k>.pt`` files and store per-variant AUC / precision over seeds
+    (seed 0 = the shipped weights, from the saved run)."""
+    import glob
+    import json
+    import re
+
+    from _util import RESULTS
+    from otb_eval.datasets import OTBDataset
+    from otb_eval.experiment import run_ope
+    from otb_eval.report import evaluate
+    from tracker.api import register
+    from tracker.sdnet.online import MetaSDNetTracker
+
+    with open(os.path.join(RESULTS, "tracking_table.json")) as f:
+        out = json.load(f)
+    dataset = OTBDataset(synthetic_split("test", out["dataset"]["sequences"], out["dataset"]["seed"]))
+    results = os.path.join(ROOT, "benchmarks", ".data", "results-seeds")
+    seeds = {v: {"seed": [0], "auc": [out["trackers"][v]["auc"]],
+                 "precision_20px": [out["trackers"][v]["precision_20px"]]} for v in VARIANTS}
+    for path in sorted(glob.glob(os.path.join(folder, "*-seed*.pt"))):
+        m = re.match(r"(.+)-seed(\d+)\.pt$", os.path.basename(path))
+        if not m or m.group(1) not in seeds:
+            continue
+        name = f"{m.group(1)}@seed{m.group(2)}"
+        register(name, MetaSDNetTracker, overwrite=True, weights=path)
+        run_ope(name, dataset, results, workers=args.workers)
+        o = evaluate(dataset, results, [name])[name]["overall"]
+        seeds[m.group(1)]["seed"].append(int(m.group(2)))
+        seeds[m.group(1)]["auc"].append(o["success_score"])
+        seeds[m.group(1)]["precision_20px"].append(o["precision_score"])
+    out["seeds"] = seeds
+    out["training_seeds"] = min(len(v["seed"]) for v in seeds.values())
+    md = render(out)
+    save("tracking_table", out, md)
+    print(md)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sequences", type=int, default=25)
@@ -130,7 +190,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--from-json", action="store_true",
                         help="rebuild docs/tracking_table.md and the plot from the saved JSON")
+    parser.add_argument("--seeds-dir", metavar="DIR",
+                        help="add the accuracy of extra training seeds (<variant>-seed<k>.pt, from "
+                             "benchmarks/train_seeds.sh) to the saved JSON; tracking is deterministic, "
+                             "so their AUC is comparable with the saved run's (their speed is not reported)")
     args = parser.parse_args()
+    if args.seeds_dir:
+        add_seeds(args.seeds_dir, args)
+        return
     if args.from_json:
         import json
 
