@@ -1,0 +1,181 @@
+"""MetaCREST's target model: CREST's discriminative correlation filter written as two convolutions.
+
+``conv1`` (1x1, C -> 64 by default) reduces the frozen backbone features; ``cf`` (64 -> 1, kernel of
+about the target's size in cells, odd, "same" padding) is the correlation filter, so the response map
+has the search window's size and its arg-max is the target's shift. Parameters travel as a dict
+(``conv1.weight``, ``conv1.bias``, ``cf.weight``, ``cf.bias``), the official MetaCREST checkpoint keys,
+so the meta_learning engine can take a Meta-SGD step on them.
+
+Also here: the Gaussian label, the masked loss, the 2-D Hann window, resizing the meta-learned filter
+template (and its element-wise rates) to a target's kernel size, and reading the peak's shift.
+Reference: ``shared/reference/tracking.md``, section MetaCREST.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from tracker.errors import UserError
+
+__all__ = ["PARAM_NAMES", "REDUCED_CHANNELS", "LABEL_A", "LABEL_SIGMA", "MASK_THRESHOLD", "odd",
+           "kernel_size", "param_shapes", "init_params", "forward", "gaussian_label", "masked_loss",
+           "hann2d", "resize_template", "response_peak", "load_official_crest"]
+
+PARAM_NAMES: Tuple[str, ...] = ("conv1.weight", "conv1.bias", "cf.weight", "cf.bias")
+REDUCED_CHANNELS = 64      # 1x1 reduction width (Meta-Tracker: 512 -> 64)
+LABEL_A = 0.3              # label: exp(-a (x^2/sx^2 + y^2/sy^2))
+LABEL_SIGMA = 0.1          # s = 0.1 x target size in cells
+MASK_THRESHOLD = 0.1       # loss mask m = [|X - C| >= 0.1]
+
+
+def odd(n: float) -> int:
+    """``n`` rounded, bumped up to odd (at least 1): "same" padding needs an odd kernel so the
+    response stays centred on the window."""
+    k = max(1, int(round(n)))
+    return k if k % 2 == 1 else k + 1
+
+
+def kernel_size(target_hw_cells: Tuple[float, float]) -> Tuple[int, int]:
+    """Correlation-filter kernel (h, w) for a target of that size in feature cells: about the
+    target's size, odd."""
+    return odd(target_hw_cells[0]), odd(target_hw_cells[1])
+
+
+def param_shapes(in_channels: int, kernel_hw: Tuple[int, int],
+                 reduced: int = REDUCED_CHANNELS) -> Dict[str, Tuple[int, ...]]:
+    """name -> shape of the four parameters."""
+    kh, kw = kernel_hw
+    return {"conv1.weight": (reduced, in_channels, 1, 1), "conv1.bias": (reduced,),
+            "cf.weight": (1, reduced, kh, kw), "cf.bias": (1,)}
+
+
+def init_params(in_channels: int, kernel_hw: Tuple[int, int], reduced: int = REDUCED_CHANNELS,
+                generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
+    """Small random weights (zero biases): the start of meta-training, or of the ordinary
+    N-iteration CREST start, before any learning."""
+    shapes = param_shapes(in_channels, kernel_hw, reduced)
+    p = {k: torch.zeros(s) for k, s in shapes.items()}
+    p["conv1.weight"] = torch.randn(shapes["conv1.weight"], generator=generator) * (1.0 / in_channels) ** 0.5
+    p["cf.weight"] = torch.randn(shapes["cf.weight"], generator=generator) * 1e-3
+    return p
+
+
+def forward(params: Mapping[str, Tensor], features: Tensor) -> Tensor:
+    """``N x C x H x W`` features -> ``N x 1 x H x W`` response (1x1 reduction, then the filter
+    with "same" padding). The kernel must be odd so output cell ``i`` is centred on input ``i``."""
+    kh, kw = params["cf.weight"].shape[-2:]
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(f"correlation-filter kernel must be odd, got {kh} x {kw}")
+    x = F.conv2d(features, params["conv1.weight"], params["conv1.bias"])
+    return F.conv2d(x, params["cf.weight"], params["cf.bias"], padding=(kh // 2, kw // 2))
+
+
+def gaussian_label(map_hw: Tuple[int, int], target_hw_cells: Tuple[float, float],
+                   shift: Tuple[float, float] = (0.0, 0.0), a: float = LABEL_A,
+                   sigma_factor: float = LABEL_SIGMA) -> Tensor:
+    """The regression target ``exp(-a (x^2/sx^2 + y^2/sy^2))`` on an ``H x W`` map, with
+    ``s = sigma_factor x target size in cells`` per axis and (x, y) measured from the centre cell
+    ``(H // 2, W // 2)`` plus ``shift = (dy, dx)`` (memory frames store shifted labels).
+    1 at the target's centre; narrow so the filter localises to a cell."""
+    h, w = map_hw
+    sy = max(sigma_factor * float(target_hw_cells[0]), 1e-6)
+    sx = max(sigma_factor * float(target_hw_cells[1]), 1e-6)
+    y = torch.arange(h, dtype=torch.float32) - (h // 2 + shift[0])
+    x = torch.arange(w, dtype=torch.float32) - (w // 2 + shift[1])
+    return torch.exp(-a * ((y[:, None] / sy) ** 2 + (x[None, :] / sx) ** 2))
+
+
+def masked_loss(response: Tensor, label: Tensor, threshold: float = MASK_THRESHOLD) -> Tensor:
+    """The reference's loss, as written: ``sum((exp(C) * m * (X - C))^2) / (sum(m) + 1)`` with
+    ``m = [|X - C| >= threshold]``, X the response and C the label.
+
+    exp(C) weights errors near the peak more (the peak is rare, the background everywhere); the
+    mask drops cells already within 0.1 so the many easy background cells do not dominate; the
+    +1 keeps the loss finite when nothing is masked in. The mask is a constant (no gradient).
+    """
+    diff = response - label
+    m = (diff.detach().abs() >= threshold).to(diff.dtype)
+    return torch.sum((torch.exp(label) * m * diff) ** 2) / (m.sum() + 1.0)
+
+
+def hann2d(h: int, w: int) -> Tensor:
+    """``H x W`` outer product of symmetric Hann windows: multiplied into the features, it damps
+    the crop's border (background, out-of-image padding) so responses favour the centre."""
+    return torch.outer(torch.hann_window(h, periodic=False), torch.hann_window(w, periodic=False))
+
+
+def resize_template(weight: Tensor, alpha: Tensor, kernel_hw: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
+    """Bilinearly resize the meta-learned filter ``1 x C x kh x kw`` and its element-wise learning
+    rate (same shape) to a target's kernel size: one learned start serves every target size.
+
+    Differentiable (meta-training backpropagates through it); alpha always keeps the filter's
+    shape. No energy rescaling: the response scale is learned through the resized start.
+    """
+    if tuple(alpha.shape) != tuple(weight.shape):
+        raise ValueError(f"alpha shape {tuple(alpha.shape)} differs from the filter's {tuple(weight.shape)}")
+    kh, kw = int(kernel_hw[0]), int(kernel_hw[1])
+    if tuple(weight.shape[-2:]) == (kh, kw):
+        return weight, alpha
+    size = (kh, kw)
+    w2 = F.interpolate(weight, size=size, mode="bilinear", align_corners=False)
+    a2 = F.interpolate(alpha, size=size, mode="bilinear", align_corners=False)
+    return w2, a2
+
+
+def response_peak(response: Tensor) -> Tuple[int, int]:
+    """(dy, dx) of the response's arg-max from the centre cell ``(H // 2, W // 2)``, in cells
+    (the caller multiplies by the stride, 4 px, and by its frame scale). Accepts ``H x W`` or any
+    leading singleton dims."""
+    r = response.detach()
+    while r.dim() > 2:
+        if r.shape[0] != 1:
+            raise ValueError(f"one response map expected, got shape {tuple(response.shape)}")
+        r = r[0]
+    h, w = r.shape
+    idx = int(torch.argmax(r))
+    return idx // w - h // 2, idx % w - w // 2
+
+
+def load_official_crest(obj: Mapping[str, Any], in_channels: Optional[int] = None,
+                        reduced: Optional[int] = None) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+    """The official MetaCREST checkpoint (``{'meta_init': {...}, 'meta_alpha': {...}}`` with
+    ``conv1.*`` and ``cf.*``) -> (init, alpha) param dicts.
+
+    Checks the layout and that every alpha has its weight's shape (Meta-SGD's element-wise rate),
+    raising UserError naming the key; ``in_channels``/``reduced`` also pin the backbone width.
+    A ``module.`` prefix (DataParallel) is stripped.
+    """
+    if not isinstance(obj, Mapping):
+        raise UserError(f"MetaCREST checkpoint: expected a mapping, got {type(obj).__name__}")
+    parts = []
+    for part in ("meta_init", "meta_alpha"):
+        d = obj.get(part)
+        if not isinstance(d, Mapping):
+            raise UserError(f"MetaCREST checkpoint: no '{part}' dict (keys: {sorted(map(str, obj))})")
+        d = {(k[len("module."):] if str(k).startswith("module.") else str(k)): v for k, v in d.items()}
+        out: Dict[str, Tensor] = {}
+        for key in PARAM_NAMES:
+            if key not in d:
+                raise UserError(f"MetaCREST checkpoint: '{part}' lacks {key}")
+            out[key] = torch.as_tensor(d[key]).detach().float().clone()
+        parts.append(out)
+    init, alpha = parts
+    w1, wc = init["conv1.weight"], init["cf.weight"]
+    for key, t in (("conv1.weight", w1), ("cf.weight", wc)):
+        if t.dim() != 4:
+            raise UserError(f"MetaCREST checkpoint: meta_init {key} has shape {tuple(t.shape)}, expected 4-D")
+    r, c = int(w1.shape[0]), int(w1.shape[1])
+    kh, kw = int(wc.shape[-2]), int(wc.shape[-1])
+    expected = param_shapes(c if in_channels is None else in_channels, (kh, kw), r if reduced is None else reduced)
+    for key in PARAM_NAMES:
+        if tuple(init[key].shape) != expected[key]:
+            raise UserError(f"MetaCREST checkpoint: meta_init {key} has shape {tuple(init[key].shape)}, "
+                            f"expected {expected[key]}")
+        if tuple(alpha[key].shape) != expected[key]:
+            raise UserError(f"MetaCREST checkpoint: meta_alpha {key} has shape {tuple(alpha[key].shape)}, "
+                            f"expected {expected[key]} (alpha must match its weight)")
+    return init, alpha
