@@ -65,12 +65,21 @@ class SDNetWeights:
 
 
 # ---------------------------------------------------------------- generic checkpoint files
+def command_line() -> str:
+    """The command that is running, as a user would retype it (``metatrack ...``)."""
+    import shlex
+
+    prog = os.path.basename(sys.argv[0]) if sys.argv else ""
+    return " ".join([prog or "python"] + [shlex.quote(a) for a in sys.argv[1:]])
+
+
+
 def save_checkpoint(path: str, state: Mapping[str, Any], metadata: Optional[Mapping[str, Any]] = None,
                     ) -> str:
     """Write ``state`` and ``metadata`` atomically (a temporary file renamed over ``path``)."""
     import torch
 
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": " ".join(sys.argv)}
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": command_line()}
     meta.update(dict(metadata or {}))
     with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, "version": VERSION, "state": dict(state), "metadata": meta}, tmp)

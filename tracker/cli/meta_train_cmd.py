@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
-
-MODELS = ("small", "vgg-m", "tiny")
+MODELS = ("small", "vgg-m", "tiny")  # tracker.sdnet.model.MODEL_NAMES (not imported: keeps --help light)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -65,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from ..metatrain.train import MetaTrainConfig, meta_train
     from ..sdnet.model import ModelConfig
 
-    model = {"small": ModelConfig.small(), "vgg-m": ModelConfig(), "tiny": ModelConfig.tiny()}[args.model]
+    model = ModelConfig.named(args.model)
     if args.resume and not os.path.isfile(args.out + ".ckpt"):
         raise UserError(f"--resume: no checkpoint {args.out}.ckpt to continue from")
     config = MetaTrainConfig(iterations=args.iterations, meta_batch=args.meta_batch, l2f=args.l2f,
@@ -77,9 +74,7 @@ def run(args: argparse.Namespace) -> int:
                              checkpoint_every=args.checkpoint_every, model=model.to_dict()).validate()
     tracks = load_tracks(args.dataset, args.format)
     val = load_tracks(args.val_dataset, "otb") if args.val_dataset else None
-    metadata = {"command": "metatrack " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-                if sys.argv and sys.argv[0].endswith("metatrack") else "",
-                "data": {"dataset": os.path.abspath(args.dataset), "format": args.format,
+    metadata = {"data": {"dataset": os.path.abspath(args.dataset), "format": args.format,
                          "tracks": len(tracks), "val_dataset": args.val_dataset}}
     result = meta_train(tracks, config, args.out, resume=args.resume, val_tracks=val,
                         init=args.init, progress=not args.no_progress, metadata=metadata)

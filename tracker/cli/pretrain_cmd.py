@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .meta_train_cmd import MODELS
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -14,7 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="otb", choices=["otb", "vid", "got10k"])
     p.add_argument("--iterations", type=int, default=2000)
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--model", default="small", choices=["small", "vgg-m", "tiny"])
+    p.add_argument("--model", default="small", choices=MODELS,
+                   help="architecture: small (CPU, default), vgg-m (official shape), tiny (tests)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, metavar="FILE")
     p.add_argument("--no-progress", action="store_true")
@@ -23,8 +26,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import os
-    import shlex
-    import sys
 
     from ..errors import UserError
     from ..metatrain.pretrain import PretrainConfig, pretrain
@@ -34,12 +35,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.iterations < 1:
         raise UserError(f"--iterations must be at least 1, got {args.iterations}")
-    model = {"small": ModelConfig.small(), "vgg-m": ModelConfig(), "tiny": ModelConfig.tiny()}[args.model]
+    model = ModelConfig.named(args.model)
     tracks = load_tracks(args.dataset, args.format)
     params = pretrain(tracks, model, PretrainConfig(args.iterations, args.lr, seed=args.seed),
                       progress=not args.no_progress)
-    meta = {"command": "metatrack " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-            "data": {"dataset": os.path.abspath(args.dataset), "format": args.format,
+    meta = {"data": {"dataset": os.path.abspath(args.dataset), "format": args.format,
                      "tracks": len(tracks)},
             "stage": "multi-domain pretraining (no meta-learning yet)"}
     save_weights(args.out, SDNetWeights(model, params, metadata=meta), meta)

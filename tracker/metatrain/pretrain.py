@@ -57,7 +57,7 @@ def pretrain(tracks: SequenceType[Track], model: ModelConfig, config: PretrainCo
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        bar.set_postfix(loss=f"{float(loss) / config.frames_per_iteration:.3f}")
+        bar.set_postfix(loss=f"{float(loss.detach()) / config.frames_per_iteration:.3f}")
     fresh = init_params(model, config.seed + 1)
     out = {k: v.detach().clone() for k, v in params.items()}
     out["fc.fc6.weight"], out["fc.fc6.bias"] = fresh["fc.fc6.weight"], fresh["fc.fc6.bias"]

@@ -28,6 +28,7 @@ __all__ = ["ModelConfig", "MetaSDNet", "lrn", "conv_forward", "conv_forward_dens
            "binary_loss", "init_params", "param_shapes", "CONV_NAMES", "FC_NAMES", "MEAN_PIXEL"]
 
 CONV_NAMES = ("conv1", "conv2", "conv3")
+MODEL_NAMES = ("small", "vgg-m", "tiny")  # ModelConfig.named
 FC_NAMES = ("fc4", "fc5", "fc6")
 MEAN_PIXEL = 128.0  # preprocessing: pixel - 128, no std scaling; out-of-image pixels are 128
 
@@ -69,6 +70,11 @@ class ModelConfig:
         d = asdict(self)
         d["channels"] = list(self.channels)
         return d
+
+    @classmethod
+    def named(cls, name: str) -> "ModelConfig":
+        """The configuration a CLI names: ``small`` (CPU), ``vgg-m`` (official weights), ``tiny``."""
+        return {"small": cls.small, "vgg-m": cls, "tiny": cls.tiny}[name]()
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "ModelConfig":
