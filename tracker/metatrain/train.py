@@ -307,9 +307,7 @@ def meta_train(tracks: SequenceType[Track], config: MetaTrainConfig, out: str,
     dataset = EpisodeDataset(tracks, config.seed, model_cfg, ep_cfg)
     val = (EpisodeDataset(val_tracks, 10**6 + config.seed, model_cfg, ep_cfg)
            if val_tracks else None)
-    meta = {"data": metadata.get("data") if metadata else None, "train_config": asdict(config),
-            "engine": learner.config.to_dict()}
-    meta.update(metadata or {})
+    meta = {"train_config": asdict(config), "engine": learner.config.to_dict(), **(metadata or {})}
 
     def checkpoint(iteration: int) -> None:
         save_checkpoint(ckpt_path, {"learner": learner.checkpoint_state(), "iteration": iteration,
