@@ -145,11 +145,15 @@ class MetaLearner(nn.Module):
     # ------------------------------------------------------------------ inner loop
     def adapt(self, params: Optional[Mapping[str, Tensor]], loss_fn: LossFn, support: Any,
               steps: Optional[int] = None, training: bool = True, keep_path: bool = False,
-              ) -> Tuple[Params, Dict[str, Any]]:
+              rates: Optional[Mapping[str, Tensor]] = None) -> Tuple[Params, Dict[str, Any]]:
         """Task adaptation: L2F attenuation (if on), then ``steps`` (Meta-)SGD steps with DropGrad
         noise (training only).  ``params=None`` uses the start.  Returns the adapted params and
         ``info`` with ``gamma`` (None without L2F), the support ``losses`` per step and, with
-        ``keep_path``, ``path``: the params after 0, 1, ..., steps steps."""
+        ``keep_path``, ``path``: the params after 0, 1, ..., steps steps.
+
+        ``rates`` replaces the held inner rates for this task: a start that is reshaped per task
+        (MetaCREST resizes its filter template and the template's element-wise rates to each
+        target) passes the reshaped, still differentiable, rates with the reshaped ``params``."""
         cfg = self.config
         params = self.start() if params is None else dict(params)
         steps = cfg.inner_steps if steps is None else steps
@@ -169,7 +173,8 @@ class MetaLearner(nn.Module):
                 return dg(grads, True, it)
         # first order at meta-test changes nothing numerically; no graph is needed there either
         path: Optional[List[Params]] = [] if keep_path else None
-        params, losses = inner_loop(loss_fn, params, support, steps, self.inner_lr.rates(), names,
+        lrs = self.inner_lr.rates() if rates is None else {**self.inner_lr.rates(), **rates}
+        params, losses = inner_loop(loss_fn, params, support, steps, lrs, names,
                                     first_order=cfg.first_order, grad_transform=transform, path=path)
         return params, {"gamma": gamma, "losses": losses, "names": names, "path": path}
 

@@ -6,7 +6,13 @@ is vectorised over leading dimensions and works on ``float64`` numpy arrays.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
+
+from .errors import UserError
+
+MIN_BOX = 4.0  # pixels: a smaller initial box is refused
 
 _EPS = np.finfo(float).eps
 
@@ -100,3 +106,32 @@ def clip_to_image(boxes: np.ndarray, width: int, height: int, min_size: float = 
     x2 = np.clip(boxes[..., 0] + boxes[..., 2], x1 + min_size, width)
     y2 = np.clip(boxes[..., 1] + boxes[..., 3], y1 + min_size, height)
     return np.stack([x1, y1, x2 - x1, y2 - y1], axis=-1)
+
+
+def check_init_box(box: Sequence[float], width: int, height: int) -> np.ndarray:
+    """The initial box as float ``(x, y, w, h)`` inside the image.
+
+    A box that is not 4 finite numbers, smaller than 4 px, or with no pixel inside the image is a
+    :class:`UserError`; a box partly outside the image is clipped to it (documented correction).
+    """
+    try:
+        b = np.asarray(box, dtype=float).reshape(4)
+    except (TypeError, ValueError):
+        raise UserError(f"the initial box must be 4 numbers x,y,w,h, got {box!r}") from None
+    if not np.all(np.isfinite(b)):
+        raise UserError(f"the initial box {list(b)} has a non-finite value")
+    if b[2] < MIN_BOX or b[3] < MIN_BOX:
+        raise UserError(f"the initial box {_fmt(b)} is smaller than {MIN_BOX:g} px "
+                        f"(width and height must be >= {MIN_BOX:g})")
+    x1, y1 = max(b[0], 0.0), max(b[1], 0.0)
+    x2, y2 = min(b[0] + b[2], float(width)), min(b[1] + b[3], float(height))
+    if x2 - x1 <= 0 or y2 - y1 <= 0:
+        raise UserError(f"the initial box {_fmt(b)} lies outside the {width}x{height} image")
+    if x2 - x1 < MIN_BOX or y2 - y1 < MIN_BOX:
+        raise UserError(f"the initial box {_fmt(b)} has less than {MIN_BOX:g} px inside the "
+                        f"{width}x{height} image")
+    return np.array([x1, y1, x2 - x1, y2 - y1])
+
+
+def _fmt(b: np.ndarray) -> str:
+    return ",".join(f"{v:g}" for v in b)

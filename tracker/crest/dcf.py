@@ -17,13 +17,14 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from tracker.errors import UserError
 
 __all__ = ["PARAM_NAMES", "REDUCED_CHANNELS", "LABEL_A", "LABEL_SIGMA", "MASK_THRESHOLD", "odd",
            "kernel_size", "param_shapes", "init_params", "forward", "gaussian_label", "masked_loss",
-           "hann2d", "resize_template", "response_peak", "load_official_crest"]
+           "hann2d", "resize_template", "response_peak", "load_official_crest", "TargetModel", "sized_start",
+           "response_loss"]
 
 PARAM_NAMES: Tuple[str, ...] = ("conv1.weight", "conv1.bias", "cf.weight", "cf.bias")
 REDUCED_CHANNELS = 64      # 1x1 reduction width (Meta-Tracker: 512 -> 64)
@@ -72,6 +73,40 @@ def forward(params: Mapping[str, Tensor], features: Tensor) -> Tensor:
         raise ValueError(f"correlation-filter kernel must be odd, got {kh} x {kw}")
     x = F.conv2d(features, params["conv1.weight"], params["conv1.bias"])
     return F.conv2d(x, params["cf.weight"], params["cf.bias"], padding=(kh // 2, kw // 2))
+
+
+class TargetModel(nn.Module):
+    """The target model as a module (``conv1``, ``cf``): what the engine's MetaLearner holds as
+    the meta-learned start. ``cf.weight`` is the template at its stored size; each target gets a
+    resized copy (:func:`sized_start`)."""
+
+    def __init__(self, params: Mapping[str, Tensor]) -> None:
+        super().__init__()
+        w1, wc = params["conv1.weight"], params["cf.weight"]
+        self.conv1 = nn.Conv2d(w1.shape[1], w1.shape[0], 1)
+        self.cf = nn.Conv2d(wc.shape[1], 1, tuple(wc.shape[-2:]))
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                p.copy_(params[name])
+
+    def forward(self, features: Tensor) -> Tensor:
+        return forward(dict(self.named_parameters()), features)
+
+
+def sized_start(start: Mapping[str, Tensor], rates: Mapping[str, Tensor],
+                kernel_hw: Tuple[int, int]) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+    """The start and its element-wise rates for one target: the filter template and its rates
+    resized to ``kernel_hw``, the rest as is. Differentiable, so meta-training learns the
+    template through every target size it meets."""
+    w, a = resize_template(start["cf.weight"], rates["cf.weight"], kernel_hw)
+    return {**start, "cf.weight": w}, {**rates, "cf.weight": a}
+
+
+def response_loss(params: Mapping[str, Tensor], batch: Tuple[Tensor, Tensor]) -> Tensor:
+    """The masked loss of ``(features N x C x H x W, labels N x H x W)``: the engine's loss_fn for
+    the frame-1 step, meta-training and the online updates alike."""
+    features, labels = batch
+    return masked_loss(forward(params, features)[:, 0], labels)
 
 
 def gaussian_label(map_hw: Tuple[int, int], target_hw_cells: Tuple[float, float],
@@ -126,10 +161,12 @@ def resize_template(weight: Tensor, alpha: Tensor, kernel_hw: Tuple[int, int]) -
     return w2, a2
 
 
-def response_peak(response: Tensor) -> Tuple[int, int]:
+def response_peak(response: Tensor, subcell: bool = False) -> Tuple[float, float]:
     """(dy, dx) of the response's arg-max from the centre cell ``(H // 2, W // 2)``, in cells
     (the caller multiplies by the stride, 4 px, and by its frame scale). Accepts ``H x W`` or any
-    leading singleton dims."""
+    leading singleton dims. ``subcell``: refine each axis by the vertex of the parabola through
+    the peak and its two neighbours (at most half a cell), so slow motion is not lost to the
+    4-pixel grid."""
     r = response.detach()
     while r.dim() > 2:
         if r.shape[0] != 1:
@@ -137,7 +174,23 @@ def response_peak(response: Tensor) -> Tuple[int, int]:
         r = r[0]
     h, w = r.shape
     idx = int(torch.argmax(r))
-    return idx // w - h // 2, idx % w - w // 2
+    i, j = idx // w, idx % w
+    dy, dx = float(i - h // 2), float(j - w // 2)
+    if subcell:
+        dy += _vertex(r[i - 1, j] if i > 0 else None, r[i, j], r[i + 1, j] if i + 1 < h else None)
+        dx += _vertex(r[i, j - 1] if j > 0 else None, r[i, j], r[i, j + 1] if j + 1 < w else None)
+    return dy, dx
+
+
+def _vertex(left: Optional[Tensor], mid: Tensor, right: Optional[Tensor]) -> float:
+    """Offset of the parabola's vertex through three samples at -1, 0, 1 (0 at a border)."""
+    if left is None or right is None:
+        return 0.0
+    a, b, c = float(left), float(mid), float(right)
+    curvature = a - 2.0 * b + c
+    if curvature >= 0.0:      # not a maximum (flat or a valley): no refinement
+        return 0.0
+    return max(-0.5, min(0.5, 0.5 * (a - c) / curvature))
 
 
 def load_official_crest(obj: Mapping[str, Any], in_channels: Optional[int] = None,

@@ -18,7 +18,7 @@ Layers (``ModelConfig()``, VGG-M's shape so the official weights load)::
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -112,25 +112,29 @@ def lrn(x: Tensor) -> Tensor:
 
 
 def conv_forward(params: Mapping[str, Tensor], x: Tensor, config: ModelConfig,
-                 dense: bool = False) -> Tensor:
+                 dense: Union[bool, int] = False) -> Tensor:
     """conv1-conv3 on a batch ``N x 3 x H x W`` of (pixel - 128) images -> ``N x C x h x w``.
 
-    ``dense``: a grid twice as dense (stride 8 instead of 16 input pixels). The second max-pool
-    runs with stride 1 and conv3 with dilation 2 ("a trous"), so output ``[2i, 2j]`` is exactly
-    the plain output ``[i, j]`` and the odd positions are the same network evaluated 8 input
-    pixels further: conv3 and pool2 cost 4x more, conv1/conv2 nothing.
+    ``dense``: a grid 2x (``True`` or 2: stride 8 instead of 16 input pixels) or 4x (4: stride 4,
+    MetaCREST's feature map) as dense, computed "a trous": every stride-2 layer after the
+    requested density runs with stride 1 and every later layer dilates by the skipped factor, so
+    output ``[f*i, f*j]`` is exactly the plain output ``[i, j]`` and the positions in between are
+    the same network evaluated 16/f input pixels further. Density 2 costs conv3 and pool2 4x,
+    density 4 also conv2 4x and conv3 16x; conv1 never changes.
     """
+    f = 2 if dense is True else (1 if dense is False else int(dense))
+    if f not in (1, 2, 4):
+        raise ValueError(f"dense must be False/True or a density of 1, 2 or 4, got {dense!r}")
     p = params
     x = F.relu(F.conv2d(x, p["features.conv1.weight"], p["features.conv1.bias"], stride=2))
     if config.lrn:
         x = lrn(x)
     x = F.max_pool2d(x, 3, 2)
-    x = F.relu(F.conv2d(x, p["features.conv2.weight"], p["features.conv2.bias"], stride=2))
+    x = F.relu(F.conv2d(x, p["features.conv2.weight"], p["features.conv2.bias"], stride=2 if f < 4 else 1))
     if config.lrn:
         x = lrn(x)
-    x = F.max_pool2d(x, 3, 1 if dense else 2)
-    return F.relu(F.conv2d(x, p["features.conv3.weight"], p["features.conv3.bias"],
-                           dilation=2 if dense else 1))
+    x = F.max_pool2d(x, 3, 2 if f == 1 else 1, dilation=1 if f < 4 else 2)
+    return F.relu(F.conv2d(x, p["features.conv3.weight"], p["features.conv3.bias"], dilation=f))
 
 
 def conv_forward_dense(params: Mapping[str, Tensor], x: Tensor, config: ModelConfig) -> Tensor:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..api import Tracker
-from ..boxes import clip_to_image, iou
+from ..boxes import MIN_BOX, check_init_box, clip_to_image, iou
 from ..errors import UserError
 from ..images import to_rgb
 from . import roi_align as R
@@ -38,7 +38,6 @@ from .sampling import Sampler, sample_iou
 
 __all__ = ["SDNetOptions", "MetaSDNetTracker", "MDNetTracker", "check_init_box", "MIN_BOX"]
 
-MIN_BOX = 4.0  # pixels: a smaller initial box is refused
 
 
 @dataclass
@@ -124,35 +123,6 @@ class SDNetOptions:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def check_init_box(box: Sequence[float], width: int, height: int) -> np.ndarray:
-    """The initial box as float ``(x, y, w, h)`` inside the image.
-
-    A box that is not 4 finite numbers, smaller than 4 px, or with no pixel inside the image is a
-    :class:`UserError`; a box partly outside the image is clipped to it (documented correction).
-    """
-    try:
-        b = np.asarray(box, dtype=float).reshape(4)
-    except (TypeError, ValueError):
-        raise UserError(f"the initial box must be 4 numbers x,y,w,h, got {box!r}") from None
-    if not np.all(np.isfinite(b)):
-        raise UserError(f"the initial box {list(b)} has a non-finite value")
-    if b[2] < MIN_BOX or b[3] < MIN_BOX:
-        raise UserError(f"the initial box {_fmt(b)} is smaller than {MIN_BOX:g} px "
-                        f"(width and height must be >= {MIN_BOX:g})")
-    x1, y1 = max(b[0], 0.0), max(b[1], 0.0)
-    x2, y2 = min(b[0] + b[2], float(width)), min(b[1] + b[3], float(height))
-    if x2 - x1 <= 0 or y2 - y1 <= 0:
-        raise UserError(f"the initial box {_fmt(b)} lies outside the {width}x{height} image")
-    if x2 - x1 < MIN_BOX or y2 - y1 < MIN_BOX:
-        raise UserError(f"the initial box {_fmt(b)} has less than {MIN_BOX:g} px inside the "
-                        f"{width}x{height} image")
-    return np.array([x1, y1, x2 - x1, y2 - y1])
-
-
-def _fmt(b: np.ndarray) -> str:
-    return ",".join(f"{v:g}" for v in b)
 
 
 def _sampler(spec: Tuple) -> Sampler:

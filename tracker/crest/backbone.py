@@ -1,0 +1,145 @@
+"""MetaCREST's frozen backbone: a stride-4 feature map of a square window, whatever the network.
+
+Two kinds share one interface (:class:`Backbone`):
+
+- ``vgg16``: VGG-16 conv1_1..conv4_3 (:mod:`tracker.crest.features`), the reference backbone,
+  loaded from MatConvNet's ``imagenet-vgg-verydeep-16.mat`` or a torchvision-style state dict.
+  "Same" padding: cell ``i`` is centred on window pixel ``4 i + 1.5``.
+- ``sdnet``: the conv1-conv3 layers of a MetaSDNet checkpoint evaluated four times as densely
+  (:func:`tracker.sdnet.model.conv_forward` with ``dense=4``). This is our CPU default: the shipped
+  MetaSDNet conv layers were trained here (multi-domain pretraining on the synthetic train split),
+  so MetaCREST needs no second backbone. Valid convolutions: cell ``i`` is centred on input pixel
+  ``4 i + 37``, so the window is cropped with a 37-pixel border and its cells line up with the
+  window's pixels ``4 i``.
+
+``feature_scale`` multiplies every feature so that a typical window has unit RMS features: the
+correlation filter's rates and update learning rates then mean the same for any backbone
+(the reference's 1e-6 / 7e-6 are VGG-16's raw scale, ``feature_scale = 1``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from tracker.errors import UserError
+
+__all__ = ["KINDS", "STRIDE", "Backbone"]
+
+KINDS = ("vgg16", "sdnet")
+STRIDE = 4
+_SDNET_OFFSET = 37.0   # centre of dense-4 cell 0 in input pixels: conv1 k7 s2, pool 3/2, conv2 k5,
+                       # pool 3 (dilation 2), conv3 k3 (dilation 4): 4 * (1 + 2 + 2 + 4) + 1 = 37
+
+
+@dataclass
+class Backbone:
+    """A frozen feature extractor with its geometry.
+
+    ``config`` is the architecture as a dict: :class:`~tracker.crest.features.FeatureConfig`'s
+    ``channels`` for ``vgg16``, :class:`~tracker.sdnet.model.ModelConfig`'s fields for ``sdnet``.
+    """
+
+    kind: str
+    params: Dict[str, Tensor]
+    config: Dict[str, Any] = field(default_factory=dict)
+    feature_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise UserError(f"backbone kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        self.params = {k: v.detach().float() for k, v in self.params.items()}
+        if self.kind == "sdnet":
+            from ..sdnet.model import ModelConfig
+
+            self._model = ModelConfig.from_dict(self.config)
+            self.out_channels = int(self._model.channels[2])
+            self.border = int(_SDNET_OFFSET)      # pixels cropped around the window on each side
+            self.offset = _SDNET_OFFSET           # input pixel of cell 0's centre
+        else:
+            from .features import FeatureConfig
+
+            self._features = FeatureConfig(tuple(self.config.get("channels", FeatureConfig().channels)))
+            self.out_channels = self._features.out_channels
+            self.border = 0
+            self.offset = (STRIDE - 1) / 2.0
+
+    stride = STRIDE
+
+    # ------------------------------------------------------------------ geometry
+    def map_size(self, window: int) -> int:
+        """Feature cells along a window side of ``window`` pixels (cropped with the border)."""
+        n = window + 2 * self.border
+        if self.kind == "vgg16":
+            return n // 2 // 2
+        n = (n - 7) // 2 + 1          # conv1
+        n = (n - 3) // 2 + 1          # pool1
+        return n - 4 - 4 - 8          # conv2 (k5), pool2 (k3 dil 2), conv3 (k3 dil 4), all stride 1
+
+    def cell_centre(self, index: float) -> float:
+        """Window pixel (0 = the window's first pixel) on which feature cell ``index`` is centred."""
+        return self.offset + STRIDE * float(index) - self.border
+
+    # ------------------------------------------------------------------ features
+    def __call__(self, patches: Any) -> Tensor:
+        """``N x P x P x 3`` RGB uint8 patches (window plus border) -> ``N x C x n x n`` features,
+        multiplied by ``feature_scale``. Runs without autograd: the backbone is frozen."""
+        x = torch.from_numpy(np.ascontiguousarray(patches)) if isinstance(patches, np.ndarray) else patches
+        if x.dim() == 3:
+            x = x.unsqueeze(0)
+        with torch.no_grad():
+            if self.kind == "sdnet":
+                from ..sdnet.model import MEAN_PIXEL, conv_forward
+
+                inp = x.permute(0, 3, 1, 2).float().sub_(MEAN_PIXEL)
+                out = conv_forward(self.params, inp, self._model, dense=4)
+            else:
+                from .features import extract, preprocess
+
+                out = extract(self.params, preprocess(x))
+        return out * self.feature_scale if self.feature_scale != 1.0 else out
+
+    def calibrate(self, patches: Any) -> float:
+        """Set ``feature_scale`` so these patches' features have unit RMS; returns the scale."""
+        self.feature_scale = 1.0
+        rms = float(self(patches).pow(2).mean().sqrt())
+        self.feature_scale = 1.0 / max(rms, 1e-8)
+        return self.feature_scale
+
+    # ------------------------------------------------------------------ persistence
+    def state(self) -> Dict[str, Any]:
+        return {"kind": self.kind, "params": {k: v.clone() for k, v in self.params.items()},
+                "config": dict(self.config), "feature_scale": float(self.feature_scale)}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> "Backbone":
+        try:
+            return cls(str(state["kind"]), dict(state["params"]), dict(state.get("config", {})),
+                       float(state.get("feature_scale", 1.0)))
+        except KeyError as missing:
+            raise UserError(f"MetaCREST weights: backbone lacks {missing}") from None
+
+    @classmethod
+    def from_sdnet(cls, weights: Any) -> "Backbone":
+        """The conv layers of MetaSDNet weights (:class:`~tracker.weights.SDNetWeights`)."""
+        params = {k: v for k, v in weights.params.items() if k.startswith("features.")}
+        return cls("sdnet", params, weights.config.to_dict())
+
+    @classmethod
+    def vgg16(cls, path_or_obj: Any) -> "Backbone":
+        """VGG-16 from ``imagenet-vgg-verydeep-16.mat`` (a path ending in .mat) or a state dict
+        (a mapping, or a path to a torch file holding one)."""
+        from .features import FeatureConfig, load_vgg16_mat, load_vgg16_state_dict
+
+        if isinstance(path_or_obj, Mapping):
+            params = load_vgg16_state_dict(path_or_obj)
+        elif str(path_or_obj).lower().endswith(".mat"):
+            params = load_vgg16_mat(path_or_obj)
+        else:
+            from ..weights import _torch_load
+
+            params = load_vgg16_state_dict(_torch_load(str(path_or_obj)))
+        return cls("vgg16", params, {"channels": list(FeatureConfig().channels)})

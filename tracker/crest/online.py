@@ -1,0 +1,266 @@
+"""The MetaCREST tracker (and its ``crest`` baseline) under got10k's ``init`` / ``update`` interface.
+
+Frame 1: the window around the box goes through the frozen backbone once; ``metacrest`` adapts the
+target model with ONE meta-SGD step from the meta-learned start through
+:meth:`meta_learning.MetaLearner.adapt` (L2F attenuation first when the weights have an
+attenuator; the filter template and its rates resized to the target), ``crest`` instead trains a
+seeded random start for ``init_iters`` Adam iterations (CREST's ordinary start).
+
+Every later frame (reference facts, section MetaCREST): windows at the previous centre and at the
+scales ``{1, 0.95, 1.05}``, features times a Hann window, response times a Gaussian motion prior,
+arg-max shift times the stride; the best scale's peak moves the box, and its size follows
+``new = 0.4 old + 0.6 best`` unless the peak is below 0.15. Up to 10 (features, shifted label)
+pairs are remembered, and every 5 frames the target model takes 2 Adam steps on them. These
+online updates are ordinary training of the adapted model, not meta-learning: the one inner loop
+lives in ``meta_learning``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..api import Tracker
+from ..boxes import MIN_BOX, check_init_box, clip_to_image
+from ..errors import UserError
+from ..images import to_rgb
+from .backbone import Backbone
+from .dcf import (REDUCED_CHANNELS, TargetModel, forward, gaussian_label, hann2d, init_params,
+                  response_loss, response_peak, sized_start)
+from .weights import CRESTWeights, default_backbone, resolve_crest_weights
+from .window import WindowGeometry, crop_windows
+
+__all__ = ["CRESTOptions", "MetaCRESTTracker", "CRESTTracker"]
+
+_TEMPLATE = (13, 13)   # template of an untrained start (a 48-pixel target at stride 4)
+
+
+@dataclass
+class CRESTOptions:
+    """Tracking settings; defaults are the reference's (VGG-16 scale). Weights carry the values
+    they were trained with (``CRESTWeights.options``), which replace these defaults."""
+
+    window_factor: float = 5.0            # window side = 5 x the target's larger side
+    max_target_px: float = 100.0          # larger targets are scaled down to this (CREST: 100)
+    min_target_px: float = 0.0            # smaller targets are scaled up to this (CREST: none)
+    hann: bool = True                     # features x 2-D Hann window
+    subcell: bool = True                  # parabolic sub-cell peak (ours; CREST: whole cells)
+    motion_sigma: float = 0.6             # motion prior: Gaussian, s = 0.6 x target size (cells)
+    scales: Tuple[float, ...] = (1.0, 0.95, 1.05)
+    scale_mode: str = "crop"              # crop: one window per scale (CREST); resample: the
+                                          # scale-1 features bilinearly resampled (1 backbone pass)
+    scale_smoothing: float = 0.6          # new size = 0.4 old + 0.6 best
+    min_peak: float = 0.15                # no scale change (and no memory) below this peak
+    memory: int = 10                      # remembered (features, label) pairs
+    update_every: int = 5                 # frames between online updates
+    update_steps: int = 2                 # Adam steps per update
+    update_lr: float = 7e-6               # Adam lr of the online updates
+    init: str = "meta"                    # meta: one meta-SGD step; train: Adam from a seeded start
+    inner_steps: int = 1                  # meta-SGD steps at frame 1
+    init_iters: int = 100                 # init="train": Adam iterations at frame 1
+    init_lr: float = 1e-3                 # init="train": their Adam lr
+    reduced: int = REDUCED_CHANNELS       # init="train" / untrained: 1x1 reduction width
+    seed: int = 0
+
+    def validate(self) -> "CRESTOptions":
+        def check(ok: bool, msg: str) -> None:
+            if not ok:
+                raise UserError(msg)
+        check(self.window_factor > 1, f"window_factor must exceed 1, got {self.window_factor}")
+        check(self.max_target_px >= max(self.min_target_px, 4.0),
+              f"max_target_px ({self.max_target_px}) must be >= min_target_px and >= 4")
+        check(len(self.scales) >= 1 and all(s > 0 for s in self.scales), f"bad scales {self.scales}")
+        check(0.0 <= self.scale_smoothing <= 1.0, f"scale_smoothing must be in [0, 1], got {self.scale_smoothing}")
+        check(self.memory >= 1, f"memory must be >= 1, got {self.memory}")
+        check(self.update_every >= 0 and self.update_steps >= 0, "update_every/update_steps must be >= 0")
+        check(self.scale_mode in ("crop", "resample"), f"scale_mode must be crop or resample, got {self.scale_mode!r}")
+        check(self.init in ("meta", "train"), f"init must be meta or train, got {self.init!r}")
+        check(self.inner_steps >= 0 and self.init_iters >= 0, "inner_steps/init_iters must be >= 0")
+        return self
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["scales"] = list(self.scales)
+        return d
+
+    @classmethod
+    def known(cls) -> set:
+        return {f.name for f in fields(cls)}
+
+
+class MetaCRESTTracker(Tracker):
+    """MetaCREST (``init="meta"``) or CREST (``init="train"``).
+
+    ``weights``: our MetaCREST ``.pt``, an official MetaCREST checkpoint (then ``backbone`` =
+    ``imagenet-vgg-verydeep-16.mat`` or a VGG-16 state dict), a :class:`CRESTWeights`, or None for
+    the shipped ``weights/<name>.pt``. Other keywords are :class:`CRESTOptions` fields.
+    """
+
+    weights_fallback: Tuple[str, ...] = ()
+
+    def __init__(self, name: str = "metacrest", weights: Any = None, backbone: Any = None,
+                 options: Optional[CRESTOptions] = None, **overrides: Any) -> None:
+        unknown = sorted(set(overrides) - CRESTOptions.known())
+        if unknown:
+            raise UserError(f"unknown option(s) for {name}: {', '.join(unknown)}; "
+                            f"known: {', '.join(sorted(CRESTOptions.known()))}")
+        super().__init__(name, is_deterministic=True)
+        w = resolve_crest_weights(name, weights, backbone, self.weights_fallback)
+        if w is None:
+            bb = default_backbone(name, backbone)
+            g = torch.Generator().manual_seed(0)
+            w = CRESTWeights(bb, init_params(bb.out_channels, _TEMPLATE, generator=g),
+                             {k: torch.full_like(v, 1e-6) for k, v in
+                              init_params(bb.out_channels, _TEMPLATE).items()}, trained=False)
+        self.weights = w
+        self.backbone: Backbone = w.backbone
+        trained_with = {k: (tuple(v) if k == "scales" else v) for k, v in w.options.items()
+                        if k in CRESTOptions.known()}
+        self.opts = replace(options or replace(CRESTOptions(), **trained_with), **overrides).validate()
+        if self.opts.init == "meta" and w.alpha is None:
+            raise UserError(f"{name}: the weights have no meta-learned rates (alpha); use init='train'")
+        self.start = {k: v.detach().float() for k, v in w.params.items()}
+        self._learner = self.learner() if self.opts.init == "meta" else None
+        self.gamma: Optional[Dict[str, float]] = None
+
+    # ------------------------------------------------------------------ engine
+    def learner(self):
+        """The engine holding the start, the element-wise rates and the L2F attenuator (if any)."""
+        if self._learner is None:
+            from meta_learning import MetaConfig, MetaLearner
+
+            w = self.weights
+            cfg = MetaConfig(inner_steps=self.opts.inner_steps, inner_lr=1e-6, first_order=True,
+                             adapt="all", lr_mode="elementwise", learn_lr=False,
+                             l2f=w.attenuator is not None, l2f_mode=w.l2f_mode, l2f_layers=w.l2f_layers)
+            learner = MetaLearner(TargetModel(self.start), cfg)
+            learner.inner_lr.load_rates(w.alpha)
+            if w.attenuator is not None:
+                learner.attenuator.load_state_dict(w.attenuator)
+            self._learner = learner
+        return self._learner
+
+    # ------------------------------------------------------------------ features
+    def _window_features(self, rgb: np.ndarray, centre: np.ndarray, sides: Sequence[float]) -> torch.Tensor:
+        g = self.geometry
+        patches = crop_windows(rgb, centre, sides, g.window, g.border)
+        feats = self.backbone(patches)
+        return feats * self._hann if self._hann is not None else feats
+
+    def _fit(self, steps: int, optimizer: torch.optim.Optimizer) -> None:
+        """``steps`` Adam steps of the target model on the memory (ordinary training)."""
+        if steps <= 0 or not self._memory:
+            return
+        feats = torch.cat([f for f, _ in self._memory])
+        labels = torch.stack([l for _, l in self._memory])
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            loss = response_loss(self.params, (feats, labels))
+            loss.backward()
+            optimizer.step()
+
+    # ------------------------------------------------------------------ got10k interface
+    def init(self, image: Any, box: Sequence[float]) -> None:
+        o = self.opts
+        rgb = to_rgb(image)
+        H, W = rgb.shape[:2]
+        box = check_init_box(box, W, H)
+        self.centre = box[:2] + box[2:] / 2.0
+        self.size = box[2:].copy()
+        self.frame = 0
+        g = self.geometry = WindowGeometry.for_box(self.size, self.backbone, o.window_factor,
+                                                   o.max_target_px, o.min_target_px)
+        n = g.map_size
+        if n < 3:
+            raise UserError(f"the window ({g.window} px) is too small for the backbone: raise "
+                            "min_target_px or window_factor")
+        self._hann = hann2d(n, n)[None, None] if o.hann else None
+        # motion prior: a Gaussian on the response around the window's centre, s = 0.6 x target size
+        centre_shift = (g.cell_of((g.window - 1) / 2.0) - n // 2,) * 2
+        self._prior = gaussian_label((n, n), g.target_cells, centre_shift, a=0.5, sigma_factor=o.motion_sigma)
+        if not self.weights.trained and self.backbone.feature_scale == 1.0:
+            patches = crop_windows(rgb, self.centre, [g.frame_side(self.size)], g.window, g.border)
+            self.backbone.calibrate(patches)
+        feats = self._window_features(rgb, self.centre, [g.frame_side(self.size)])
+        label = g.label()
+        support = (feats, label[None])
+        torch.manual_seed(o.seed)
+        if o.init == "meta":
+            learner = self.learner()
+            rates = learner.inner_lr.rates()
+            start, sized_rates = sized_start(learner.start(), rates, g.kernel)
+            adapted, info = learner.adapt(start, response_loss, support, steps=o.inner_steps,
+                                          training=False, rates=sized_rates)
+            self.gamma = (None if info["gamma"] is None else
+                          dict(zip(info["names"], info["gamma"].detach().tolist())))
+            params = {k: v.detach().clone() for k, v in adapted.items()}
+        else:
+            gen = torch.Generator().manual_seed(o.seed)
+            params = init_params(self.backbone.out_channels, g.kernel, o.reduced, generator=gen)
+        self.params = {k: v.requires_grad_(True) for k, v in params.items()}
+        self._memory: List[Tuple[torch.Tensor, torch.Tensor]] = [(feats, label)]
+        if o.init == "train":
+            self._fit(o.init_iters, torch.optim.Adam(self.params.values(), lr=o.init_lr))
+        self._optimizer = torch.optim.Adam(self.params.values(), lr=o.update_lr)
+        self.last_peak = 1.0
+
+    def update(self, image: Any) -> np.ndarray:
+        o, g = self.opts, self.geometry
+        rgb = to_rgb(image)
+        H, W = rgb.shape[:2]
+        self.frame += 1
+        base = g.frame_side(self.size)
+        sides = [base * s for s in o.scales]
+        if o.scale_mode == "crop":
+            feats = self._window_features(rgb, self.centre, sides)
+        else:
+            feats = _resample_scales(self._window_features(rgb, self.centre, [base]), o.scales)
+        with torch.no_grad():
+            response = forward(self.params, feats)[:, 0] * self._prior
+        peaks = response.flatten(1).max(1).values
+        best = int(torch.argmax(peaks))
+        peak = float(peaks[best])
+        dy, dx = response_peak(response[best], o.subcell)
+        oy, ox = g.peak_offset_px(dy, dx)
+        k = sides[best] / g.window                   # frame pixels per window pixel
+        self.centre = self.centre + np.array([ox, oy]) * k
+        self.centre = np.clip(self.centre, 0.0, [float(W), float(H)])
+        if peak >= o.min_peak:
+            if o.scales[best] != 1.0:
+                self.size = self.size * ((1.0 - o.scale_smoothing) + o.scale_smoothing * o.scales[best])
+                self.size = np.maximum(self.size, MIN_BOX)
+            # the target now sits (oy, ox) from that window's centre: remember it there
+            self._memory.append((feats[best:best + 1], g.label((oy, ox))))
+            self._memory = self._memory[-o.memory:]
+        if o.update_every and self.frame % o.update_every == 0:
+            self._fit(o.update_steps, self._optimizer)
+        self.last_peak = peak
+        box = np.concatenate([self.centre - self.size / 2.0, self.size])
+        return clip_to_image(box, W, H, min_size=MIN_BOX)
+
+
+def _resample_scales(feats: torch.Tensor, scales: Sequence[float]) -> torch.Tensor:
+    """``1 x C x n x n`` features of the scale-1 window -> ``S x C x n x n`` as if cropped at each
+    scale: cell ``u`` of the scale-``s`` window lies at ``c + s (u - c)`` in the scale-1 window
+    (``c`` its centre). Bilinear; exact at scale 1, a close approximation for 0.95 / 1.05."""
+    import torch.nn.functional as F
+
+    theta = torch.zeros(len(scales), 2, 3, dtype=feats.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = torch.tensor([float(s) for s in scales], dtype=feats.dtype)
+    grid = F.affine_grid(theta, [len(scales), *feats.shape[1:]], align_corners=False)
+    return F.grid_sample(feats.expand(len(scales), -1, -1, -1), grid, mode="bilinear",
+                         padding_mode="zeros", align_corners=False)
+
+
+class CRESTTracker(MetaCRESTTracker):
+    """The ``crest`` baseline: the same tracker and backbone, started by ``init_iters`` Adam
+    iterations from a seeded random target model instead of the meta-learned step. It uses the
+    backbone (and trained-with options) of the shipped ``metacrest`` weights."""
+
+    weights_fallback = ("metacrest",)
+
+    def __init__(self, name: str = "crest", **kwargs: Any) -> None:
+        kwargs.setdefault("init", "train")
+        super().__init__(name, **kwargs)
