@@ -133,3 +133,15 @@ for _name, _about in (("metasdnet-l2f", "MetaSDNet meta-trained with L2F (task-a
                       ("metasdnet-l2f-dropgrad", "MetaSDNet meta-trained with L2F and DropGrad")):
     register(_name, "tracker.sdnet.online:MetaSDNetTracker", _about)
 del _name, _about
+
+# MetaCREST (tracker/crest/online.py): CREST's correlation filter with a meta-learned start, its
+# variants, and the crest baseline (the same tracker started by ordinary training at frame 1).
+register("metacrest", "tracker.crest.online:MetaCRESTTracker",
+         "MetaCREST: a correlation filter on stride-4 features started by one meta-SGD step")
+for _name, _about in (("metacrest-l2f", "MetaCREST meta-trained with L2F"),
+                      ("metacrest-dropgrad", "MetaCREST meta-trained with DropGrad (binary, p=0.1)"),
+                      ("metacrest-l2f-dropgrad", "MetaCREST meta-trained with L2F and DropGrad")):
+    register(_name, "tracker.crest.online:MetaCRESTTracker", _about)
+del _name, _about
+register("crest", "tracker.crest.online:CRESTTracker",
+         "CREST baseline: the MetaCREST tracker started by Adam iterations from a random filter")
