@@ -10,29 +10,22 @@ Schedule (Meta-Tracker): Adam lr 1e-4 for theta0 and 1e-5 for alpha, fc layers o
 third of the iterations (conv fixed), all layers afterwards, both rates x0.1 at two thirds
 (5,000 / 10,000 of 15,000 in the paper; the fractions are kept for shorter runs).
 
-Robustness: checkpoints are written atomically every ``checkpoint_every`` iterations and at the
-end; ``resume=True`` continues from the last one bit-identically (episodes depend only on the seed
-and their index, and the torch RNG state that drives DropGrad is saved); an iteration with a
-non-finite loss or gradient is skipped, rolled back and reported instead of corrupting the weights.
+The loop itself (meta-batches, logging, atomic checkpoints, bit-identical resume, skipping
+non-finite iterations) is :func:`tracker.metatrain.loop.run_meta_training`, shared with MetaCREST.
 """
 from __future__ import annotations
 
-import copy
-import csv
-import math
 import os
-import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional, Sequence as SequenceType
 
-import numpy as np
 import torch
 
 from ..errors import UserError
 from ..sdnet import roi_align as R
 from ..sdnet.model import MetaSDNet, ModelConfig, binary_loss, conv_forward, fc_forward
-from .episodes import EpisodeConfig, EpisodeDataset, episode_loader
+from .episodes import EpisodeConfig, EpisodeDataset
+from .loop import TrainResult, run_meta_training
 from .sources import Track
 
 
@@ -207,49 +200,6 @@ def tracker_weights(learner, config: MetaTrainConfig, metadata: dict):
                         learner.config.l2f_layers, metadata)
 
 
-def _finite(learner) -> bool:
-    return all(torch.isfinite(p).all() for p in learner.parameters())
-
-
-CSV_FIELDS = ["iteration", "phase", "query_loss", "support_loss", "grad_norm", "val_query_loss",
-              "gamma_mean", "skipped", "seconds"]
-
-
-def _truncate_log(path: str, iteration: int) -> None:
-    """Drop log rows beyond ``iteration`` (written after the checkpoint a resume starts from)."""
-    if not os.path.isfile(path):
-        return
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= iteration]
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-
-
-def validation_loss(learner, loss_fn, dataset: EpisodeDataset, n: int,
-                    prepare: Callable = lambda fs: fs.batch()) -> float:
-    """Mean query loss after the (noise-free) inner step on ``n`` fixed validation episodes."""
-    total = 0.0
-    for i in range(n):
-        episode = dataset[i]
-        support, query = prepare(episode.support), prepare(episode.query)
-        fast, _ = learner.adapt(None, loss_fn, support, training=False)
-        with torch.no_grad():
-            total += float(loss_fn({k: v.detach() for k, v in fast.items()}, query))
-    return total / max(n, 1)
-
-
-@dataclass
-class TrainResult:
-    iterations: int
-    skipped: list
-    last_query_loss: float
-    seconds: float
-    checkpoint: str
-    weights: str
-
-
 def meta_train(tracks: SequenceType[Track], config: MetaTrainConfig, out: str,
                resume: bool = False, val_tracks: SequenceType[Track] | None = None,
                init: Any = None, progress: bool = True, metadata: Optional[dict] = None,
@@ -258,10 +208,9 @@ def meta_train(tracks: SequenceType[Track], config: MetaTrainConfig, out: str,
     resume from and ``out + '.csv'`` with the losses). ``init`` is starting weights
     (:class:`~tracker.weights.SDNetWeights` or a path) or None for the seeded untrained start.
     ``nan_hook(iteration, loss)`` lets tests inject a non-finite loss."""
-    from ..weights import load_checkpoint, resolve_weights, save_checkpoint, save_weights
+    from ..weights import resolve_weights, save_weights
 
     config.validate()
-    ckpt_path, log_path = out + ".ckpt", out + ".csv"
     model_cfg = ModelConfig.from_dict(config.model)
     start = alpha = None
     if init is not None:
@@ -270,7 +219,7 @@ def meta_train(tracks: SequenceType[Track], config: MetaTrainConfig, out: str,
             config.model = w.config.to_dict()
             model_cfg = w.config
         start, alpha = w.params, w.alpha
-    resuming = resume and os.path.isfile(ckpt_path)
+    resuming = resume and os.path.isfile(out + ".ckpt")
     if start is None and config.pretrain_iterations > 0 and not resuming:
         from .pretrain import PretrainConfig, pretrain
 
@@ -287,99 +236,20 @@ def meta_train(tracks: SequenceType[Track], config: MetaTrainConfig, out: str,
 
         def prepare(fs):
             return fs.batch()
-    it = 0
-    skipped: list = []
-    if resuming:
-        state, _ = load_checkpoint(ckpt_path)
-        saved = state["train_config"]
-        if {k: v for k, v in saved.items() if k != "iterations"} != \
-                {k: v for k, v in asdict(config).items() if k != "iterations"}:
-            raise UserError(f"{ckpt_path} was written with other settings; resume with the same "
-                            "options or start a new --out")
-        learner.load_checkpoint_state(state["learner"])
-        it = int(state["iteration"])
-        skipped = list(state.get("skipped", []))
-        torch.set_rng_state(state["torch_rng"])
-        _truncate_log(log_path, it)
-    elif os.path.exists(log_path):
-        os.unlink(log_path)
     ep_cfg = EpisodeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.episodes.items()})
     dataset = EpisodeDataset(tracks, config.seed, model_cfg, ep_cfg)
     val = (EpisodeDataset(val_tracks, 10**6 + config.seed, model_cfg, ep_cfg)
            if val_tracks else None)
     meta = {"train_config": asdict(config), "engine": learner.config.to_dict(), **(metadata or {})}
 
-    def checkpoint(iteration: int) -> None:
-        save_checkpoint(ckpt_path, {"learner": learner.checkpoint_state(), "iteration": iteration,
-                                    "torch_rng": torch.get_rng_state(), "skipped": skipped,
-                                    "train_config": asdict(config)}, meta)
-        save_weights(out, tracker_weights(learner, config, meta), {"iterations": iteration})
+    def task_fn(episode, training: bool):
+        support, query = prepare(episode.support), prepare(episode.query)
+        fast, info = learner.adapt(None, loss_fn, support, training=training)
+        return loss_fn(fast, query), info
 
-    from tqdm.auto import tqdm
+    def save(learner_, iteration: int) -> None:
+        save_weights(out, tracker_weights(learner_, config, meta), {"iterations": iteration})
 
-    bar = tqdm(total=config.iterations, initial=it, desc="meta-train", unit="it", disable=not progress,
-               dynamic_ncols=True)
-    new_file = not os.path.isfile(log_path)
-    log = open(log_path, "a", newline="")
-    writer = csv.DictWriter(log, fieldnames=CSV_FIELDS)
-    if new_file:
-        writer.writeheader()
-    t0 = time.perf_counter()
-    last = float("nan")
-    loader = iter(episode_loader(dataset, it * config.meta_batch,
-                                 (config.iterations - it) * config.meta_batch, config.workers))
-    try:
-        while it < config.iterations:
-            phase = _apply_schedule(learner, config, it)
-            losses, support_losses, gammas = [], [], []
-            for _ in range(config.meta_batch):
-                episode = next(loader)
-                support, query = prepare(episode.support), prepare(episode.query)
-                fast, info = learner.adapt(None, loss_fn, support, training=True)
-                loss = loss_fn(fast, query)
-                if nan_hook is not None:
-                    loss = nan_hook(it, loss)
-                losses.append(loss)
-                support_losses.append(float(info["losses"][0].detach()) if info["losses"] else float("nan"))
-                if info["gamma"] is not None:
-                    gammas.append(info["gamma"].detach())
-            total = float(torch.stack([l.detach() for l in losses]).sum())
-            row = {"iteration": it + 1, "phase": phase, "support_loss": f"{np.mean(support_losses):.4f}",
-                   "gamma_mean": f"{float(torch.stack(gammas).mean()):.4f}" if gammas else "",
-                   "val_query_loss": "", "skipped": 0}
-            if not math.isfinite(total):
-                skipped.append(it + 1)
-                row.update(query_loss="nan", grad_norm="", skipped=1)
-                warnings.warn(f"meta-train: iteration {it + 1} has a non-finite loss; skipped")
-            else:
-                snapshot = (copy.deepcopy(learner.state_dict()), copy.deepcopy(learner.optimizer.state_dict()))
-                stats = learner.outer_step(losses)
-                if not math.isfinite(stats["grad_norm"]) or not _finite(learner):
-                    learner.load_state_dict(snapshot[0])
-                    learner.optimizer.load_state_dict(snapshot[1])
-                    skipped.append(it + 1)
-                    row.update(query_loss=f"{total / len(losses):.4f}", grad_norm="nan", skipped=1)
-                    warnings.warn(f"meta-train: iteration {it + 1} has a non-finite gradient; "
-                                  "skipped and rolled back")
-                else:
-                    last = total / len(losses)
-                    row.update(query_loss=f"{last:.4f}", grad_norm=f"{stats['grad_norm']:.4f}")
-            it += 1
-            if val is not None and ((config.val_every and it % config.val_every == 0)
-                                    or (not config.val_every and it % config.checkpoint_every == 0)
-                                    or it == config.iterations):
-                row["val_query_loss"] = f"{validation_loss(learner, loss_fn, val, config.val_episodes, prepare):.4f}"
-            row["seconds"] = f"{time.perf_counter() - t0:.2f}"
-            writer.writerow(row)
-            bar.set_postfix(query=row["query_loss"], phase=phase)
-            bar.update(1)
-            if it % config.checkpoint_every == 0 or it == config.iterations:
-                log.flush()
-                checkpoint(it)
-    finally:
-        bar.close()
-        log.close()
-    if skipped:
-        print(f"meta-train: skipped {len(skipped)} iteration(s) with non-finite values: "
-              f"{skipped[:10]}{' ...' if len(skipped) > 10 else ''}")
-    return TrainResult(it, skipped, last, time.perf_counter() - t0, ckpt_path, out)
+    return run_meta_training(learner, config, out, dataset, task_fn, save, resume=resume,
+                             val_dataset=val, schedule=lambda l, i: _apply_schedule(l, config, i),
+                             metadata=meta, progress=progress, nan_hook=nan_hook)

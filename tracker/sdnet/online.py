@@ -21,14 +21,14 @@ departures are marked "CPU:" and listed in docs/tracker.md).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ..api import Tracker
-from ..boxes import MIN_BOX, check_init_box, clip_to_image, iou
+from ..boxes import MIN_BOX, check_init_box, clip_to_image
 from ..errors import UserError
 from ..images import to_rgb
 from . import roi_align as R

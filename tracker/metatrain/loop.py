@@ -1,0 +1,176 @@
+"""The meta-training loop every tracker family shares (MetaSDNet, MetaCREST).
+
+A family supplies the engine (:class:`meta_learning.MetaLearner`), a map-style dataset of episodes
+(episode ``i`` depends only on the seed and ``i``), ``task_fn(episode, training) -> (query loss,
+adapt info)`` and ``save_weights(learner, iteration)``; the loop does the rest the same way for
+all: meta-batches of episodes, the outer step, a CSV log, atomic checkpoints every
+``checkpoint_every`` iterations and at the end, bit-identical resume (the torch RNG state that
+drives DropGrad is saved), validation, and an iteration with a non-finite loss or gradient skipped
+and rolled back instead of corrupting the weights.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from .episodes import episode_loader
+
+__all__ = ["CSV_FIELDS", "TrainResult", "run_meta_training", "validation_loss"]
+
+CSV_FIELDS = ["iteration", "phase", "query_loss", "support_loss", "grad_norm", "val_query_loss",
+              "gamma_mean", "skipped", "seconds"]
+
+TaskFn = Callable[[Any, bool], Tuple[torch.Tensor, dict]]
+
+
+@dataclass
+class TrainResult:
+    iterations: int
+    skipped: list
+    last_query_loss: float
+    seconds: float
+    checkpoint: str
+    weights: str
+
+
+def _truncate_log(path: str, iteration: int) -> None:
+    """Drop log rows beyond ``iteration`` (written after the checkpoint a resume starts from)."""
+    if not os.path.isfile(path):
+        return
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= iteration]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _finite(learner) -> bool:
+    return all(torch.isfinite(p).all() for p in learner.parameters())
+
+
+def validation_loss(task_fn: TaskFn, dataset, n: int) -> float:
+    """Mean query loss after the (noise-free) inner step on ``n`` fixed validation episodes."""
+    total = 0.0
+    for i in range(n):
+        loss, _ = task_fn(dataset[i], False)
+        total += float(loss.detach())
+    return total / max(n, 1)
+
+
+def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
+                      save_weights: Callable[[Any, int], None], resume: bool = False,
+                      val_dataset=None, schedule: Optional[Callable[[Any, int], str]] = None,
+                      metadata: Optional[dict] = None, progress: bool = True,
+                      nan_hook: Optional[Callable[[int, torch.Tensor], torch.Tensor]] = None,
+                      ) -> TrainResult:
+    """Run ``config.iterations`` meta-updates of ``learner`` and write ``out`` (tracker weights,
+    through ``save_weights``), ``out + '.ckpt'`` (to resume from) and ``out + '.csv'`` (losses).
+
+    ``config`` is the family's settings dataclass: ``iterations``, ``meta_batch``, ``seed``,
+    ``workers``, ``checkpoint_every``, ``val_every`` and ``val_episodes`` are read here, and all of
+    it (bar ``iterations``) must match a checkpoint to resume from it. ``schedule(learner, it)``
+    sets per-iteration learning rates / frozen tensors and names the phase for the log.
+    ``nan_hook(iteration, loss)`` lets tests inject a non-finite loss.
+    """
+    from tqdm.auto import tqdm
+
+    from ..weights import load_checkpoint, save_checkpoint
+
+    ckpt_path, log_path = out + ".ckpt", out + ".csv"
+    it = 0
+    skipped: list = []
+    if resume and os.path.isfile(ckpt_path):
+        state, _ = load_checkpoint(ckpt_path)
+        saved = state["train_config"]
+        if {k: v for k, v in saved.items() if k != "iterations"} != \
+                {k: v for k, v in asdict(config).items() if k != "iterations"}:
+            raise UserError(f"{ckpt_path} was written with other settings; resume with the same "
+                            "options or start a new --out")
+        learner.load_checkpoint_state(state["learner"])
+        it = int(state["iteration"])
+        skipped = list(state.get("skipped", []))
+        torch.set_rng_state(state["torch_rng"])
+        _truncate_log(log_path, it)
+    elif os.path.exists(log_path):
+        os.unlink(log_path)
+
+    def checkpoint(iteration: int) -> None:
+        save_checkpoint(ckpt_path, {"learner": learner.checkpoint_state(), "iteration": iteration,
+                                    "torch_rng": torch.get_rng_state(), "skipped": skipped,
+                                    "train_config": asdict(config)}, metadata)
+        save_weights(learner, iteration)
+
+    bar = tqdm(total=config.iterations, initial=it, desc="meta-train", unit="it", disable=not progress,
+               dynamic_ncols=True)
+    new_file = not os.path.isfile(log_path)
+    log = open(log_path, "a", newline="")
+    writer = csv.DictWriter(log, fieldnames=CSV_FIELDS)
+    if new_file:
+        writer.writeheader()
+    t0 = time.perf_counter()
+    last = float("nan")
+    loader = iter(episode_loader(dataset, it * config.meta_batch,
+                                 (config.iterations - it) * config.meta_batch, config.workers))
+    try:
+        while it < config.iterations:
+            phase = schedule(learner, it) if schedule is not None else "all"
+            losses, support_losses, gammas = [], [], []
+            for _ in range(config.meta_batch):
+                loss, info = task_fn(next(loader), True)
+                if nan_hook is not None:
+                    loss = nan_hook(it, loss)
+                losses.append(loss)
+                support_losses.append(float(info["losses"][0].detach()) if info["losses"] else float("nan"))
+                if info["gamma"] is not None:
+                    gammas.append(info["gamma"].detach())
+            total = float(torch.stack([l.detach() for l in losses]).sum())
+            row = {"iteration": it + 1, "phase": phase, "support_loss": f"{np.mean(support_losses):.4f}",
+                   "gamma_mean": f"{float(torch.stack(gammas).mean()):.4f}" if gammas else "",
+                   "val_query_loss": "", "skipped": 0}
+            if not math.isfinite(total):
+                skipped.append(it + 1)
+                row.update(query_loss="nan", grad_norm="", skipped=1)
+                warnings.warn(f"meta-train: iteration {it + 1} has a non-finite loss; skipped")
+            else:
+                snapshot = (copy.deepcopy(learner.state_dict()), copy.deepcopy(learner.optimizer.state_dict()))
+                stats = learner.outer_step(losses)
+                if not math.isfinite(stats["grad_norm"]) or not _finite(learner):
+                    learner.load_state_dict(snapshot[0])
+                    learner.optimizer.load_state_dict(snapshot[1])
+                    skipped.append(it + 1)
+                    row.update(query_loss=f"{total / len(losses):.4f}", grad_norm="nan", skipped=1)
+                    warnings.warn(f"meta-train: iteration {it + 1} has a non-finite gradient; "
+                                  "skipped and rolled back")
+                else:
+                    last = total / len(losses)
+                    row.update(query_loss=f"{last:.4f}", grad_norm=f"{stats['grad_norm']:.4f}")
+            it += 1
+            if val_dataset is not None and ((config.val_every and it % config.val_every == 0)
+                                            or (not config.val_every and it % config.checkpoint_every == 0)
+                                            or it == config.iterations):
+                row["val_query_loss"] = f"{validation_loss(task_fn, val_dataset, config.val_episodes):.4f}"
+            row["seconds"] = f"{time.perf_counter() - t0:.2f}"
+            writer.writerow(row)
+            bar.set_postfix(query=row["query_loss"], phase=phase)
+            bar.update(1)
+            if it % config.checkpoint_every == 0 or it == config.iterations:
+                log.flush()
+                checkpoint(it)
+    finally:
+        bar.close()
+        log.close()
+    if skipped:
+        print(f"meta-train: skipped {len(skipped)} iteration(s) with non-finite values: "
+              f"{skipped[:10]}{' ...' if len(skipped) > 10 else ''}")
+    return TrainResult(it, skipped, last, time.perf_counter() - t0, ckpt_path, out)
