@@ -15,7 +15,7 @@ Usage pattern (any ``nn.Module``; ``loss_fn(params, batch) -> scalar``)::
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch

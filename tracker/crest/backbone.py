@@ -19,7 +19,7 @@ correlation filter's rates and update learning rates then mean the same for any 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping
 
 import numpy as np
 import torch

@@ -12,7 +12,6 @@ Reference: ``shared/reference/tracking.md``, section MetaCREST.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
