@@ -1,4 +1,4 @@
-"""How fast MetaSDNet tracks on a CPU: fast vs exact mode, and the frame-1 meta step vs MDNet.
+"""How fast MetaSDNet and MetaCREST track on a CPU: fast vs exact mode, frame-1 meta steps vs training.
 
 In one run, on synthetic OTB-format sequences (``otb_eval.synthetic``, test split, 320x240):
 
@@ -7,14 +7,23 @@ In one run, on synthetic OTB-format sequences (``otb_eval.synthetic``, test spli
   ``--exact-frames`` frames of each sequence (exact mode is slow; same frames, comparable IoU);
 - frame-1 time (the median of ``--repeats`` inits on each sequence's first frame): the one
   meta-SGD step of ``metasdnet`` against the ``finetune_iters`` fine-tuning iterations of ``mdnet``,
-  both with bounding-box regression and memory set-up.
+  both with bounding-box regression and memory set-up;
+- MetaCREST: fps of ``metacrest`` and ``crest`` on every frame (same methodology), their frame-1
+  time (one meta-SGD step against ``init_iters`` Adam iterations from a random filter, same
+  medians), and whether ``metacrest`` reaches the 15 fps target.
 
 The process is warmed up first (one init + update), so one-time import costs (torch._dynamo is
 imported by the first torch optimiser of a process) are not billed to a sequence. Weights: the
 shipped ``weights/metasdnet.pt`` if there is one, else the untrained CPU configuration (speed
-does not depend on the values; the mean IoU printed alongside does).
+does not depend on the values; the mean IoU printed alongside does); for MetaCREST
+``--crest-weights FILE`` if given, else the shipped ``weights/metacrest.pt`` (``crest`` takes its
+backbone and options too), else the untrained start on the MetaSDNet conv layers (marked
+UNTRAINED in the output).
 
     python benchmarks/tracker_speed.py [--sequences 3] [--frames 100] [--threads 2]
+
+``--no-save`` prints the markdown instead of writing the JSON and docs/tracker_speed.md (to try
+the script on a few frames, e.g. ``--sequences 1 --frames 10 --exact-frames 2 --repeats 1``).
 """
 from __future__ import annotations
 
@@ -53,6 +62,88 @@ def summarise(rows):
             "mean_iou": sum(r["mean_iou"] * r["frames"] for r in rows) / frames, "per_sequence": rows}
 
 
+CREST_TARGET_FPS = 15.0
+
+
+def measure_crest(args, seqs) -> dict:
+    """MetaCREST's measurements: fps of ``metacrest`` and ``crest`` (every frame, frame 1
+    included) and their frame-1 time (one meta-SGD step vs ``init_iters`` Adam iterations)."""
+    import tracker
+    from tracker.images import read_bgr
+    from tracker.weights import find_weights
+
+    # crest borrows the backbone and trained-with options of the metacrest file; without one,
+    # both start untrained on the MetaSDNet conv layers (speed only: IoU means little)
+    path = args.crest_weights or find_weights("metacrest")
+    wopt = {"weights": path} if path else {}
+    make = {"metacrest": lambda: tracker.make("metacrest", **wopt),
+            "crest": lambda: tracker.make("crest", **wopt)}
+    warm = make["metacrest"]()
+    # warm-up of both starts (crest's first Adam step imports torch._dynamo)
+    for trk in (warm, make["crest"]()):
+        trk.init(read_bgr(seqs[0].img_files[0]), seqs[0].anno[0])
+        trk.update(read_bgr(seqs[0].img_files[1]))
+    w = warm.weights
+    out = {"weights": w.source or "untrained (MetaSDNet conv layers, seeded target model)",
+           "trained_weights": bool(w.trained),
+           "weights_metadata": {k: w.metadata.get(k) for k in ("command", "date", "iterations")
+                                if k in w.metadata},
+           "backbone": {"kind": warm.backbone.kind,
+                        "out_channels": int(warm.backbone.out_channels)},
+           "options": warm.opts.to_dict(), "fps": {}, "frame1": {},
+           "target_fps": CREST_TARGET_FPS}
+    for name in ("metacrest", "crest"):
+        rows = [run_sequence(make[name], s) for s in seqs]
+        out["fps"][name] = summarise(rows)
+        r = out["fps"][name]
+        print(f"{name:16s} {r['frames']:5d} frames {r['fps']:6.1f} fps  mean IoU {r['mean_iou']:.3f}")
+    crest_trk = make["crest"]()
+    out["crest_init_iters"] = int(crest_trk.opts.init_iters)
+    for label, trk in (("metacrest (1 meta-SGD step)", warm),
+                       (f"crest ({crest_trk.opts.init_iters} Adam iterations)", crest_trk)):
+        per_seq = []
+        for s in seqs:
+            img = read_bgr(s.img_files[0])
+            per_seq.append(median(time_repeats(lambda: trk.init(img, s.anno[0]), args.repeats)))
+        out["frame1"][label] = {"median_seconds": median(per_seq), "per_sequence": per_seq}
+        print(f"frame 1 {label:28s} {median(per_seq) * 1000:7.0f} ms")
+    meta_s, crest_s = (r["median_seconds"] for r in out["frame1"].values())
+    out["frame1_speedup"] = crest_s / meta_s
+    out["meets_target"] = out["fps"]["metacrest"]["fps"] >= CREST_TARGET_FPS
+    fps = out["fps"]["metacrest"]["fps"]
+    print(f"metacrest {fps:.1f} fps: {'meets' if out['meets_target'] else 'MISSES'} the "
+          f"{CREST_TARGET_FPS:.0f} fps target; frame 1 {out['frame1_speedup']:.1f}x faster than crest")
+    return out
+
+
+def crest_markdown(c: dict) -> list:
+    """The MetaCREST section of docs/tracker_speed.md."""
+    o, meta = c["options"], c["weights_metadata"]
+    fps = c["fps"]["metacrest"]["fps"]
+    md = ["## MetaCREST", "",
+          f"Same sequences and machine. Weights: {'trained' if c['trained_weights'] else 'UNTRAINED'} "
+          f"({c['weights']}"
+          + (f"; made at {meta.get('date')} after {meta.get('iterations')} meta-training iterations"
+             if meta.get("iterations") is not None else "")
+          + f"); `crest` uses the same backbone and options. Backbone {c['backbone']['kind']} "
+          f"({c['backbone']['out_channels']} channels, stride 4); window {o['window_factor']:g} x "
+          f"the target, targets scaled to {o['min_target_px']:g}-{o['max_target_px']:g} px; scales "
+          f"{', '.join(f'{s:g}' for s in o['scales'])} by `{o['scale_mode']}`; online update every "
+          f"{o['update_every']} frames ({o['update_steps']} Adam steps). fps = frames / total "
+          "tracker time, frame 1 included.", "",
+          "| tracker | frame-1 start | frames | fps | mean IoU |", "|---|---|---:|---:|---:|"]
+    starts = {"metacrest": "1 meta-SGD step", "crest": f"{c['crest_init_iters']} Adam iterations"}
+    for name, r in c["fps"].items():
+        md.append(f"| {name} | {starts[name]} | {r['frames']} | {r['fps']:.1f} | {r['mean_iou']:.3f} |")
+    md += ["", "| start | frame-1 time |", "|---|---:|"]
+    for label, r in c["frame1"].items():
+        md.append(f"| {label} | {r['median_seconds'] * 1000:.0f} ms |")
+    md += ["", f"MetaCREST's meta-learned start needs {c['frame1_speedup']:.1f}x less time at frame 1 "
+           f"than {c['crest_init_iters']} Adam iterations of `crest`. metacrest: {fps:.1f} fps "
+           f"({'meets' if c['meets_target'] else 'MISSES'} the {c['target_fps']:.0f} fps target).", ""]
+    return md
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sequences", type=int, default=3)
@@ -63,6 +154,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--weights", default=None,
                         help="FILE, or 'untrained' (default: the shipped weights/metasdnet.pt if any)")
+    parser.add_argument("--crest-weights", default=None, metavar="FILE",
+                        help="MetaCREST weights for metacrest and crest (default: the shipped "
+                             "weights/metacrest.pt if any, else the untrained start)")
+    parser.add_argument("--no-save", action="store_true",
+                        help="print the markdown; write neither the JSON nor docs/tracker_speed.md")
     args = parser.parse_args()
 
     import torch
@@ -119,6 +215,8 @@ def main() -> None:
             print(f"frame 1 {label:28s} {median(per_seq) * 1000:7.0f} ms")
         f1_iters = tracker.make("mdnet").opts.finetune_iters
 
+        crest = measure_crest(args, seqs)
+
     speedup = (frame1["mdnet (fine-tuning)"]["median_seconds"]
                / frame1["metasdnet (1 meta-SGD step)"]["median_seconds"])
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
@@ -127,13 +225,15 @@ def main() -> None:
             "weights_metadata": weights_meta,
             "sequences": args.sequences, "frames_per_sequence": args.frames,
             "exact_frames": args.exact_frames, "fps": results, "frame1": frame1,
-            "frame1_speedup": speedup, "mdnet_finetune_iters": f1_iters}
+            "frame1_speedup": speedup, "mdnet_finetune_iters": f1_iters, "metacrest": crest}
     fast = results["metasdnet fast"]["fps"]
     md = [
-        "# MetaSDNet tracking speed on a CPU",
+        "# MetaSDNet and MetaCREST tracking speed on a CPU",
         "",
         f"`python benchmarks/tracker_speed.py --sequences {args.sequences} --frames {args.frames} "
-        f"--threads {args.threads}` on {data['machine']['cpus']} CPUs ({data['machine']['platform']}), "
+        f"--threads {args.threads}"
+        + (f" --crest-weights {args.crest_weights}" if args.crest_weights else "")
+        + f"` on {data['machine']['cpus']} CPUs ({data['machine']['platform']}), "
         f"torch {data['machine']['torch']}, {args.threads} torch threads, load average "
         f"{', '.join(f'{v:.1f}' for v in load) if load else 'n/a'} (the machine is shared), "
         f"{data['machine']['date']}.",
@@ -163,6 +263,10 @@ def main() -> None:
     md += ["", f"The meta-learned start needs {speedup:.1f}x less time at frame 1 than "
            f"{f1_iters} iterations of MDNet fine-tuning. Fast mode: {fast:.1f} fps "
            f"({'meets' if fast >= 10 else 'MISSES'} the 10 fps target).", ""]
+    md += crest_markdown(crest)
+    if args.no_save:
+        print("\n".join(md))
+        return
     paths = save("tracker_speed", data, "\n".join(md))
     print("wrote", *paths)
 
