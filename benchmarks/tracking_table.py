@@ -1,12 +1,19 @@
-"""The ablation table: the four MetaSDNet variants, `mdnet` and the OpenCV baselines.
+"""The ablation table: the MetaSDNet and MetaCREST variants, `mdnet`, `crest` and the OpenCV baselines.
 
     python benchmarks/tracking_table.py [--sequences 25] [--seed 0] [--workers 2]
 
 On the synthetic test split (the same one as benchmarks/baselines.py), in one run: AUC, precision
 at 20 px, fps (frames / total time, frame 1 included) and the median frame-1 time of every
-tracker, plus the per-layer gamma that the L2F attenuators produce on the test sequences' first
-frames (docs/tracking_gamma.png). Writes benchmarks/results/tracking_table.json and
-docs/tracking_table.md.
+tracker, plus the per-layer gamma that the L2F attenuators (metasdnet-l2f*, metacrest-l2f*)
+produce on the test sequences' first frames (docs/tracking_gamma.png). Writes
+benchmarks/results/tracking_table.json and docs/tracking_table.md.
+
+A MetaCREST variant runs only with its own weights (``weights/<name>.pt``, found by
+``tracker.weights.find_weights``), and ``crest`` only with ``weights/metacrest.pt`` (whose
+backbone it uses); without them it is skipped and the table says so (the MetaSDNet variants keep
+their old behaviour: untrained start with a warning). ``--trackers A,B`` runs a subset and
+``--no-save`` prints instead of writing (both for trying the script on a few sequences);
+``--from-json`` re-renders the saved JSON, also one written before MetaCREST existed.
 """
 from __future__ import annotations
 
@@ -22,6 +29,21 @@ from _util import DOCS, ROOT, machine, save  # noqa: E402
 from baselines import synthetic_split  # noqa: E402
 
 VARIANTS = ["metasdnet", "metasdnet-l2f", "metasdnet-dropgrad", "metasdnet-l2f-dropgrad"]
+CREST_VARIANTS = ["metacrest", "metacrest-l2f", "metacrest-dropgrad", "metacrest-l2f-dropgrad"]
+LEARNED = VARIANTS + ["mdnet"] + CREST_VARIANTS + ["crest"]
+
+
+def crest_weights_file(name: str) -> str | None:
+    """The weights a MetaCREST-family tracker would load (``crest``: its own, else metacrest's);
+    None when it would run untrained (then the table skips it)."""
+    from tracker.weights import find_weights
+
+    return find_weights(name) or (find_weights("metacrest") if name == "crest" else None)
+
+
+def family(tensors) -> str:
+    """MetaSDNet adapts fc.* tensors, MetaCREST conv1.* / cf.*."""
+    return "MetaSDNet" if all(str(n).startswith(("fc.", "features.")) for n in tensors) else "MetaCREST"
 
 
 def gamma_per_layer(name: str, dataset) -> dict[str, list[float]] | None:
@@ -40,40 +62,131 @@ def gamma_per_layer(name: str, dataset) -> dict[str, list[float]] | None:
     return out
 
 
+def gamma_groups(gamma: dict) -> dict[str, dict]:
+    """{family: {variant: {tensor: stats}}}: variants of one family share their tensor names."""
+    groups: dict[str, dict] = {}
+    for variant, g in gamma.items():
+        groups.setdefault(family(g), {})[variant] = g
+    return groups
+
+
 def plot_gamma(gamma: dict[str, dict[str, dict[str, float]]], path: str) -> None:
-    """Bars of gamma's mean (+- std over test sequences) per adapted tensor and L2F variant."""
+    """Bars of gamma's mean (+- std over test sequences) per adapted tensor and L2F variant,
+    one panel per tracker family."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    names = list(next(iter(gamma.values())))
-    x = np.arange(len(names))
-    width = 0.8 / len(gamma)
-    lo = 1.0
-    for i, (variant, g) in enumerate(gamma.items()):
-        ax.bar(x + i * width, [g[n]["mean"] for n in names], width,
-               yerr=[g[n]["std"] for n in names], label=variant, capsize=2)
-        lo = min(lo, min(g[n]["mean"] - g[n]["std"] for n in names))
-    ax.set_ylim(max(0.0, min(0.9, lo - 0.02)), 1.0)
-    ax.set_xticks(x + width * (len(gamma) - 1) / 2)
-    ax.set_xticklabels([n.replace("features.", "").replace("fc.", "") for n in names], rotation=30)
-    ax.set_ylabel("gamma (mean +- std over sequences)")
-    ax.set_title("L2F attenuation per parameter tensor at frame 1 (synthetic test split)")
-    ax.legend(fontsize=8, loc="lower right")
+    groups = gamma_groups(gamma)
+    fig, axes = plt.subplots(len(groups), 1, figsize=(7, 3.5 * len(groups)), squeeze=False)
+    for ax, (fam, gs) in zip(axes[:, 0], groups.items()):
+        names = list(next(iter(gs.values())))
+        x = np.arange(len(names))
+        width = 0.8 / len(gs)
+        lo = 1.0
+        for i, (variant, g) in enumerate(gs.items()):
+            ax.bar(x + i * width, [g[n]["mean"] for n in names], width,
+                   yerr=[g[n]["std"] for n in names], label=variant, capsize=2)
+            lo = min(lo, min(g[n]["mean"] - g[n]["std"] for n in names))
+        ax.set_ylim(max(0.0, min(0.9, lo - 0.02)), 1.0)
+        ax.set_xticks(x + width * (len(gs) - 1) / 2)
+        ax.set_xticklabels([n.replace("features.", "").replace("fc.", "") for n in names], rotation=30)
+        ax.set_ylabel("gamma (mean +- std over sequences)")
+        ax.set_title(f"{fam}: L2F attenuation per parameter tensor at frame 1 (synthetic test split)",
+                     fontsize=10)
+        ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def render(out: dict) -> str:
-    """docs/tracking_table.md (and the gamma plot) from the benchmark's JSON."""
+def _spread_note(names: list[str], rows: dict, what: str) -> str:
+    aucs = {v: rows[v]["auc"] for v in names}
+    lo, hi = min(aucs.values()), max(aucs.values())
+    count = {2: "two", 3: "three", 4: "four"}.get(len(names), str(len(names)))
+    text = f"- The {count} {what} variants span {lo:.3f}-{hi:.3f} AUC: "
+    if hi - lo < 0.02:
+        return text + "L2F and DropGrad show no effect beyond single-seed noise at this budget."
+    return text + (f"{max(aucs, key=aucs.get)} leads by {hi - lo:.3f}, from one training seed per "
+                   "variant (no spread over seeds measured).")
+
+
+def crest_reading(out: dict) -> list[str]:
+    """The MetaCREST bullets of the reading: metacrest vs crest, vs MetaSDNet, its variants."""
+    rows = out["trackers"]
+    crest_v = [v for v in CREST_VARIANTS if v in rows]
+    sdnet_v = [v for v in VARIANTS if v in rows]
+    lines = []
+    if "metacrest" in rows and "crest" in rows:
+        m, c = rows["metacrest"], rows["crest"]
+        iters = out.get("crest_init_iters")
+        d = m["auc"] - c["auc"]
+        verdict = ("on par with it (within single-seed noise)" if abs(d) < 0.02 else
+                   f"{abs(d):.3f} AUC {'above' if d > 0 else 'below'} it")
+        lines.append(
+            f"- `crest` (the same tracker and backbone started by {iters or 'its'} Adam iterations "
+            f"from a random filter at frame 1) scores {c['auc']:.3f} AUC against metacrest's "
+            f"{m['auc']:.3f}: the meta-learned start is {verdict}, and metacrest's frame 1 (one "
+            f"meta-SGD step) takes {m['frame1_seconds_median']:.3f} s against crest's "
+            f"{c['frame1_seconds_median']:.3f} s "
+            f"({c['frame1_seconds_median'] / m['frame1_seconds_median']:.1f}x faster).")
+    if crest_v and sdnet_v:
+        bc = max(crest_v, key=lambda v: rows[v]["auc"])
+        bs = max(sdnet_v, key=lambda v: rows[v]["auc"])
+        d = rows[bc]["auc"] - rows[bs]["auc"]
+        cmp = ("about the same AUC as" if abs(d) < 0.02 else
+               f"{abs(d):.3f} AUC {'more' if d > 0 else 'less'} than")
+        lines.append(
+            f"- The best MetaCREST variant ({bc}, AUC {rows[bc]['auc']:.3f}, precision "
+            f"{rows[bc]['precision_20px']:.3f}, {rows[bc]['fps']:.1f} fps) scores {cmp} the best "
+            f"MetaSDNet variant ({bs}, AUC {rows[bs]['auc']:.3f}, precision "
+            f"{rows[bs]['precision_20px']:.3f}, {rows[bs]['fps']:.1f} fps)"
+            + (f"; metacrest against metasdnet: AUC {rows['metacrest']['auc']:.3f} vs "
+               f"{rows['metasdnet']['auc']:.3f}, frame 1 {rows['metacrest']['frame1_seconds_median']:.3f} s "
+               f"vs {rows['metasdnet']['frame1_seconds_median']:.3f} s"
+               if "metacrest" in rows and "metasdnet" in rows else "") + ".")
+    if "metacrest" in rows:
+        fps, workers = rows["metacrest"]["fps"], out["dataset"].get("workers", 2)
+        lines.append(f"- metacrest tracks at {fps:.1f} fps here ("
+                     + (f"one torch thread per process, {workers} processes side by side"
+                        if workers > 1 else "one process") + "): "
+                     f"{'meets' if fps >= 15 else 'MISSES'} the 15 fps target "
+                     "(benchmarks/tracker_speed.py measures it alone).")
+    if len(crest_v) > 1:
+        lines.append(_spread_note(crest_v, rows, "MetaCREST"))
+    return lines
+
+
+def gamma_reading(gamma: dict, weights: dict) -> list[str]:
+    """Per family: the range of gamma's means, and how much it varies across sequences."""
+    lines = []
+    for fam, gs in gamma_groups(gamma).items():
+        modes = {weights.get(v, {}).get("l2f_mode") for v in gs} - {None}
+        start = ("identity start, gamma = 1 before training" if modes <= {"identity"} else
+                 f"{'/'.join(sorted(modes))} attenuator")
+        means = [x["mean"] for g in gs.values() for x in g.values()]
+        stds = [x["std"] for g in gs.values() for x in g.values()]
+        lo, hi = min(means), max(means)
+        kind = ("a mild, almost uniform attenuation" if hi - lo < 0.05 and lo > 0.9 else
+                "an attenuation that differs between tensors" if hi - lo >= 0.05 else "an attenuation")
+        across = ("nearly constant across test sequences" if max(stds) < 0.01 else
+                  f"varying across test sequences (s.d. up to {max(stds):.3f})")
+        lines.append(f"- {fam}'s L2F attenuators ({start}) learned "
+                     f"{kind}: gamma {lo:.3f}-{hi:.3f} over the adapted tensors "
+                     f"({', '.join(gs)}), {across}.")
+    return lines
+
+
+def render(out: dict, plot_dir: str | None = DOCS) -> str:
+    """docs/tracking_table.md (and the gamma plot in ``plot_dir``) from the benchmark's JSON."""
     rows, d = out["trackers"], out["dataset"]
     variants = [v for v in VARIANTS if v in rows]
-    opencv = [n for n in rows if n not in VARIANTS + ["mdnet"]]
+    crest_v = [v for v in CREST_VARIANTS if v in rows]
+    opencv = [n for n in rows if n not in LEARNED]
+    only = f" --trackers {','.join(d['only'])}" if d.get("only") else ""
     lines = ["# Tracking ablation on the synthetic test split", "",
-             f"`python benchmarks/tracking_table.py --sequences {d['sequences']} --seed {d['seed']}`: "
+             f"`python benchmarks/tracking_table.py --sequences {d['sequences']} --seed {d['seed']}{only}`: "
              f"{d['sequences']} sequences, {d['frames']} frames, one run on this machine "
              "(2 CPU cores, one torch thread per tracking process); raw numbers in "
              "`benchmarks/results/tracking_table.json`. fps = frames / total tracking time, frame 1 "
@@ -88,6 +201,8 @@ def render(out: dict) -> str:
         r = rows[n]
         lines.append(f"| {n} | {r['auc']:.3f} | {r['precision_20px']:.3f} | {r['success_rate_0.5']:.3f} "
                      f"| {r['fps']:.1f} | {r['frame1_seconds_median']:.3f} |")
+    if out.get("skipped"):
+        lines += ["", "Not run: " + "; ".join(f"{n} ({why})" for n, why in out["skipped"].items()) + "."]
     if out.get("seeds") and out.get("training_seeds", 1) > 1:
         lines += ["", "Over training seeds (same pretrained start; seeds vary the meta-training "
                       "episodes, the attenuator's init and DropGrad's noise; seed 0 is the shipped "
@@ -98,24 +213,29 @@ def render(out: dict) -> str:
             lines.append(f"| {v} | {len(a)} | {a.mean():.3f} +- {a.std(ddof=1) if len(a) > 1 else 0:.3f} "
                          f"| {p.mean():.3f} +- {p.std(ddof=1) if len(p) > 1 else 0:.3f} |")
     lines += ["", "Reading:", ""]
-    if opencv:
+    if opencv and (variants or crest_v):
         best_cv = max(opencv, key=lambda n: rows[n]["auc"])
-        beat = [v for v in variants if rows[v]["auc"] > rows[best_cv]["auc"]]
+        parts = []
+        for what, vs, base in (("MetaSDNet", variants, "metasdnet"), ("MetaCREST", crest_v, "metacrest")):
+            if vs:
+                beat = [v for v in vs if rows[v]["auc"] > rows[best_cv]["auc"]]
+                parts.append(f"{len(beat)} of {len(vs)} shipped {what} variants beat it"
+                             + (f" ({base}: {rows[base]['auc']:.3f})" if base in rows else ""))
         lines.append(f"- The best OpenCV tracker available here is {best_cv} (AUC "
-                     f"{rows[best_cv]['auc']:.3f}); {len(beat)} of {len(variants)} shipped variants beat it "
-                     f"(metasdnet: {rows['metasdnet']['auc']:.3f}).")
+                     f"{rows[best_cv]['auc']:.3f}); {'; '.join(parts)}.")
     if "mdnet" in rows and variants:
         best_v = max(variants, key=lambda v: rows[v]["auc"])
         lines.append(f"- `mdnet` (the same network started by 30 iterations of ordinary fine-tuning "
                      f"at frame 1) scores {rows['mdnet']['auc']:.3f} against the best meta-trained "
-                     f"variant's {rows[best_v]['auc']:.3f} ({best_v}); its frame 1 takes "
-                     f"{rows['mdnet']['frame1_seconds_median'] / rows['metasdnet']['frame1_seconds_median']:.1f}x "
-                     "as long as metasdnet's single meta-SGD step. With our short CPU meta-training "
+                     f"variant's {rows[best_v]['auc']:.3f} ({best_v})"
+                     + (f"; its frame 1 takes "
+                        f"{rows['mdnet']['frame1_seconds_median'] / rows['metasdnet']['frame1_seconds_median']:.1f}x "
+                        "as long as metasdnet's single meta-SGD step" if "metasdnet" in rows else "")
+                     + ". With our short CPU meta-training "
                      "(fc layers only, 1000 iterations, no ImageNet) the meta-learned start buys "
                      "speed at frame 1, not accuracy; Meta-Tracker's accuracy gain needs its full recipe.")
         its = {w.get("iterations") for v, w in out.get("weights", {}).items() if v in variants}
         lines[-1] = lines[-1].replace("1000 iterations", f"{'/'.join(str(i) for i in sorted(its, key=str))} iterations")
-        aucs = [rows[v]["auc"] for v in variants]
         if out.get("seeds") and out.get("training_seeds", 1) > 1:
             sd = out["seeds"]
             means = {v: float(np.mean(sd[v]["auc"])) for v in variants}
@@ -125,23 +245,22 @@ def render(out: dict) -> str:
                          f"{spread:.3f}: " + ("L2F and DropGrad show no effect beyond seed noise at this budget."
                                               if max(means.values()) - min(means.values()) < 2 * spread
                                               else f"{max(means, key=means.get)} is best on average."))
-        else:
-            lines.append(f"- The four variants span {min(aucs):.3f}-{max(aucs):.3f} AUC: L2F and DropGrad "
-                         "show no effect beyond single-seed noise at this budget.")
+        elif len(variants) > 1:
+            lines.append(_spread_note(variants, rows, "MetaSDNet"))
+    lines += crest_reading(out)
     if out.get("gamma"):
         g = out["gamma"]
-        means = [x["mean"] for v in g.values() for x in v.values()]
-        lines += [f"- The L2F attenuators (identity start, gamma = 1 before training) learned a mild, "
-                  f"almost uniform attenuation: gamma {min(means):.3f}-{max(means):.3f} over the fc "
-                  "tensors, nearly constant across test sequences.", "",
-                  "L2F attenuation (gamma) per parameter tensor on the test sequences' first frames "
-                  "(mean over sequences):", "",
-                  "| variant | " + " | ".join(next(iter(g.values()))) + " |",
-                  "|---|" + "---|" * len(next(iter(g.values())))]
-        for v, gv in g.items():
-            lines.append(f"| {v} | " + " | ".join(f"{x['mean']:.3f}" for x in gv.values()) + " |")
+        lines += gamma_reading(g, out.get("weights", {}))
+        lines += ["", "L2F attenuation (gamma) per parameter tensor on the test sequences' first frames "
+                      "(mean over sequences):"]
+        for gs in gamma_groups(g).values():
+            names = list(next(iter(gs.values())))
+            lines += ["", "| variant | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+            for v, gv in gs.items():
+                lines.append(f"| {v} | " + " | ".join(f"{gv[n]['mean']:.3f}" for n in names) + " |")
         lines += ["", "![gamma per layer](tracking_gamma.png)"]
-        plot_gamma(g, os.path.join(DOCS, "tracking_gamma.png"))
+        if plot_dir:
+            plot_gamma(g, os.path.join(plot_dir, "tracking_gamma.png"))
     return "\n".join(lines) + "\n"
 
 
@@ -190,6 +309,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--from-json", action="store_true",
                         help="rebuild docs/tracking_table.md and the plot from the saved JSON")
+    parser.add_argument("--trackers", type=lambda t: [n.strip() for n in t.split(",") if n.strip()],
+                        metavar="A,B", help="only these trackers (default: all; for trying the script)")
+    parser.add_argument("--no-save", action="store_true",
+                        help="print the markdown; write neither the JSON, the docs nor the plot")
     parser.add_argument("--seeds-dir", metavar="DIR",
                         help="add the accuracy of extra training seeds (<variant>-seed<k>.pt, from "
                              "benchmarks/train_seeds.sh) to the saved JSON; tracking is deterministic, "
@@ -205,8 +328,10 @@ def main() -> None:
 
         with open(os.path.join(RESULTS, "tracking_table.json")) as f:
             out = json.load(f)
-        save("tracking_table", out, render(out))
-        print(render(out))
+        md = render(out, None if args.no_save else DOCS)
+        if not args.no_save:
+            save("tracking_table", out, md)
+        print(md)
         return
 
     from otb_eval.datasets import OTBDataset
@@ -220,7 +345,22 @@ def main() -> None:
     dataset = OTBDataset(data)
     results = os.path.join(ROOT, "benchmarks", ".data", "results-tracking")
     shutil.rmtree(results, ignore_errors=True)   # every time must come from this run
-    trackers = VARIANTS + ["mdnet"] + available_baselines()
+    trackers = VARIANTS + ["mdnet"] + CREST_VARIANTS + ["crest"] + available_baselines()
+    if args.trackers:
+        from tracker.api import spec
+
+        for n in args.trackers:
+            spec(n)   # an unknown name fails before any work
+        trackers = [n for n in args.trackers if n in trackers or n not in LEARNED]
+    skipped = {}
+    for n in CREST_VARIANTS + ["crest"]:
+        if n in trackers and crest_weights_file(n) is None:
+            need = "metacrest" if n == "crest" else n
+            skipped[n] = f"no weights/{need}.pt"
+            print(f"skipping {n}: no weights/{need}.pt (it would run untrained)")
+    trackers = [n for n in trackers if n not in skipped]
+    if not trackers:
+        raise SystemExit("nothing to run: " + "; ".join(f"{n} ({w})" for n, w in skipped.items()))
     for name in trackers:
         run_ope(name, dataset, results, workers=args.workers)
     perf = evaluate(dataset, results, trackers)
@@ -232,22 +372,36 @@ def main() -> None:
                    "success_rate_0.5": o["success_rate"], "fps": o["fps"],
                    "frame1_seconds_median": float(np.median(first))}
     weights = {}
-    for v in VARIANTS + ["mdnet"]:
-        path = find_weights(v) or find_weights("metasdnet")
-        meta = load_checkpoint(path)[1] if path else {}
+    for v in trackers:
+        if v in VARIANTS + ["mdnet"]:
+            path = find_weights(v) or find_weights("metasdnet")
+        elif v in CREST_VARIANTS + ["crest"]:
+            path = crest_weights_file(v)
+        else:
+            continue
+        state, meta = load_checkpoint(path) if path else ({}, {})
         weights[v] = {"file": os.path.relpath(path, ROOT) if path else None,
                       "command": meta.get("command"), "iterations": meta.get("iterations")}
-    gammas = {v: g for v in VARIANTS if (g := gamma_per_layer(v, dataset)) is not None}
+        if state.get("attenuator") is not None:
+            weights[v]["l2f_mode"] = state.get("l2f_mode")
+    gammas = {v: g for v in VARIANTS + CREST_VARIANTS
+              if v in trackers and (g := gamma_per_layer(v, dataset)) is not None}
     out = {"dataset": {"split": "test", "sequences": len(dataset), "seed": args.seed,
-                       "frames": perf[trackers[0]]["overall"]["frames"]},
+                       "frames": perf[trackers[0]]["overall"]["frames"], "workers": args.workers},
            "trackers": rows, "weights": weights,
            "gamma": {v: {n: {"mean": float(np.mean(x)), "std": float(np.std(x))} for n, x in g.items()}
                      for v, g in gammas.items()},
-           "training_seeds": 1, "machine": machine()}
-    md = render(out)
-    paths = save("tracking_table", out, md)
+           "skipped": skipped, "training_seeds": 1, "machine": machine()}
+    if args.trackers:
+        out["dataset"]["only"] = args.trackers
+    if "crest" in trackers:
+        from tracker.api import make
+
+        out["crest_init_iters"] = int(make("crest").opts.init_iters)
+    md = render(out, None if args.no_save else DOCS)
     print(md)
-    print("wrote", *paths)
+    if not args.no_save:
+        print("wrote", *save("tracking_table", out, md))
 
 
 if __name__ == "__main__":
