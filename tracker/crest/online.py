@@ -122,7 +122,9 @@ class MetaCRESTTracker(Tracker):
         if self.opts.init == "meta" and w.alpha is None:
             raise UserError(f"{name}: the weights have no meta-learned rates (alpha); use init='train'")
         self.start = {k: v.detach().float() for k, v in w.params.items()}
-        self._learner = self.learner() if self.opts.init == "meta" else None
+        self._learner = None      # learner() builds it on first use
+        if self.opts.init == "meta":
+            self.learner()
         self.gamma: Optional[Dict[str, float]] = None
 
     # ------------------------------------------------------------------ engine

@@ -101,6 +101,10 @@ def load_crest_weights(path: str, backbone: Any = None) -> CRESTWeights:
         Backbone.vgg16(backbone) if backbone is not None else Backbone.from_state(state["backbone"]))
     params = _check(state["model"], bb, path, "model")
     alpha = _check(state["alpha"], bb, path, "alpha") if state.get("alpha") else None
+    for k in PARAM_NAMES if alpha is not None else ():
+        if alpha[k].shape != params[k].shape:
+            raise UserError(f"{path}: alpha {k} has shape {tuple(alpha[k].shape)}, expected its weight's "
+                            f"{tuple(params[k].shape)}")
     return CRESTWeights(bb, params, alpha, state.get("attenuator"), str(state.get("l2f_mode", "identity")),
                         int(state.get("l2f_layers", 2)), dict(state.get("options") or {}), metadata,
                         trained=bool(metadata.get("trained", True)), source=path)
