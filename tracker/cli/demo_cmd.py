@@ -1,8 +1,13 @@
 """``metatrack demo``: the whole product in one command on a fresh install.
 
-Makes a small synthetic test set, tracks it with the shipped MetaSDNet variants and the best
-OpenCV baseline the installed cv2 has, and writes results, success/precision plots, a table and
-an overlay video of one sequence.
+Makes a small synthetic test set, tracks it with the shipped MetaSDNet and MetaCREST variants
+(those whose weights are found) and the best OpenCV baseline the installed cv2 has, and writes
+results, success/precision plots, a table and an overlay video of one sequence.
+
+Colours: the MetaSDNet variants keep the family colours of :func:`tracker.overlay.colors_for`
+(baseline red, L2F green, DropGrad blue, both cyan); each MetaCREST variant takes a lighter shade
+of its MetaSDNet counterpart's colour (L2F+DropGrad: a darker teal, cyan being light already),
+the same in the plots and the video.
 """
 from __future__ import annotations
 
@@ -11,16 +16,21 @@ import os
 import time
 
 VARIANTS = ["metasdnet", "metasdnet-l2f", "metasdnet-dropgrad", "metasdnet-l2f-dropgrad"]
+CREST_VARIANTS = ["metacrest", "metacrest-l2f", "metacrest-dropgrad", "metacrest-l2f-dropgrad"]
+# MetaSDNet's variant colours (red, green, blue, cyan), lighter for MetaCREST (cyan: darker)
+CREST_COLORS = {"metacrest": (255, 120, 120), "metacrest-l2f": (130, 230, 90),
+                "metacrest-dropgrad": (120, 160, 255), "metacrest-l2f-dropgrad": (0, 140, 150)}
 BASELINE_PREFERENCE = ["csrt", "kcf", "mil"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo", help="track a small synthetic test set with the shipped trackers; plots, table, video",
-        description="Generate a small synthetic OTB-format test set, run the four shipped MetaSDNet "
-                    "variants (baseline, L2F, DropGrad, L2F+DropGrad) and the best available OpenCV "
-                    "tracker on it, and write results, success/precision plots, a table and an "
-                    "overlay video into --out. Rerunning resumes.")
+        description="Generate a small synthetic OTB-format test set, run the shipped MetaSDNet and "
+                    "MetaCREST variants (baseline, L2F, DropGrad, L2F+DropGrad; those whose weights "
+                    "are found) and the best available OpenCV tracker on it, and write results, "
+                    "success/precision plots, a table and an overlay video into --out. Rerunning "
+                    "resumes.")
     p.add_argument("--out", default="metatrack-demo", metavar="DIR", help="output folder (default ./metatrack-demo)")
     p.add_argument("--sequences", type=int, default=4, help="synthetic sequences (default 4)")
     p.add_argument("--frames", default="60:80", metavar="MIN:MAX", help="frames per sequence (default 60:80)")
@@ -34,12 +44,14 @@ def run(args: argparse.Namespace) -> int:
 
     from otb_eval.datasets import OTBDataset
     from otb_eval.experiment import run_ope
+    from otb_eval.plots import plot_attribute_curves, plot_curves
     from otb_eval.report import evaluate, markdown_table, write_report
     from otb_eval.synthetic import generate
 
     from . import main as cli_main
     from ..baselines import available_baselines
     from ..errors import UserError
+    from ..overlay import colors_for
     from ..weights import find_weights
 
     try:
@@ -56,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if not shipped:
         warnings.warn("no shipped weights found: running metasdnet with its untrained start")
         shipped = ["metasdnet"]
+    shipped += [v for v in CREST_VARIANTS if find_weights(v)]   # no untrained MetaCREST here
     have = available_baselines()
     baseline = next((b for b in BASELINE_PREFERENCE if b in have), None)
     trackers = shipped + ([baseline] if baseline else [])
@@ -65,12 +78,19 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"3/4 scoring -> {report}")
     perf = evaluate(dataset, results, trackers)
-    write_report(perf, report)
+    # write_report's plots, with the MetaCREST colours (the same ones go to the video)
+    write_report(perf, report, plots=False)
+    overrides = {n: c for n, c in CREST_COLORS.items() if n in trackers}
+    colors = {n: tuple(c / 255.0 for c in rgb) for n, rgb in colors_for(trackers, overrides).items()}
+    plot_curves(perf, report, title="OPE", colors=colors)
+    plot_attribute_curves(perf, os.path.join(report, "attributes"), title="OPE", colors=colors)
     seq = max(dataset, key=lambda s: (len(s.attributes), len(s)))
     video = os.path.join(args.out, f"overlay_{seq.name}.mp4")
     print(f"4/4 overlay video of {seq.name} -> {video}")
     cli_main(["overlay", "--dataset", data, "--sequence", seq.name, "--results", results,
-              "--trackers", ",".join(trackers), "--out", video])
+              "--trackers", ",".join(trackers), "--out", video]
+             + (["--colors", ",".join(f"{n}=#{r:02x}{g:02x}{b:02x}" for n, (r, g, b) in overrides.items())]
+                if overrides else []))
     print()
     print(markdown_table(perf), end="")
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s: plots {report}/success_plots.png, "
