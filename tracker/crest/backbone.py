@@ -5,12 +5,12 @@ Two kinds share one interface (:class:`Backbone`):
 - ``vgg16``: VGG-16 conv1_1..conv4_3 (:mod:`tracker.crest.features`), the reference backbone,
   loaded from MatConvNet's ``imagenet-vgg-verydeep-16.mat`` or a torchvision-style state dict.
   "Same" padding: cell ``i`` is centred on window pixel ``4 i + 1.5``.
-- ``sdnet``: the conv1-conv3 layers of a MetaSDNet checkpoint evaluated four times as densely
-  (:func:`tracker.sdnet.model.conv_forward` with ``dense=4``). This is our CPU default: the shipped
-  MetaSDNet conv layers were trained here (multi-domain pretraining on the synthetic train split),
-  so MetaCREST needs no second backbone. Valid convolutions: cell ``i`` is centred on input pixel
-  ``4 i + 37``, so the window is cropped with a 37-pixel border and its cells line up with the
-  window's pixels ``4 i``.
+- ``sdnet``: the conv layers of a MetaSDNet checkpoint up to conv2 (our default) or conv3,
+  evaluated densely at stride 4 (:func:`tracker.sdnet.model.conv_forward` with ``dense=4``). The
+  shipped MetaSDNet conv layers were trained here (multi-domain pretraining on the synthetic train
+  split), so MetaCREST needs no second backbone. Valid convolutions: cell ``i`` is centred on input
+  pixel ``4 i + 13`` (conv2; ``4 i + 37`` for conv3), so the window is cropped with that border and
+  its cells line up with the window's pixels ``4 i``.
 
 ``feature_scale`` multiplies every feature so that a typical window has unit RMS features: the
 correlation filter's rates and update learning rates then mean the same for any backbone
@@ -27,12 +27,16 @@ from torch import Tensor
 
 from tracker.errors import UserError
 
-__all__ = ["KINDS", "STRIDE", "Backbone"]
+__all__ = ["KINDS", "STRIDE", "DEFAULT_SDNET_LAYER", "Backbone"]
 
 KINDS = ("vgg16", "sdnet")
+# MetaSDNet layer our CPU MetaCREST reads: conv2's 27-pixel receptive field suits targets
+# normalised to 32 pixels (conv3's 75 pixels sees mostly background there: measured in docs/metacrest.md)
+DEFAULT_SDNET_LAYER = "conv2"
 STRIDE = 4
-_SDNET_OFFSET = 37.0   # centre of dense-4 cell 0 in input pixels: conv1 k7 s2, pool 3/2, conv2 k5,
-                       # pool 3 (dilation 2), conv3 k3 (dilation 4): 4 * (1 + 2 + 2 + 4) + 1 = 37
+# centre of dense-4 cell 0 in input pixels: conv1 k7 s2 (3) and pool 3/2 (+2 = 5), conv2 k5 (+8 = 13),
+# pool 3 dilation 2 (+8) and conv3 k3 dilation 4 (+16 = 37)
+_SDNET_OFFSET = {"conv2": 13.0, "conv3": 37.0}
 
 
 @dataclass
@@ -56,9 +60,12 @@ class Backbone:
             from ..sdnet.model import ModelConfig
 
             self._model = ModelConfig.from_dict(self.config)
-            self.out_channels = int(self._model.channels[2])
-            self.border = int(_SDNET_OFFSET)      # pixels cropped around the window on each side
-            self.offset = _SDNET_OFFSET           # input pixel of cell 0's centre
+            self.layer = str(self.config.get("layer", "conv3"))
+            if self.layer not in _SDNET_OFFSET:
+                raise UserError(f"sdnet backbone layer must be conv2 or conv3, got {self.layer!r}")
+            self.out_channels = int(self._model.channels[1 if self.layer == "conv2" else 2])
+            self.offset = _SDNET_OFFSET[self.layer]   # input pixel of cell 0's centre
+            self.border = int(self.offset)            # pixels cropped around the window on each side
         else:
             from .features import FeatureConfig
 
@@ -77,7 +84,8 @@ class Backbone:
             return n // 2 // 2
         n = (n - 7) // 2 + 1          # conv1
         n = (n - 3) // 2 + 1          # pool1
-        return n - 4 - 4 - 8          # conv2 (k5), pool2 (k3 dil 2), conv3 (k3 dil 4), all stride 1
+        # conv2 (k5), then pool2 (k3 dilation 2) and conv3 (k3 dilation 4), all stride 1
+        return n - 4 if self.layer == "conv2" else n - 4 - 4 - 8
 
     def cell_centre(self, index: float) -> float:
         """Window pixel (0 = the window's first pixel) on which feature cell ``index`` is centred."""
@@ -95,7 +103,7 @@ class Backbone:
                 from ..sdnet.model import MEAN_PIXEL, conv_forward
 
                 inp = x.permute(0, 3, 1, 2).float().sub_(MEAN_PIXEL)
-                out = conv_forward(self.params, inp, self._model, dense=4)
+                out = conv_forward(self.params, inp, self._model, dense=4, last=self.layer)
             else:
                 from .features import extract, preprocess
 
@@ -103,10 +111,12 @@ class Backbone:
         return out * self.feature_scale if self.feature_scale != 1.0 else out
 
     def calibrate(self, patches: Any) -> float:
-        """Set ``feature_scale`` so these patches' features have unit RMS; returns the scale."""
+        """Set ``feature_scale`` so these patches' features have unit RMS; returns the scale.
+        ``patches``: one ``N x P x P x 3`` array, or a list of them (windows of several sizes)."""
+        batches = patches if isinstance(patches, (list, tuple)) else [patches]
         self.feature_scale = 1.0
-        rms = float(self(patches).pow(2).mean().sqrt())
-        self.feature_scale = 1.0 / max(rms, 1e-8)
+        mean_square = float(np.mean([float(self(p).pow(2).mean()) for p in batches]))
+        self.feature_scale = 1.0 / max(mean_square ** 0.5, 1e-8)
         return self.feature_scale
 
     # ------------------------------------------------------------------ persistence
@@ -123,10 +133,11 @@ class Backbone:
             raise UserError(f"MetaCREST weights: backbone lacks {missing}") from None
 
     @classmethod
-    def from_sdnet(cls, weights: Any) -> "Backbone":
-        """The conv layers of MetaSDNet weights (:class:`~tracker.weights.SDNetWeights`)."""
+    def from_sdnet(cls, weights: Any, layer: str = DEFAULT_SDNET_LAYER) -> "Backbone":
+        """The conv layers of MetaSDNet weights (:class:`~tracker.weights.SDNetWeights`) up to
+        ``layer`` (conv3, or conv2: a receptive field of 27 pixels for small normalised targets)."""
         params = {k: v for k, v in weights.params.items() if k.startswith("features.")}
-        return cls("sdnet", params, weights.config.to_dict())
+        return cls("sdnet", params, {**weights.config.to_dict(), "layer": layer})
 
     @classmethod
     def vgg16(cls, path_or_obj: Any) -> "Backbone":

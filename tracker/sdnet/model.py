@@ -112,7 +112,7 @@ def lrn(x: Tensor) -> Tensor:
 
 
 def conv_forward(params: Mapping[str, Tensor], x: Tensor, config: ModelConfig,
-                 dense: Union[bool, int] = False) -> Tensor:
+                 dense: Union[bool, int] = False, last: str = "conv3") -> Tensor:
     """conv1-conv3 on a batch ``N x 3 x H x W`` of (pixel - 128) images -> ``N x C x h x w``.
 
     ``dense``: a grid 2x (``True`` or 2: stride 8 instead of 16 input pixels) or 4x (4: stride 4,
@@ -120,8 +120,11 @@ def conv_forward(params: Mapping[str, Tensor], x: Tensor, config: ModelConfig,
     requested density runs with stride 1 and every later layer dilates by the skipped factor, so
     output ``[f*i, f*j]`` is exactly the plain output ``[i, j]`` and the positions in between are
     the same network evaluated 16/f input pixels further. Density 2 costs conv3 and pool2 4x,
-    density 4 also conv2 4x and conv3 16x; conv1 never changes.
+    density 4 also conv2 4x and conv3 16x; conv1 never changes. ``last="conv2"`` stops after
+    conv2 (and its LRN): stride 8, or 4 at density 4, receptive field 27 pixels.
     """
+    if last not in ("conv2", "conv3"):
+        raise ValueError(f"last must be conv2 or conv3, got {last!r}")
     f = 2 if dense is True else (1 if dense is False else int(dense))
     if f not in (1, 2, 4):
         raise ValueError(f"dense must be False/True or a density of 1, 2 or 4, got {dense!r}")
@@ -133,6 +136,8 @@ def conv_forward(params: Mapping[str, Tensor], x: Tensor, config: ModelConfig,
     x = F.relu(F.conv2d(x, p["features.conv2.weight"], p["features.conv2.bias"], stride=2 if f < 4 else 1))
     if config.lrn:
         x = lrn(x)
+    if last == "conv2":
+        return x
     x = F.max_pool2d(x, 3, 2 if f == 1 else 1, dilation=1 if f < 4 else 2)
     return F.relu(F.conv2d(x, p["features.conv3.weight"], p["features.conv3.bias"], dilation=f))
 
