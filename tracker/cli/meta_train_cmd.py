@@ -8,20 +8,23 @@ MODELS = ("small", "vgg-m", "tiny")  # tracker.sdnet.model.MODEL_NAMES (not impo
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "meta-train", help="meta-train a tracker (start + rates, optionally L2F and DropGrad)",
-        description="Meta-train MetaSDNet's start theta0 and element-wise learning rates alpha on "
-                    "episodes from training videos (support frame t, query frame t+U{1..10}, label "
-                    "shuffling), optionally with the L2F attenuator and DropGrad, all through the "
-                    "meta_learning engine. Writes tracker weights to --out, a resumable checkpoint "
-                    "to OUT.ckpt and the losses to OUT.csv.")
-    p.add_argument("--tracker", default="metasdnet", choices=["metasdnet"],
-                   help="tracker family to meta-train (MetaCREST comes with its own issue)")
+        description="Meta-train a tracker's start theta0 and element-wise learning rates alpha on "
+                    "episodes from training videos (support frame t, query frame t+U{1..10}), "
+                    "optionally with the L2F attenuator and DropGrad, all through the meta_learning "
+                    "engine: MetaSDNet (all or fc layers, label shuffling) or MetaCREST (the "
+                    "correlation-filter target model on a frozen backbone). Writes tracker weights "
+                    "to --out, a resumable checkpoint to OUT.ckpt and the losses to OUT.csv. "
+                    "Defaults are the family's reference values (MetaSDNet: 15000 iterations, lr "
+                    "1e-4 / 1e-5; MetaCREST: 10000 iterations, lr 1e-6 / 1e-6, alpha from 1e-6).")
+    p.add_argument("--tracker", default="metasdnet", choices=["metasdnet", "metacrest"],
+                   help="tracker family to meta-train (default metasdnet)")
     p.add_argument("--dataset", required=True, metavar="DIR", help="training videos")
     p.add_argument("--format", default="otb", choices=["otb", "vid", "got10k"],
                    help="layout of --dataset: OTB-format folders (default; e.g. `metatrack synth "
                         "--split train`), ImageNet VID (Data/ + Annotations/), or GOT-10k")
     p.add_argument("--val-dataset", metavar="DIR", help="OTB-format validation videos (query loss "
                                                         "logged at every checkpoint)")
-    p.add_argument("--iterations", type=int, default=15000, help="meta-updates (default 15000)")
+    p.add_argument("--iterations", type=int, help="meta-updates (default 15000 / 10000)")
     p.add_argument("--meta-batch", type=int, default=8, help="episodes per meta-update (default 8)")
     p.add_argument("--adapt", default="all", choices=["all", "fc"],
                    help="layers the inner step adapts: all (Meta-Tracker, default) or fc (fc4-6; conv "
@@ -29,8 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrain-iterations", type=int, default=0, metavar="N",
                    help="without --init: first N iterations of MDNet-style multi-domain pretraining "
                         "of all layers from scratch (default 0)")
-    p.add_argument("--lr-start", type=float, default=1e-4, help="Adam lr of theta0 (default 1e-4)")
-    p.add_argument("--lr-alpha", type=float, default=1e-5, help="Adam lr of the rates (default 1e-5)")
+    p.add_argument("--lr-start", type=float, help="Adam lr of theta0 (default 1e-4 / 1e-6)")
+    p.add_argument("--lr-alpha", type=float, help="Adam lr of the rates (default 1e-5 / 1e-6)")
+    p.add_argument("--alpha-init", type=float, help="initial element-wise rate (default 1e-4 / 1e-6)")
     p.add_argument("--lr-attenuator", type=float, default=1e-3, help="Adam lr of g_phi (default 1e-3)")
     p.add_argument("--l2f", action="store_true", help="learn the L2F attenuator g_phi")
     p.add_argument("--l2f-mode", default="identity", choices=["identity", "sigmoid"],
@@ -39,14 +43,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dropgrad", choices=["binary", "gaussian"], help="gradient dropout in the inner step")
     p.add_argument("--dropgrad-rate", type=float, default=0.1, help="DropGrad rate p (default 0.1)")
     p.add_argument("--init", metavar="FILE", help="starting weights: our .pt, an official Meta-Tracker "
-                                                  "checkpoint or imagenet-vgg-m.mat")
+                                                  "checkpoint or imagenet-vgg-m.mat (MetaCREST: our "
+                                                  ".pt or an official MetaCREST checkpoint with "
+                                                  "--backbone)")
     p.add_argument("--model", default="small", choices=MODELS,
                    help="architecture when starting from scratch: small (CPU, default), vgg-m, tiny")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="processes reading episodes (default 0)")
     p.add_argument("--feature-cache", metavar="DIR",
-                   help="with --adapt fc: keep conv features on disk so runs from the same start "
-                        "(e.g. the four variants) compute them once")
+                   help="keep features on disk so runs from the same start (e.g. the four variants) "
+                        "compute them once (MetaSDNet: with --adapt fc; MetaCREST: per-frame windows, "
+                        "query windows shifted by whole cells)")
+    crest = p.add_argument_group("MetaCREST only")
+    crest.add_argument("--backbone", metavar="FILE",
+                       help="frozen features: MetaSDNet weights (our .pt: its conv layers, stride 4), "
+                            "imagenet-vgg-verydeep-16.mat or a VGG-16 state dict (default: the "
+                            "shipped metasdnet weights' conv layers)")
+    crest.add_argument("--backbone-layer", default="conv2", choices=["conv2", "conv3"],
+                       help="with MetaSDNet weights as the backbone: the last conv layer read (default "
+                            "conv2: a 27-pixel receptive field, right for targets normalised to ~32 px)")
+    crest.add_argument("--max-target-px", type=float, default=100.0,
+                       help="targets larger than this are scaled down to it (default 100, CREST)")
+    crest.add_argument("--min-target-px", type=float, default=0.0,
+                       help="targets smaller than this are scaled up to it (default 0)")
+    crest.add_argument("--lookahead", type=int, default=10, help="query frame t + U{1..N} (default 10)")
+    crest.add_argument("--tracker-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="a MetaCREST tracking option saved with the weights (e.g. "
+                            "scale_mode=resample, update_lr=1e-4); repeatable")
     p.add_argument("--checkpoint-every", type=int, default=50, metavar="N")
     p.add_argument("--out", required=True, metavar="FILE", help="weights file to write (.pt)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
@@ -54,30 +77,64 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _number(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def _tracker_options(pairs: list) -> dict:
+    from ..errors import UserError
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--tracker-option needs KEY=VALUE, got {pair!r}")
+        out[key.strip()] = _number(value.strip())
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
     from ..errors import UserError
     from ..metatrain.sources import load_tracks
-    from ..metatrain.train import MetaTrainConfig, meta_train
-    from ..sdnet.model import ModelConfig
 
-    model = ModelConfig.named(args.model)
     if args.resume and not os.path.isfile(args.out + ".ckpt"):
         raise UserError(f"--resume: no checkpoint {args.out}.ckpt to continue from")
-    config = MetaTrainConfig(iterations=args.iterations, meta_batch=args.meta_batch, l2f=args.l2f,
-                             adapt=args.adapt, pretrain_iterations=args.pretrain_iterations,
-                             feature_cache=args.feature_cache, lr_start=args.lr_start,
-                             lr_alpha=args.lr_alpha, lr_attenuator=args.lr_attenuator,
-                             l2f_mode=args.l2f_mode, dropgrad=args.dropgrad,
-                             dropgrad_rate=args.dropgrad_rate, seed=args.seed, workers=args.workers,
-                             checkpoint_every=args.checkpoint_every, model=model.to_dict()).validate()
+    given = {k: v for k, v in (("iterations", args.iterations), ("lr_start", args.lr_start),
+                               ("lr_alpha", args.lr_alpha), ("alpha_init", args.alpha_init)) if v is not None}
+    common = dict(meta_batch=args.meta_batch, l2f=args.l2f, lr_attenuator=args.lr_attenuator,
+                  l2f_mode=args.l2f_mode, dropgrad=args.dropgrad, dropgrad_rate=args.dropgrad_rate,
+                  seed=args.seed, workers=args.workers, feature_cache=args.feature_cache,
+                  checkpoint_every=args.checkpoint_every, **given)
     tracks = load_tracks(args.dataset, args.format)
     val = load_tracks(args.val_dataset, "otb") if args.val_dataset else None
     metadata = {"data": {"dataset": os.path.abspath(args.dataset), "format": args.format,
                          "tracks": len(tracks), "val_dataset": args.val_dataset}}
-    result = meta_train(tracks, config, args.out, resume=args.resume, val_tracks=val,
-                        init=args.init, progress=not args.no_progress, metadata=metadata)
+    if args.tracker == "metacrest":
+        from ..metatrain.crest import GEOMETRY_FIELDS, CRESTTrainConfig, meta_train_crest
+
+        tracking = {k: v for k, v in CRESTTrainConfig().tracking.items() if k in GEOMETRY_FIELDS}
+        tracking.update(max_target_px=args.max_target_px, min_target_px=args.min_target_px)
+        tracking.update(_tracker_options(args.tracker_option))
+        config = CRESTTrainConfig(lookahead=args.lookahead, tracking=tracking, **common).validate()
+        result = meta_train_crest(tracks, config, args.out, resume=args.resume, val_tracks=val,
+                                  init=args.init, backbone=args.backbone,
+                                  backbone_layer=args.backbone_layer, progress=not args.no_progress,
+                                  metadata=metadata)
+    else:
+        from ..metatrain.train import MetaTrainConfig, meta_train
+        from ..sdnet.model import ModelConfig
+
+        config = MetaTrainConfig(adapt=args.adapt, pretrain_iterations=args.pretrain_iterations,
+                                 model=ModelConfig.named(args.model).to_dict(), **common).validate()
+        result = meta_train(tracks, config, args.out, resume=args.resume, val_tracks=val,
+                            init=args.init, progress=not args.no_progress, metadata=metadata)
     print(f"meta-trained {result.iterations} iterations in {result.seconds:.0f} s "
           f"(last query loss {result.last_query_loss:.3f}); weights: {result.weights}; "
           f"log: {result.weights}.csv; checkpoint: {result.checkpoint}")

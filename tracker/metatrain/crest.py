@@ -1,0 +1,326 @@
+"""Meta-training MetaCREST's target-model start theta0 and element-wise rates alpha (optionally L2F,
+DropGrad), through the one engine (:class:`meta_learning.MetaLearner`) and the shared loop
+(:func:`tracker.metatrain.loop.run_meta_training`).
+
+An episode (Meta-Tracker): a random frame ``t`` of a training track gives the support pair (the
+window centred on the target, features times the Hann window, the centred Gaussian label); a
+look-ahead frame ``t + U{1..10}`` gives the query pair, its window cropped where the tracker would
+crop it, at frame ``t``'s box, with the label shifted to where the target really is. Windows,
+labels and kernel sizes come from :class:`tracker.crest.window.WindowGeometry`, exactly as the
+tracker computes them. The filter template and its rates are resized to each episode's kernel
+(:func:`tracker.crest.dcf.sized_start`) inside the differentiable step, so one template is learned
+across target shapes.
+
+Reference schedule: Adam lr 1e-6 for theta0 and alpha (raw VGG-16 features), alpha from 1e-6,
+meta-batch 8, 10,000 iterations with both rates x0.1 at 5,000.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional, Sequence as SequenceType
+
+import numpy as np
+import torch
+
+from ..crest.backbone import DEFAULT_SDNET_LAYER, Backbone
+from ..crest.dcf import REDUCED_CHANNELS, TargetModel, hann2d, init_params, response_loss, sized_start
+from ..crest.online import CRESTOptions
+from ..crest.weights import CRESTWeights, save_crest_weights
+from ..crest.window import WindowGeometry, crop_windows
+from ..errors import UserError
+from ..images import read_bgr, to_rgb
+from .loop import TrainResult, run_meta_training
+from .sources import Track
+
+__all__ = ["CRESTTrainConfig", "CRESTEpisode", "CRESTEpisodeDataset", "build_crest_learner",
+           "crest_task_loss", "meta_train_crest"]
+
+GEOMETRY_FIELDS = ("window_factor", "max_target_px", "min_target_px", "hann")
+
+
+@dataclass
+class CRESTTrainConfig:
+    """Meta-training settings; defaults are Meta-Tracker's MetaCREST values."""
+
+    iterations: int = 10000
+    meta_batch: int = 8
+    lr_start: float = 1e-6               # Adam lr of theta0
+    lr_alpha: float = 1e-6               # Adam lr of the element-wise rates
+    lr_attenuator: float = 1e-3          # Adam lr of g_phi
+    alpha_init: float = 1e-6
+    decay_fraction: float = 0.5          # x0.1 at 5,000 of 10,000
+    lookahead: int = 10                  # query frame t + U{1..lookahead} (20 for VOT-style data)
+    reduced: int = REDUCED_CHANNELS      # 1x1 reduction width of a new start
+    template: int = 0                    # filter template side; 0: the kernel of a max-size target
+    l2f: bool = False
+    l2f_mode: str = "identity"
+    l2f_embedding: str = "detached"
+    dropgrad: Optional[str] = None
+    dropgrad_rate: float = 0.1
+    seed: int = 0
+    workers: int = 0
+    feature_cache: Optional[str] = None  # folder of per-frame window features (shared by runs)
+    checkpoint_every: int = 50
+    val_every: int = 0
+    val_episodes: int = 16
+    # CRESTOptions the windows are made with; saved in the weights so the tracker uses the same
+    tracking: dict = field(default_factory=lambda: {k: getattr(CRESTOptions(), k) for k in GEOMETRY_FIELDS})
+
+    def validate(self) -> "CRESTTrainConfig":
+        if self.iterations < 1:
+            raise UserError(f"--iterations must be at least 1, got {self.iterations}")
+        if self.meta_batch < 1:
+            raise UserError(f"--meta-batch must be at least 1, got {self.meta_batch}")
+        if self.dropgrad not in (None, "binary", "gaussian"):
+            raise UserError(f"--dropgrad must be binary or gaussian, got {self.dropgrad!r}")
+        if not 0.0 <= self.dropgrad_rate < 1.0:
+            raise UserError(f"--dropgrad-rate must be in [0, 1), got {self.dropgrad_rate}")
+        if self.lookahead < 1:
+            raise UserError(f"--lookahead must be at least 1, got {self.lookahead}")
+        unknown = sorted(set(self.tracking) - CRESTOptions.known())
+        if unknown:
+            raise UserError(f"unknown MetaCREST tracking option(s): {', '.join(unknown)}")
+        self.options().validate()
+        return self
+
+    def options(self) -> CRESTOptions:
+        from dataclasses import replace
+
+        return replace(CRESTOptions(), **{k: (tuple(v) if k == "scales" else v) for k, v in self.tracking.items()})
+
+    @property
+    def decay_at(self) -> int:
+        return int(round(self.iterations * self.decay_fraction))
+
+
+@dataclass
+class CRESTEpisode:
+    track: str
+    frames: tuple
+    support: tuple          # (features 1 x C x n x n, label 1 x n x n)
+    query: tuple
+    kernel: tuple           # the filter's (kh, kw) for this target
+
+
+class CRESTEpisodeDataset(torch.utils.data.Dataset):
+    """Episode ``i`` of a run seeded ``seed`` (deterministic); features by the frozen backbone.
+
+    ``cache`` (a folder): every window is then "frame f centred on its own box", computed once
+    per frame and kept on disk (keyed by the backbone's weights and the geometry), so the four
+    variants and a resumed run share them. The query window the tracker would crop at frame t's
+    centre is then the cached frame-t2 map shifted by the whole-cell displacement (the filter is
+    a convolution, so this is the same up to the window's border cells and sub-cell rounding)
+    and the label is placed at that shift. Without a cache, windows are cropped exactly.
+    """
+
+    def __init__(self, tracks: SequenceType[Track], seed: int, backbone: Backbone, options: CRESTOptions,
+                 lookahead: int = 10, total: int = 10**9, cache: Optional[str] = None) -> None:
+        self.tracks = list(tracks)
+        if not self.tracks:
+            raise UserError("no training tracks")
+        self.seed, self.backbone, self.options, self.lookahead, self.total = seed, backbone, options, lookahead, total
+        self.cache = None
+        if cache:
+            import hashlib
+            import json
+
+            h = hashlib.sha1(json.dumps({k: getattr(options, k) for k in GEOMETRY_FIELDS}, sort_keys=True).encode())
+            for k in sorted(backbone.params):
+                h.update(k.encode())
+                h.update(backbone.params[k].contiguous().numpy().tobytes())
+            h.update(repr((backbone.kind, sorted(backbone.config.items()), backbone.feature_scale)).encode())
+            self.cache = os.path.join(cache, "crest-" + h.hexdigest()[:16])
+
+    def __len__(self) -> int:
+        return self.total
+
+    def _pick(self, index: int):
+        rng = np.random.default_rng([int(self.seed), int(index)])
+        track = self.tracks[int(rng.integers(len(self.tracks)))]
+        n = len(track)
+        t = int(rng.integers(0, max(1, n - 1)))
+        t2 = int(min(n - 1, t + rng.integers(1, self.lookahead + 1)))
+        return track, t, t2
+
+    def _geometry(self, box: np.ndarray) -> WindowGeometry:
+        o = self.options
+        return WindowGeometry.for_box(box[2:], self.backbone, o.window_factor, o.max_target_px, o.min_target_px)
+
+    def windows(self, index: int):
+        """(track, (t, t2), geometry, support patch, query patch, query offset in window px)."""
+        track, t, t2 = self._pick(index)
+        box, box2 = np.asarray(track.boxes[t], float), np.asarray(track.boxes[t2], float)
+        g = self._geometry(box)
+        centre, centre2 = box[:2] + box[2:] / 2, box2[:2] + box2[2:] / 2
+        side = g.frame_side(box[2:])
+        sup = crop_windows(to_rgb(read_bgr(track.frames[t])), centre, [side], g.window, g.border)
+        qry = crop_windows(to_rgb(read_bgr(track.frames[t2])), centre, [side], g.window, g.border)
+        dx, dy = (centre2 - centre) * g.window / side
+        return track, (t, t2), g, sup, qry, (float(dy), float(dx))
+
+    def _frame_features(self, frame: str, box: np.ndarray) -> torch.Tensor:
+        """Features (no Hann) of the window centred on ``box`` in ``frame``, cached on disk."""
+        import hashlib
+
+        from ..fileio import atomic_path
+
+        path = os.path.join(self.cache, hashlib.sha1(
+            f"{os.path.abspath(frame)}|{','.join(f'{v:.4f}' for v in box)}".encode()).hexdigest() + ".pt")
+        if os.path.isfile(path):
+            try:
+                return torch.load(path, weights_only=True).float()
+            except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed
+                pass
+        g = self._geometry(box)
+        patch = crop_windows(to_rgb(read_bgr(frame)), box[:2] + box[2:] / 2, [g.frame_side(box[2:])],
+                             g.window, g.border)
+        feats = self.backbone(patch)
+        os.makedirs(self.cache, exist_ok=True)
+        with atomic_path(path) as tmp:
+            torch.save(feats.half(), tmp)
+        return feats
+
+    def __getitem__(self, index: int) -> CRESTEpisode:
+        if self.cache is None:
+            track, frames, g, sup, qry, offset = self.windows(index)
+            feats = self.backbone(np.concatenate([sup, qry]))
+            fs, fq = feats[:1], feats[1:]
+        else:
+            track, t, t2 = self._pick(index)
+            frames = (t, t2)
+            box, box2 = np.asarray(track.boxes[t], float), np.asarray(track.boxes[t2], float)
+            g, g2 = self._geometry(box), self._geometry(box2)
+            fs, fq = self._frame_features(track.frames[t], box), self._frame_features(track.frames[t2], box2)
+            if fq.shape != fs.shape:   # another normalised size: exact crop instead
+                _, _, g, sup, qry, offset = self.windows(index)
+                fq = self.backbone(qry)
+            else:
+                # window px of frame t2's target from frame t's centre, in whole cells
+                side2 = g2.frame_side(box2[2:])
+                d = (box2[:2] + box2[2:] / 2 - box[:2] - box[2:] / 2) * g2.window / side2
+                cells = np.round(d / g.stride).astype(int)            # (dx, dy)
+                fq = _shift(fq, int(cells[1]), int(cells[0]))
+                offset = (float(cells[1] * g.stride), float(cells[0] * g.stride))
+        if self.options.hann:
+            hann = hann2d(g.map_size, g.map_size)
+            fs, fq = fs * hann, fq * hann
+        return CRESTEpisode(track.name, frames, (fs, g.label()[None]), (fq, g.label(offset)[None]), g.kernel)
+
+
+def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``x`` moved by (dy, dx) cells, zeros where nothing moves in."""
+    out = torch.zeros_like(x)
+    h, w = x.shape[-2:]
+    if abs(dy) >= h or abs(dx) >= w:
+        return out
+    out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        x[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
+def build_crest_learner(config: CRESTTrainConfig, start: dict, alpha: Optional[dict] = None):
+    """The engine holding the target-model start, its element-wise rates and g_phi."""
+    from meta_learning import MetaConfig, MetaLearner
+
+    meta = MetaConfig(inner_steps=1, inner_lr=config.alpha_init, first_order=False, adapt="all",
+                      lr_mode="elementwise", learn_lr=True, l2f=config.l2f, l2f_mode=config.l2f_mode,
+                      l2f_embedding=config.l2f_embedding, dropgrad=config.dropgrad,
+                      dropgrad_rate=config.dropgrad_rate, outer_lr=config.lr_start,
+                      lr_outer_lr=config.lr_alpha, attenuator_outer_lr=config.lr_attenuator,
+                      task_reduction="mean")
+    learner = MetaLearner(TargetModel(start), meta)
+    if alpha is not None:
+        learner.inner_lr.load_rates(alpha)
+    return learner
+
+
+def crest_task_loss(learner, episode: CRESTEpisode, training: bool = True):
+    """Query loss after one meta-SGD step on the support pair from the start resized to the
+    episode's kernel (L2F and DropGrad inside ``learner.adapt``); returns (loss, info)."""
+    start, rates = sized_start(learner.start(), learner.inner_lr.rates(), episode.kernel)
+    fast, info = learner.adapt(start, response_loss, episode.support, training=training, rates=rates)
+    return response_loss(fast, episode.query), info
+
+
+def _schedule(learner, config: CRESTTrainConfig, iteration: int) -> str:
+    scale = 0.1 if iteration >= config.decay_at else 1.0
+    base = {"start": config.lr_start, "inner_lr": config.lr_alpha, "attenuator": config.lr_attenuator}
+    for group in learner.optimizer.param_groups:
+        group["lr"] = base[group["name"]] * scale
+    return "decayed" if scale < 1 else "all"
+
+
+def crest_weights(learner, backbone: Backbone, config: CRESTTrainConfig, metadata: dict) -> CRESTWeights:
+    """The learner's state as tracker weights."""
+    params = {k: v.detach().clone() for k, v in learner.model.named_parameters()}
+    rates = learner.inner_lr.rates()
+    alpha = {k: torch.as_tensor(rates[k]).detach().clone().expand_as(params[k]).clone() for k in params}
+    att = ({k: v.detach().clone() for k, v in learner.attenuator.state_dict().items()}
+           if learner.attenuator is not None else None)
+    return CRESTWeights(backbone, params, alpha, att, config.l2f_mode, learner.config.l2f_layers,
+                        options=dict(config.tracking), metadata=metadata)
+
+
+def default_training_backbone(backbone: Any = None, layer: str = DEFAULT_SDNET_LAYER) -> Backbone:
+    """``backbone``: a :class:`Backbone`, MetaSDNet weights (our .pt: its conv layers up to
+    ``layer``), or VGG-16 (.mat or state dict); None: the shipped MetaSDNet weights' conv layers."""
+    from ..weights import load_weights, resolve_weights
+
+    if isinstance(backbone, Backbone):
+        return backbone
+    if backbone is None:
+        return Backbone.from_sdnet(resolve_weights("metasdnet"), layer)
+    path = str(backbone)
+    if path.lower().endswith(".mat"):
+        return Backbone.vgg16(path)
+    try:
+        return Backbone.from_sdnet(load_weights(path), layer)
+    except UserError:
+        return Backbone.vgg16(path)
+
+
+def meta_train_crest(tracks: SequenceType[Track], config: CRESTTrainConfig, out: str,
+                     resume: bool = False, val_tracks: SequenceType[Track] | None = None,
+                     init: Any = None, backbone: Any = None, backbone_layer: str = DEFAULT_SDNET_LAYER,
+                     progress: bool = True, metadata: Optional[dict] = None) -> TrainResult:
+    """Meta-train MetaCREST on ``tracks``; writes ``out`` (weights), ``out.ckpt``, ``out.csv``.
+
+    ``init``: MetaCREST weights to continue from (its backbone is kept); else a seeded start on
+    ``backbone`` (see :func:`default_training_backbone`). A MetaSDNet backbone gets a feature
+    scale calibrated on 16 training windows (unit RMS); VGG-16 keeps its raw scale, which the
+    reference learning rates are for.
+    """
+    from ..crest.weights import load_crest_weights
+
+    config.validate()
+    opts = config.options()
+    alpha = None
+    if init is not None:
+        w = init if isinstance(init, CRESTWeights) else load_crest_weights(init, backbone)
+        bb, start, alpha = w.backbone, w.params, w.alpha
+    else:
+        bb = default_training_backbone(backbone, backbone_layer)
+        if bb.kind == "sdnet":
+            probe = CRESTEpisodeDataset(tracks, 10**7 + config.seed, bb, opts, config.lookahead)
+            bb.calibrate([probe.windows(i)[3] for i in range(16)])
+        side = config.template or WindowGeometry.for_box((opts.max_target_px,) * 2, bb, opts.window_factor,
+                                                         opts.max_target_px, opts.min_target_px).kernel[0]
+        start = init_params(bb.out_channels, (side, side), config.reduced,
+                            generator=torch.Generator().manual_seed(config.seed))
+    torch.manual_seed(config.seed)
+    learner = build_crest_learner(config, start, alpha)
+    dataset = CRESTEpisodeDataset(tracks, config.seed, bb, opts, config.lookahead, cache=config.feature_cache)
+    val = (CRESTEpisodeDataset(val_tracks, 10**6 + config.seed, bb, opts, config.lookahead,
+                               cache=config.feature_cache) if val_tracks else None)
+    meta = {"train_config": asdict(config), "engine": learner.config.to_dict(), "tracker": "metacrest",
+            **(metadata or {})}
+
+    def save(learner_, iteration: int) -> None:
+        save_crest_weights(out, crest_weights(learner_, bb, config, meta), {"iterations": iteration})
+
+    return run_meta_training(learner, config, out, dataset,
+                             lambda episode, training: crest_task_loss(learner, episode, training), save,
+                             resume=resume, val_dataset=val,
+                             schedule=lambda l, i: _schedule(l, config, i), metadata=meta,
+                             progress=progress)
