@@ -49,8 +49,6 @@ class CRESTOptions:
     subcell: bool = True                  # parabolic sub-cell peak (ours; CREST: whole cells)
     motion_sigma: float = 0.6             # motion prior: Gaussian, s = 0.6 x target size (cells)
     scales: Tuple[float, ...] = (1.0, 0.95, 1.05)
-    scale_mode: str = "crop"              # crop: one window per scale (CREST); resample: the
-                                          # scale-1 features bilinearly resampled (1 backbone pass)
     scale_smoothing: float = 0.6          # new size = 0.4 old + 0.6 best
     min_peak: float = 0.15                # no scale change (and no memory) below this peak
     memory: int = 10                      # remembered (features, label) pairs
@@ -75,7 +73,6 @@ class CRESTOptions:
         check(0.0 <= self.scale_smoothing <= 1.0, f"scale_smoothing must be in [0, 1], got {self.scale_smoothing}")
         check(self.memory >= 1, f"memory must be >= 1, got {self.memory}")
         check(self.update_every >= 0 and self.update_steps >= 0, "update_every/update_steps must be >= 0")
-        check(self.scale_mode in ("crop", "resample"), f"scale_mode must be crop or resample, got {self.scale_mode!r}")
         check(self.init in ("meta", "train"), f"init must be meta or train, got {self.init!r}")
         check(self.inner_steps >= 0 and self.init_iters >= 0, "inner_steps/init_iters must be >= 0")
         return self
@@ -215,10 +212,7 @@ class MetaCRESTTracker(Tracker):
         self.frame += 1
         base = g.frame_side(self.size)
         sides = [base * s for s in o.scales]
-        if o.scale_mode == "crop":
-            feats = self._window_features(rgb, self.centre, sides)
-        else:
-            feats = _resample_scales(self._window_features(rgb, self.centre, [base]), o.scales)
+        feats = self._window_features(rgb, self.centre, sides)
         with torch.no_grad():
             response = forward(self.params, feats)[:, 0] * self._prior
         peaks = response.flatten(1).max(1).values
@@ -241,19 +235,6 @@ class MetaCRESTTracker(Tracker):
         self.last_peak = peak
         box = np.concatenate([self.centre - self.size / 2.0, self.size])
         return clip_to_image(box, W, H, min_size=MIN_BOX)
-
-
-def _resample_scales(feats: torch.Tensor, scales: Sequence[float]) -> torch.Tensor:
-    """``1 x C x n x n`` features of the scale-1 window -> ``S x C x n x n`` as if cropped at each
-    scale: cell ``u`` of the scale-``s`` window lies at ``c + s (u - c)`` in the scale-1 window
-    (``c`` its centre). Bilinear; exact at scale 1, a close approximation for 0.95 / 1.05."""
-    import torch.nn.functional as F
-
-    theta = torch.zeros(len(scales), 2, 3, dtype=feats.dtype)
-    theta[:, 0, 0] = theta[:, 1, 1] = torch.tensor([float(s) for s in scales], dtype=feats.dtype)
-    grid = F.affine_grid(theta, [len(scales), *feats.shape[1:]], align_corners=False)
-    return F.grid_sample(feats.expand(len(scales), -1, -1, -1), grid, mode="bilinear",
-                         padding_mode="zeros", align_corners=False)
 
 
 class CRESTTracker(MetaCRESTTracker):
