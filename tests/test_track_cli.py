@@ -106,7 +106,11 @@ def test_open_frames_kinds(data):
     ("tiny", "smaller than 4"),
     ("weights", "does not exist"),
     ("tracker", "unknown tracker"),
-    ("mode-for-mil", "takes no --weights/--mode"),
+    ("mode-for-mil", "takes no --mode"),
+    ("option-for-mil", "takes no --weights/--option"),
+    ("backbone-for-metasdnet", "takes no --backbone"),
+    ("bad-option", "--option needs KEY=VALUE"),
+    ("unknown-option", "unknown option"),
 ])
 def test_bad_input_is_one_line(data, tmp_path, capsys, case, match):
     empty = tmp_path / "empty"
@@ -124,8 +128,12 @@ def test_bad_input_is_one_line(data, tmp_path, capsys, case, match):
         "weights": [data["video"], "--box", "30,40,28,24", "--weights", str(tmp_path / "w.pt")],
         "tracker": [data["video"], "--box", "30,40,28,24", "--tracker", "nosuch"],
         "mode-for-mil": [data["video"], "--box", "30,40,28,24", "--tracker", "mil", "--mode", "exact"],
+        "option-for-mil": [data["video"], "--box", "30,40,28,24", "--tracker", "mil", "--option", "a=1"],
+        "backbone-for-metasdnet": [data["video"], "--box", "30,40,28,24", "--backbone", str(junk)],
+        "bad-option": [data["video"], "--box", "30,40,28,24", "--option", "update_lr"],
+        "unknown-option": [data["video"], "--box", "30,40,28,24", "--option", "nosuch=1"],
     }[case]
-    weights = [] if case in ("weights", "mode-for-mil") else ["--weights", data["weights"]]
+    weights = [] if case in ("weights", "mode-for-mil", "option-for-mil") else ["--weights", data["weights"]]
     code = main(["track", *args, *weights, "--out", str(tmp_path / "o"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2
@@ -147,3 +155,24 @@ def test_grayscale_and_16bit_frames(data, tmp_path):
     assert main(["track", str(folder), "--box", "30,40,28,24", "--weights", data["weights"],
                  "--out", out, "--no-progress"]) == 0
     assert np.loadtxt(os.path.join(out, "deep.txt"), delimiter=",").shape == (3, 4)
+
+
+def test_track_with_metacrest_options(data, tmp_path, monkeypatch):
+    """MetaCREST through the CLI: --option values reach the tracker (typed), results are written."""
+    import tracker.api
+
+    made = {}
+    real = tracker.api.make
+
+    def spy(name, **options):
+        made.update(options)
+        return real(name, **options)
+
+    monkeypatch.setattr(tracker.api, "make", spy)
+    out = str(tmp_path / "out")
+    assert main(["track", data["folder"], "--box", "30 40 28 24", "--tracker", "crest",
+                 "--option", "init_iters=5", "--option", "update_lr=1e-4", "--option", "subcell=false",
+                 "--out", out, "--no-progress", "--no-video"]) == 0
+    assert made == {"init_iters": 5, "update_lr": 1e-4, "subcell": False}
+    boxes = np.loadtxt(os.path.join(out, "frames.txt"), delimiter=",")
+    assert boxes.shape == (N, 4) and np.all(boxes[:, 2:] > 0)

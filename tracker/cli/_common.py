@@ -13,6 +13,27 @@ def parse_names(text: str) -> list[str]:
     return names
 
 
+def _value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def parse_key_values(pairs: list, flag: str) -> dict:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (ints, floats and true/false converted);
+    a pair without ``=`` is one clear error naming ``flag``."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{flag} needs KEY=VALUE, got {pair!r}")
+        out[key.strip()] = _value(value.strip())
+    return out
+
+
 def add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, metavar="DIR",
                    help="folder of OTB-format sequences (<Name>/img/*, groundtruth_rect*.txt)")
@@ -33,4 +54,4 @@ def load_dataset(args: argparse.Namespace):
     return OTBDataset(args.dataset, args.version, tiger1=args.tiger1, sequences=args.sequences)
 
 
-__all__ = ["UserError", "add_dataset_args", "load_dataset", "parse_names"]
+__all__ = ["UserError", "add_dataset_args", "load_dataset", "parse_key_values", "parse_names"]

@@ -77,32 +77,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _number(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
-
-
-def _tracker_options(pairs: list) -> dict:
-    from ..errors import UserError
-
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UserError(f"--tracker-option needs KEY=VALUE, got {pair!r}")
-        out[key.strip()] = _number(value.strip())
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     import os
 
     from ..errors import UserError
     from ..metatrain.sources import load_tracks
+    from ._common import parse_key_values
 
     if args.resume and not os.path.isfile(args.out + ".ckpt"):
         raise UserError(f"--resume: no checkpoint {args.out}.ckpt to continue from")
@@ -121,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
         tracking = {k: v for k, v in CRESTTrainConfig().tracking.items() if k in GEOMETRY_FIELDS}
         tracking.update(max_target_px=args.max_target_px, min_target_px=args.min_target_px)
-        tracking.update(_tracker_options(args.tracker_option))
+        tracking.update(parse_key_values(args.tracker_option, "--tracker-option"))
         config = CRESTTrainConfig(lookahead=args.lookahead, tracking=tracking, **common).validate()
         result = meta_train_crest(tracks, config, args.out, resume=args.resume, val_tracks=val,
                                   init=args.init, backbone=args.backbone,

@@ -23,8 +23,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="registered tracker (default metasdnet; see `metatrack eval --help` or "
                         "tracker.names())")
     p.add_argument("--weights", metavar="FILE", default=None,
-                   help="weights for metasdnet/mdnet: our .pt, an official Meta-Tracker checkpoint or "
-                        "imagenet-vgg-m.mat (default: weights/<tracker>.pt)")
+                   help="weights: our .pt, an official Meta-Tracker checkpoint (MetaSDNet or "
+                        "MetaCREST) or imagenet-vgg-m.mat (default: weights/<tracker>.pt)")
+    p.add_argument("--backbone", metavar="FILE", default=None,
+                   help="metacrest/crest: VGG-16 features (imagenet-vgg-verydeep-16.mat or a torch "
+                        "state dict), needed with an official MetaCREST checkpoint")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a tracker option, e.g. update_lr=1e-4 (MetaCREST: tracker.crest.online."
+                        "CRESTOptions; MetaSDNet: tracker.sdnet.online.SDNetOptions); repeatable")
     p.add_argument("--mode", choices=["fast", "exact"], default=None,
                    help="metasdnet/mdnet: fast (RoIAlign on one search region, default) or exact "
                         "(107x107 crop per box, MDNet's way; slow)")
@@ -51,21 +57,29 @@ def parse_box(text: str) -> list:
 
 
 def _make_tracker(args: argparse.Namespace):
-    import inspect
-
     from ..api import make, spec
+    from ._common import parse_key_values
 
     s = spec(args.tracker)
-    options = {}
+    family = s.factory.split(".")[1] if isinstance(s.factory, str) and s.factory.startswith("tracker.") else ""
+    options = parse_key_values(args.option, "--option")
     if args.weights is not None:
         if not os.path.isfile(args.weights):
             raise UserError(f"weights file {args.weights} does not exist")
         options["weights"] = args.weights
     if args.mode is not None:
+        if family != "sdnet":
+            raise UserError(f"tracker {args.tracker!r} takes no --mode (an option of metasdnet and mdnet)")
         options["mode"] = args.mode
-    if options and isinstance(s.factory, str) and not s.factory.startswith("tracker.sdnet."):
-        raise UserError(f"tracker {args.tracker!r} takes no --weights/--mode "
-                        "(they are options of metasdnet and mdnet)")
+    if args.backbone is not None:
+        if family != "crest":
+            raise UserError(f"tracker {args.tracker!r} takes no --backbone (an option of metacrest and crest)")
+        if not os.path.isfile(args.backbone):
+            raise UserError(f"backbone file {args.backbone} does not exist")
+        options["backbone"] = args.backbone
+    if options and family not in ("sdnet", "crest"):
+        raise UserError(f"tracker {args.tracker!r} takes no --weights/--option "
+                        "(options of the MetaSDNet and MetaCREST families)")
     return make(args.tracker, **options)
 
 
