@@ -69,7 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     crest.add_argument("--lookahead", type=int, default=10, help="query frame t + U{1..N} (default 10)")
     crest.add_argument("--tracker-option", action="append", default=[], metavar="KEY=VALUE",
                        help="a MetaCREST tracking option saved with the weights (e.g. "
-                            "scale_mode=resample, update_lr=1e-4); repeatable")
+                            "update_lr=1e-4, subcell=false); repeatable")
     p.add_argument("--checkpoint-every", type=int, default=50, metavar="N")
     p.add_argument("--out", required=True, metavar="FILE", help="weights file to write (.pt)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
