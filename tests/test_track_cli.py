@@ -111,6 +111,7 @@ def test_open_frames_kinds(data):
     ("backbone-for-metasdnet", "takes no --backbone"),
     ("bad-option", "--option needs KEY=VALUE"),
     ("unknown-option", "unknown option"),
+    ("mistyped-option", "update_lr must be a number"),
 ])
 def test_bad_input_is_one_line(data, tmp_path, capsys, case, match):
     empty = tmp_path / "empty"
@@ -132,8 +133,10 @@ def test_bad_input_is_one_line(data, tmp_path, capsys, case, match):
         "backbone-for-metasdnet": [data["video"], "--box", "30,40,28,24", "--backbone", str(junk)],
         "bad-option": [data["video"], "--box", "30,40,28,24", "--option", "update_lr"],
         "unknown-option": [data["video"], "--box", "30,40,28,24", "--option", "nosuch=1"],
+        "mistyped-option": [data["video"], "--box", "30,40,28,24", "--tracker", "crest", "--option",
+                            "update_lr=abc"],
     }[case]
-    weights = [] if case in ("weights", "mode-for-mil", "option-for-mil") else ["--weights", data["weights"]]
+    weights = [] if case in ("weights", "mode-for-mil", "option-for-mil", "mistyped-option") else ["--weights", data["weights"]]
     code = main(["track", *args, *weights, "--out", str(tmp_path / "o"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2

@@ -66,6 +66,9 @@ class CRESTOptions:
         def check(ok: bool, msg: str) -> None:
             if not ok:
                 raise UserError(msg)
+        defaults = CRESTOptions()
+        for f in fields(self):
+            _check_type(f.name, getattr(self, f.name), getattr(defaults, f.name))
         check(self.window_factor > 1, f"window_factor must exceed 1, got {self.window_factor}")
         check(self.max_target_px >= max(self.min_target_px, 4.0),
               f"max_target_px ({self.max_target_px}) must be >= min_target_px and >= 4")
@@ -85,6 +88,24 @@ class CRESTOptions:
     @classmethod
     def known(cls) -> set:
         return {f.name for f in fields(cls)}
+
+
+def _check_type(key: str, value: Any, default: Any) -> None:
+    """An option of the wrong type (``update_lr="abc"`` from a command line) fails here, in one
+    line, not mid-tracking or after it was saved into weights."""
+    def number(v: Any, integral: bool = False) -> bool:
+        return not isinstance(v, bool) and isinstance(v, int if integral else (int, float))
+
+    if isinstance(default, bool):
+        ok, want = isinstance(value, bool), "true or false"
+    elif isinstance(default, str):
+        ok, want = isinstance(value, str), "a word"
+    elif isinstance(default, tuple):
+        ok, want = isinstance(value, (list, tuple)) and all(number(v) for v in value), "numbers (a,b,...)"
+    else:
+        ok, want = number(value, isinstance(default, int)), "an integer" if isinstance(default, int) else "a number"
+    if not ok:
+        raise UserError(f"MetaCREST option {key} must be {want}, got {value!r}")
 
 
 class MetaCRESTTracker(Tracker):

@@ -81,8 +81,6 @@ class CRESTTrainConfig:
         unknown = sorted(set(self.tracking) - CRESTOptions.known())
         if unknown:
             raise UserError(f"unknown MetaCREST tracking option(s): {', '.join(unknown)}")
-        for key, value in self.tracking.items():
-            _check_option_type(key, value)
         self.options().validate()
         return self
 
@@ -94,25 +92,6 @@ class CRESTTrainConfig:
     @property
     def decay_at(self) -> int:
         return int(round(self.iterations * self.decay_fraction))
-
-
-def _check_option_type(key: str, value: Any) -> None:
-    """A tracking option of the wrong type would be saved and only fail in the tracker later."""
-    default = getattr(CRESTOptions(), key)
-
-    def number(v: Any, integral: bool = False) -> bool:
-        return not isinstance(v, bool) and isinstance(v, int if integral else (int, float))
-
-    if isinstance(default, bool):
-        ok, want = isinstance(value, bool), "true or false"
-    elif isinstance(default, str):
-        ok, want = isinstance(value, str), "a word"
-    elif isinstance(default, tuple):
-        ok, want = isinstance(value, (list, tuple)) and all(number(v) for v in value), "numbers (a,b,...)"
-    else:
-        ok, want = number(value, isinstance(default, int)), "an integer" if isinstance(default, int) else "a number"
-    if not ok:
-        raise UserError(f"MetaCREST tracking option {key} must be {want}, got {value!r}")
 
 
 @dataclass

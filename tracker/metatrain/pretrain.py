@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Sequence as SequenceType
 
-import numpy as np
 import torch
 
 from ..sdnet.model import ModelConfig, binary_loss, conv_forward, fc_forward, init_params
