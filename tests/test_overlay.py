@@ -21,6 +21,12 @@ def test_family_colours_and_overrides():
     assert c["metasdnet-dropgrad"] == NAMED_COLORS["blue"]
     assert c["metasdnet-l2f-dropgrad"] == NAMED_COLORS["cyan"]
     assert c["mdnet"] != c["kcf"] and c["mdnet"] not in (NAMED_COLORS["red"], NAMED_COLORS["green"])
+    sdnet = ["metasdnet", "metasdnet-l2f", "metasdnet-dropgrad", "metasdnet-l2f-dropgrad"]
+    crest = [n.replace("metasdnet", "metacrest") for n in sdnet]
+    both = colors_for(sdnet + crest)
+    assert len(set(both.values())) == 8                       # the two families are told apart
+    for a, b in zip(sdnet, crest):                            # a shade of the same hue
+        assert int(np.argmax(both[b])) == int(np.argmax(both[a])), (a, b, both[a], both[b])
     o = colors_for(["metasdnet", "x"], parse_colors("metasdnet=#00ff00,x=yellow"))
     assert o == {"metasdnet": (0, 255, 0), "x": NAMED_COLORS["yellow"]}
     assert parse_colors("a=1,2,3;b=red") == {"a": (1, 2, 3), "b": NAMED_COLORS["red"]}

@@ -63,17 +63,26 @@ def parse_colors(text: Optional[str]) -> Dict[str, RGB]:
     return out
 
 
+# MetaCREST's variants: lighter shades of MetaSDNet's (L2F+DropGrad a darker teal, cyan being
+# light already), so the two families are told apart in the same plot or video
+_CREST_SHADES: Dict[str, RGB] = {"red": (255, 120, 120), "green": (130, 230, 90), "blue": (120, 160, 255),
+                                 "cyan": (0, 140, 150)}
+
+
 def _family_color(name: str) -> Optional[RGB]:
     n = name.lower()
-    if n == BASELINE:
-        return NAMED_COLORS["red"]
-    if n.endswith("-l2f-dropgrad") or n.endswith("-dropgrad-l2f"):
-        return NAMED_COLORS["cyan"]
-    if n.endswith("-l2f"):
-        return NAMED_COLORS["green"]
-    if n.endswith("-dropgrad"):
-        return NAMED_COLORS["blue"]
-    return None
+    crest = n.startswith("metacrest")
+    if n in (BASELINE, "metacrest"):
+        key = "red"
+    elif n.endswith("-l2f-dropgrad") or n.endswith("-dropgrad-l2f"):
+        key = "cyan"
+    elif n.endswith("-l2f"):
+        key = "green"
+    elif n.endswith("-dropgrad"):
+        key = "blue"
+    else:
+        return None
+    return _CREST_SHADES[key] if crest else NAMED_COLORS[key]
 
 
 def colors_for(names: Sequence[str], overrides: Optional[Mapping[str, RGB]] = None) -> Dict[str, RGB]:

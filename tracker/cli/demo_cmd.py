@@ -4,10 +4,8 @@ Makes a small synthetic test set, tracks it with the shipped MetaSDNet and MetaC
 (those whose weights are found) and the best OpenCV baseline the installed cv2 has, and writes
 results, success/precision plots, a table and an overlay video of one sequence.
 
-Colours: the MetaSDNet variants keep the family colours of :func:`tracker.overlay.colors_for`
-(baseline red, L2F green, DropGrad blue, both cyan); each MetaCREST variant takes a lighter shade
-of its MetaSDNet counterpart's colour (L2F+DropGrad: a darker teal, cyan being light already),
-the same in the plots and the video.
+Colours are :func:`tracker.overlay.colors_for`'s family colours (baseline red, L2F green,
+DropGrad blue, both cyan; MetaCREST in lighter shades), the same in the plots and the video.
 """
 from __future__ import annotations
 
@@ -17,9 +15,6 @@ import time
 
 VARIANTS = ["metasdnet", "metasdnet-l2f", "metasdnet-dropgrad", "metasdnet-l2f-dropgrad"]
 CREST_VARIANTS = ["metacrest", "metacrest-l2f", "metacrest-dropgrad", "metacrest-l2f-dropgrad"]
-# MetaSDNet's variant colours (red, green, blue, cyan), lighter for MetaCREST (cyan: darker)
-CREST_COLORS = {"metacrest": (255, 120, 120), "metacrest-l2f": (130, 230, 90),
-                "metacrest-dropgrad": (120, 160, 255), "metacrest-l2f-dropgrad": (0, 140, 150)}
 BASELINE_PREFERENCE = ["csrt", "kcf", "mil"]
 
 
@@ -44,14 +39,12 @@ def run(args: argparse.Namespace) -> int:
 
     from otb_eval.datasets import OTBDataset
     from otb_eval.experiment import run_ope
-    from otb_eval.plots import plot_attribute_curves, plot_curves
     from otb_eval.report import evaluate, markdown_table, write_report
     from otb_eval.synthetic import generate
 
     from . import main as cli_main
     from ..baselines import available_baselines
     from ..errors import UserError
-    from ..overlay import colors_for
     from ..weights import find_weights
 
     try:
@@ -78,19 +71,12 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"3/4 scoring -> {report}")
     perf = evaluate(dataset, results, trackers)
-    # write_report's plots, with the MetaCREST colours (the same ones go to the video)
-    write_report(perf, report, plots=False)
-    overrides = {n: c for n, c in CREST_COLORS.items() if n in trackers}
-    colors = {n: tuple(c / 255.0 for c in rgb) for n, rgb in colors_for(trackers, overrides).items()}
-    plot_curves(perf, report, title="OPE", colors=colors)
-    plot_attribute_curves(perf, os.path.join(report, "attributes"), title="OPE", colors=colors)
+    write_report(perf, report)
     seq = max(dataset, key=lambda s: (len(s.attributes), len(s)))
     video = os.path.join(args.out, f"overlay_{seq.name}.mp4")
     print(f"4/4 overlay video of {seq.name} -> {video}")
     cli_main(["overlay", "--dataset", data, "--sequence", seq.name, "--results", results,
-              "--trackers", ",".join(trackers), "--out", video]
-             + (["--colors", ",".join(f"{n}=#{r:02x}{g:02x}{b:02x}" for n, (r, g, b) in overrides.items())]
-                if overrides else []))
+              "--trackers", ",".join(trackers), "--out", video])
     print()
     print(markdown_table(perf), end="")
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s: plots {report}/success_plots.png, "
