@@ -39,12 +39,7 @@ REDUCED = 8
 TINY_VGG = (4, 4, 8, 8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)        # the CPUs are shared: threads only fight each other
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _sdnet_backbone(seed: int = 0) -> Backbone:

@@ -40,12 +40,7 @@ TRACKING = dict(window_factor=5.0, max_target_px=PX, min_target_px=PX, hann=True
 OPTS = replace(CRESTOptions(), **TRACKING)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)        # the CPUs are shared: threads only fight each other
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

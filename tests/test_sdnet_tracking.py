@@ -1,10 +1,8 @@
 """The online MetaSDNet / MDNet trackers end to end on synthetic sequences (tiny networks)."""
-import os
 import warnings
 
 import numpy as np
 import pytest
-import torch
 
 import tracker
 from tracker.boxes import iou
@@ -22,12 +20,7 @@ from tracker.weights import UntrainedWeightsWarning, untrained_weights
 THRESHOLD = 0.5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)        # the CPUs are shared: threads only fight each other
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny(config=None, **kw):

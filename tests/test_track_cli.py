@@ -1,6 +1,5 @@
 """``metatrack track`` on a video file, a frame folder and an OTB folder; bad input in one line."""
 import os
-import warnings
 
 import cv2
 import numpy as np
@@ -60,10 +59,11 @@ def test_track_video_file(data, tmp_path, capsys):
     assert "6 frames tracked" in capsys.readouterr().out
 
 
-def test_track_frame_folder(data, tmp_path, monkeypatch):
+def _spy_on_make(monkeypatch) -> dict:
+    """The options the CLI passes to tracker.api.make, recorded as it builds the tracker."""
     import tracker.api
 
-    made = {}
+    made: dict = {}
     real = tracker.api.make
 
     def spy(name, **options):
@@ -71,6 +71,11 @@ def test_track_frame_folder(data, tmp_path, monkeypatch):
         return real(name, **options)
 
     monkeypatch.setattr(tracker.api, "make", spy)
+    return made
+
+
+def test_track_frame_folder(data, tmp_path, monkeypatch):
+    made = _spy_on_make(monkeypatch)
     out = str(tmp_path / "out")
     assert main(["track", data["folder"], "--box", "30 40 28 24", "--weights", data["weights"],
                  "--mode", "fast", "--out", out, "--no-progress"]) == 0
@@ -162,16 +167,7 @@ def test_grayscale_and_16bit_frames(data, tmp_path):
 
 def test_track_with_metacrest_options(data, tmp_path, monkeypatch):
     """MetaCREST through the CLI: --option values reach the tracker (typed), results are written."""
-    import tracker.api
-
-    made = {}
-    real = tracker.api.make
-
-    def spy(name, **options):
-        made.update(options)
-        return real(name, **options)
-
-    monkeypatch.setattr(tracker.api, "make", spy)
+    made = _spy_on_make(monkeypatch)
     out = str(tmp_path / "out")
     assert main(["track", data["folder"], "--box", "30 40 28 24", "--tracker", "crest",
                  "--option", "init_iters=5", "--option", "update_lr=1e-4", "--option", "subcell=false",

@@ -30,7 +30,7 @@ from ..crest.weights import CRESTWeights, save_crest_weights
 from ..crest.window import WindowGeometry, crop_windows
 from ..errors import UserError
 from ..images import read_bgr, to_rgb
-from .loop import TrainResult, run_meta_training
+from .loop import TrainResult, check_common_settings, run_meta_training
 from .sources import Track
 
 __all__ = ["CRESTTrainConfig", "CRESTEpisode", "CRESTEpisodeDataset", "build_crest_learner",
@@ -68,14 +68,7 @@ class CRESTTrainConfig:
     tracking: dict = field(default_factory=lambda: {k: getattr(CRESTOptions(), k) for k in GEOMETRY_FIELDS})
 
     def validate(self) -> "CRESTTrainConfig":
-        if self.iterations < 1:
-            raise UserError(f"--iterations must be at least 1, got {self.iterations}")
-        if self.meta_batch < 1:
-            raise UserError(f"--meta-batch must be at least 1, got {self.meta_batch}")
-        if self.dropgrad not in (None, "binary", "gaussian"):
-            raise UserError(f"--dropgrad must be binary or gaussian, got {self.dropgrad!r}")
-        if not 0.0 <= self.dropgrad_rate < 1.0:
-            raise UserError(f"--dropgrad-rate must be in [0, 1), got {self.dropgrad_rate}")
+        check_common_settings(self)
         if self.lookahead < 1:
             raise UserError(f"--lookahead must be at least 1, got {self.lookahead}")
         unknown = sorted(set(self.tracking) - CRESTOptions.known())

@@ -25,7 +25,7 @@ import torch
 from ..errors import UserError
 from .episodes import episode_loader
 
-__all__ = ["CSV_FIELDS", "TrainResult", "run_meta_training", "validation_loss"]
+__all__ = ["CSV_FIELDS", "TrainResult", "check_common_settings", "run_meta_training", "validation_loss"]
 
 CSV_FIELDS = ["iteration", "phase", "query_loss", "support_loss", "grad_norm", "val_query_loss",
               "gamma_mean", "skipped", "seconds"]
@@ -41,6 +41,18 @@ class TrainResult:
     seconds: float
     checkpoint: str
     weights: str
+
+
+def check_common_settings(config: Any) -> None:
+    """The settings every family's config shares, each a one-line UserError when wrong."""
+    if config.iterations < 1:
+        raise UserError(f"--iterations must be at least 1, got {config.iterations}")
+    if config.meta_batch < 1:
+        raise UserError(f"--meta-batch must be at least 1, got {config.meta_batch}")
+    if config.dropgrad not in (None, "binary", "gaussian"):
+        raise UserError(f"--dropgrad must be binary or gaussian, got {config.dropgrad!r}")
+    if not 0.0 <= config.dropgrad_rate < 1.0:
+        raise UserError(f"--dropgrad-rate must be in [0, 1), got {config.dropgrad_rate}")
 
 
 def _truncate_log(path: str, iteration: int) -> None:

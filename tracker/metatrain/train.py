@@ -25,7 +25,7 @@ from ..errors import UserError
 from ..sdnet import roi_align as R
 from ..sdnet.model import MetaSDNet, ModelConfig, binary_loss, conv_forward, fc_forward
 from .episodes import EpisodeConfig, EpisodeDataset
-from .loop import TrainResult, run_meta_training
+from .loop import TrainResult, check_common_settings, run_meta_training
 from .sources import Track
 
 
@@ -58,16 +58,9 @@ class MetaTrainConfig:
     episodes: dict = field(default_factory=lambda: EpisodeConfig().to_dict())
 
     def validate(self) -> "MetaTrainConfig":
-        if self.iterations < 1:
-            raise UserError(f"--iterations must be at least 1, got {self.iterations}")
-        if self.meta_batch < 1:
-            raise UserError(f"--meta-batch must be at least 1, got {self.meta_batch}")
-        if self.dropgrad not in (None, "binary", "gaussian"):
-            raise UserError(f"--dropgrad must be binary or gaussian, got {self.dropgrad!r}")
+        check_common_settings(self)
         if self.adapt not in ("all", "fc"):
             raise UserError(f"--adapt must be all or fc, got {self.adapt!r}")
-        if not 0.0 <= self.dropgrad_rate < 1.0:
-            raise UserError(f"--dropgrad-rate must be in [0, 1), got {self.dropgrad_rate}")
         return self
 
     @property
