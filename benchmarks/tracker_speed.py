@@ -31,7 +31,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -11,7 +11,7 @@ learns fully through gamma either way; ``differentiable=True`` (their later code
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Dict, Mapping, Union
 
-import torch
 from torch import Tensor
 
 __all__ = ["L2_VARIANTS", "layerwise_lambdas", "l2_meta_grads"]

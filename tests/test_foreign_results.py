@@ -1,5 +1,4 @@
 """Result folders written by other toolkits are read, aligned and scored like ours."""
-import os
 
 import numpy as np
 import pytest

@@ -1,5 +1,4 @@
 """Our report must give got10k 0.1.3's numbers on a tree with every OTB quirk."""
-import json
 import os
 
 import numpy as np

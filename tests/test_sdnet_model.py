@@ -1,5 +1,4 @@
 """The MetaSDNet network, RoIAlign against exact crops, the frame-1 meta step, box regression."""
-import warnings
 
 import cv2
 import numpy as np
@@ -8,8 +7,7 @@ import torch
 
 from tracker.sdnet import roi_align as R
 from tracker.sdnet.bbreg import BBoxRegressor, decode, encode
-from tracker.sdnet.model import (MetaSDNet, ModelConfig, binary_loss, conv_forward, fc_forward, forward,
-                                 init_params, lrn, param_shapes)
+from tracker.sdnet.model import (MetaSDNet, ModelConfig, binary_loss, conv_forward, fc_forward, init_params, lrn, param_shapes)
 
 
 def test_vgg_m_shapes_and_official_names():

@@ -1,6 +1,5 @@
 """Weights: our checkpoint format, MatConvNet .mat import, official Meta-Tracker import, lookup."""
 import os
-import warnings
 
 import numpy as np
 import pytest
@@ -9,8 +8,8 @@ import torch
 
 from tracker.errors import UserError
 from tracker.sdnet.model import ModelConfig, param_shapes
-from tracker.weights import (ENV_VAR, SDNetWeights, UntrainedWeightsWarning, find_weights,
-                             load_checkpoint, load_mat, load_official, load_weights, resolve_weights,
+from tracker.weights import (ENV_VAR, UntrainedWeightsWarning, find_weights,
+                             load_checkpoint, load_mat, load_weights, resolve_weights,
                              save_checkpoint, save_weights, untrained_weights)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .sources import Source, crop, pick_source, procedural_texture
+from .sources import Source, crop, pick_source
 
 # The OTB attribute vocabulary, in OTB's order.
 OTB_ATTRIBUTES = ("IV", "SV", "OCC", "DEF", "MB", "FM", "IPR", "OPR", "OV", "BC", "LR")
@@ -251,7 +251,6 @@ def _make_sprite(rng: np.random.Generator, source: Source, w: int, h: int, pad: 
 def plan_sequence(seq_seed: int, split: str, n_frames: int, size: tuple[int, int] = (320, 240),
                   attributes: list[str] | None = None) -> SequencePlan:
     """Decide a whole sequence from ``seq_seed``; ``attributes`` forces the set (else 2-4 drawn)."""
-    import cv2
 
     rng = np.random.default_rng(seq_seed)
     W, H = size

@@ -22,7 +22,7 @@ frame-1 meta step goes through it to the conv layers).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Tuple
 
 import numpy as np
 import torch
