@@ -127,7 +127,7 @@ def crest_markdown(c: dict) -> list:
           + f"); `crest` uses the same backbone and options. Backbone {c['backbone']['kind']} "
           f"({c['backbone']['out_channels']} channels, stride 4); window {o['window_factor']:g} x "
           f"the target, targets scaled to {o['min_target_px']:g}-{o['max_target_px']:g} px; scales "
-          f"{', '.join(f'{s:g}' for s in o['scales'])} by `{o['scale_mode']}`; online update every "
+          f"{', '.join(f'{s:g}' for s in o['scales'])} (one crop each); online update every "
           f"{o['update_every']} frames ({o['update_steps']} Adam steps). fps = frames / total "
           "tracker time, frame 1 included.", "",
           "| tracker | frame-1 start | frames | fps | mean IoU |", "|---|---|---:|---:|---:|"]
