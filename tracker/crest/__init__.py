@@ -1,7 +1,9 @@
-"""MetaCREST foundations: CREST's correlation filter as a convolution on VGG-16 features.
+"""MetaCREST: CREST's correlation filter as a convolution on frozen features, with a meta-learned start.
 
-``features`` (the frozen VGG-16 conv1_1..conv4_3 extractor, functional, with MatConvNet and
-torch-state-dict loaders) and ``dcf`` (the target model: 1x1 reduction + correlation-filter conv,
-the Gaussian label, masked loss, Hann window, template resizing, peak read-out). Import the
-submodules directly; this package imports nothing heavy. The online tracker is not here yet (issue 7).
+``online`` (the tracker: ``metacrest`` and its variants, and the ``crest`` baseline), ``dcf`` (the
+target model, label, masked loss, Hann window, template resizing, peak read-out), ``window`` (the
+search window's geometry and crops), ``backbone`` (stride-4 features: VGG-16 or MetaSDNet's conv
+layers), ``features`` (VGG-16 conv1_1..conv4_3 with MatConvNet / state-dict loaders) and
+``weights`` (our checkpoint format and the official one). Meta-training is in
+``tracker.metatrain.crest``. Import the submodules directly; this package imports nothing heavy.
 """
