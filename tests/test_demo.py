@@ -12,8 +12,8 @@ def test_demo_writes_results_plots_table_and_video(tmp_path, capsys):
                  "--workers", "1"]) == 0
     printed = capsys.readouterr().out
     perf = json.loads((out / "report" / "performance.json").read_text())
-    shipped = [v for v in ("metasdnet", "metasdnet-l2f", "metasdnet-dropgrad",
-                           "metasdnet-l2f-dropgrad") if find_weights(v)]
+    shipped = [f"meta{family}{variant}" for family in ("sdnet", "crest")
+               for variant in ("", "-l2f", "-dropgrad", "-l2f-dropgrad") if find_weights(f"meta{family}{variant}")]
     assert set(shipped) <= set(perf) and "mil" in perf
     for name in perf:
         assert f"| {name} |" in printed
