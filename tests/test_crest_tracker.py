@@ -511,3 +511,23 @@ def test_registered_names_build_the_right_classes() -> None:
         t = tracker.make(name, weights=w)
         assert type(t) is MetaCRESTTracker and t.name == name
     assert tracker.make("crest", weights=w, init_iters=7).opts.init_iters == 7
+
+
+def test_shipped_metacrest_follows_a_moving_textured_patch() -> None:
+    """The shipped meta-learned start (one meta-SGD step at frame 1, then online updates) follows
+    a patch on same-statistics texture, which a tracker that never learns loses at once."""
+    import tracker
+    from tracker.boxes import iou
+    from tracker.weights import find_weights
+
+    if find_weights("metacrest") is None:
+        pytest.skip("no shipped weights/metacrest.pt")
+    means, still = [], []
+    for seed in (0, 1, 2):
+        frames, gt = patch_sequence(n=40, seed=seed)
+        trk = tracker.make("metacrest")
+        trk.init(frames[0], gt[0])
+        boxes = np.array([gt[0]] + [trk.update(f) for f in frames[1:]])
+        means.append(float(iou(boxes, gt).mean()))
+        still.append(float(iou(np.repeat(gt[:1], len(gt), 0), gt).mean()))
+    assert np.mean(means) > np.mean(still) + 0.25, (means, still)
