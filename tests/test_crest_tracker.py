@@ -471,9 +471,38 @@ def test_metasdnet_weights_are_not_metacrest_weights(tmp_path: Path) -> None:
 def test_crest_follows_a_textured_patch(seed: int) -> None:
     frames, gt = patch_sequence(n=20, seed=seed)
     identity = iou(np.repeat(gt[:1], len(gt), 0), gt)
-    o = _run(_crest(), frames, gt)
+    o = _run(_crest(residual=False), frames, gt)
     assert o.mean() >= 0.7 and o.min() >= 0.5, np.round(o, 2)
     assert o.mean() > identity.mean() + 0.3, (o.mean(), identity.mean())
+    with_residual = _run(_crest(residual=True), frames, gt)
+    assert with_residual.mean() > identity.mean() + 0.3, (with_residual.mean(), identity.mean())
+
+
+def test_residual_branches_spatial_kept_temporal_updated() -> None:
+    """CREST's residuals: the spatial branch is learned at frame 1 and then kept, the temporal one
+    starts as its copy and moves with the online updates; without them the keys are absent."""
+    frames, gt = patch_sequence(n=6, seed=0)
+    plain = _crest(residual=False)
+    plain.init(frames[0], gt[0])
+    assert not any(k.startswith("res_") for k in plain.params)
+    trk = _crest(residual=True, update_every=2, update_lr=1e-2)
+    trk.init(frames[0], gt[0])
+    spatial = {k: v.detach().clone() for k, v in trk.params.items() if k.startswith("res_s.")}
+    assert len(spatial) == 4 and float(spatial["res_s.conv2.weight"].abs().sum()) > 0   # it was trained
+    for k, v in spatial.items():
+        assert torch.equal(trk.params["res_t." + k[len("res_s."):]].detach(), v)
+    for f in frames[1:5]:
+        trk.update(f)
+    assert all(torch.equal(trk.params[k].detach(), v) for k, v in spatial.items())
+    assert not torch.equal(trk.params["res_t.conv2.weight"].detach(), spatial["res_s.conv2.weight"])
+    # the response is the base filter's plus both branches'
+    feats = torch.randn(1, trk.backbone.out_channels, 9, 9)
+    base = {k: v for k, v in trk.params.items() if not k.startswith("res_")}
+    with torch.no_grad():
+        total = dcf.forward(trk.params, feats)
+        parts = dcf.forward(base, feats) + sum(dcf.residual_forward(trk.params, b, feats)
+                                              for b in dcf.RESIDUAL_BRANCHES)
+    assert torch.allclose(total, parts, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------- bad input

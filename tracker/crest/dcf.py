@@ -23,7 +23,7 @@ from tracker.errors import UserError
 __all__ = ["PARAM_NAMES", "REDUCED_CHANNELS", "LABEL_A", "LABEL_SIGMA", "MASK_THRESHOLD", "odd",
            "kernel_size", "param_shapes", "init_params", "forward", "gaussian_label", "masked_loss",
            "hann2d", "resize_template", "response_peak", "load_official_crest", "TargetModel", "sized_start",
-           "response_loss"]
+           "response_loss", "RESIDUAL_BRANCHES", "residual_params", "residual_forward"]
 
 PARAM_NAMES: Tuple[str, ...] = ("conv1.weight", "conv1.bias", "cf.weight", "cf.bias")
 REDUCED_CHANNELS = 64      # 1x1 reduction width (Meta-Tracker: 512 -> 64)
@@ -66,12 +66,40 @@ def init_params(in_channels: int, kernel_hw: Tuple[int, int], reduced: int = RED
 
 def forward(params: Mapping[str, Tensor], features: Tensor) -> Tensor:
     """``N x C x H x W`` features -> ``N x 1 x H x W`` response (1x1 reduction, then the filter
-    with "same" padding). The kernel must be odd so output cell ``i`` is centred on input ``i``."""
+    with "same" padding). The kernel must be odd so output cell ``i`` is centred on input ``i``.
+    Residual branches present in ``params`` (``res_s.*``, ``res_t.*``) add their outputs."""
     kh, kw = params["cf.weight"].shape[-2:]
     if kh % 2 == 0 or kw % 2 == 0:
         raise ValueError(f"correlation-filter kernel must be odd, got {kh} x {kw}")
     x = F.conv2d(features, params["conv1.weight"], params["conv1.bias"])
-    return F.conv2d(x, params["cf.weight"], params["cf.bias"], padding=(kh // 2, kw // 2))
+    out = F.conv2d(x, params["cf.weight"], params["cf.bias"], padding=(kh // 2, kw // 2))
+    for branch in RESIDUAL_BRANCHES:
+        if f"{branch}.conv1.weight" in params:
+            out = out + residual_forward(params, branch, features)
+    return out
+
+
+# CREST's residual branches: "res_s" (spatial) is learned at frame 1 and then kept, "res_t"
+# (temporal) starts as its copy and follows the online updates with the base filter.
+RESIDUAL_BRANCHES = ("res_s", "res_t")
+RESIDUAL_WIDTH = 32
+
+
+def residual_params(in_channels: int, branch: str, width: int = RESIDUAL_WIDTH,
+                    generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
+    """A residual branch (1x1 conv C -> width, ReLU, 3x3 conv width -> 1) whose last layer is
+    zero, so adding it leaves the response unchanged until it is trained."""
+    return {f"{branch}.conv1.weight": torch.randn(width, in_channels, 1, 1, generator=generator)
+            * (2.0 / in_channels) ** 0.5,
+            f"{branch}.conv1.bias": torch.zeros(width),
+            f"{branch}.conv2.weight": torch.zeros(1, width, 3, 3),
+            f"{branch}.conv2.bias": torch.zeros(1)}
+
+
+def residual_forward(params: Mapping[str, Tensor], branch: str, features: Tensor) -> Tensor:
+    """One residual branch's ``N x 1 x H x W`` output."""
+    x = F.relu(F.conv2d(features, params[f"{branch}.conv1.weight"], params[f"{branch}.conv1.bias"]))
+    return F.conv2d(x, params[f"{branch}.conv2.weight"], params[f"{branch}.conv2.bias"], padding=1)
 
 
 class TargetModel(nn.Module):

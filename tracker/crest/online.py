@@ -28,7 +28,7 @@ from ..errors import UserError
 from ..images import to_rgb
 from .backbone import Backbone
 from .dcf import (REDUCED_CHANNELS, TargetModel, forward, gaussian_label, hann2d, init_params,
-                  response_loss, response_peak, sized_start)
+                  residual_params, response_loss, response_peak, sized_start)
 from .weights import CRESTWeights, default_backbone, resolve_crest_weights
 from .window import WindowGeometry, crop_windows
 
@@ -55,6 +55,10 @@ class CRESTOptions:
     update_every: int = 5                 # frames between online updates
     update_steps: int = 2                 # Adam steps per update
     update_lr: float = 7e-6               # Adam lr of the online updates
+    residual: bool = True                 # CREST's spatial and temporal residual branches (they pay:
+                                          # docs/crest_residual.md, chosen on the validation split)
+    residual_iters: int = 10              # metacrest: Adam iterations of the spatial branch at frame 1
+    residual_lr: float = 1e-3             # their lr (init="train" trains it with the base instead)
     init: str = "meta"                    # meta: one meta-SGD step; train: Adam from a seeded start
     inner_steps: int = 1                  # meta-SGD steps at frame 1
     init_iters: int = 100                 # init="train": Adam iterations at frame 1
@@ -219,11 +223,23 @@ class MetaCRESTTracker(Tracker):
         else:
             gen = torch.Generator().manual_seed(o.seed)
             params = init_params(self.backbone.out_channels, g.kernel, o.reduced, generator=gen)
+        if o.residual:
+            params.update(residual_params(self.backbone.out_channels, "res_s",
+                                          generator=torch.Generator().manual_seed(o.seed + 1)))
         self.params = {k: v.requires_grad_(True) for k, v in params.items()}
         self._memory: List[Tuple[torch.Tensor, torch.Tensor]] = [(feats, label)]
         if o.init == "train":
             self._fit(o.init_iters, torch.optim.Adam(self.params.values(), lr=o.init_lr))
-        self._optimizer = torch.optim.Adam(self.params.values(), lr=o.update_lr)
+        elif o.residual:   # the meta-learned base is kept; the spatial branch fits what it misses
+            self._fit(o.residual_iters, torch.optim.Adam(
+                [v for k, v in self.params.items() if k.startswith("res_s.")], lr=o.residual_lr))
+        if o.residual:
+            # the spatial branch is kept from here on; the temporal one starts as its copy and
+            # follows the online updates together with the base filter
+            for k in [k for k in self.params if k.startswith("res_s.")]:
+                self.params[k].requires_grad_(False)
+                self.params["res_t." + k[len("res_s."):]] = self.params[k].detach().clone().requires_grad_(True)
+        self._optimizer = torch.optim.Adam([v for v in self.params.values() if v.requires_grad], lr=o.update_lr)
         self.last_peak = 1.0
 
     def update(self, image: Any) -> np.ndarray:
