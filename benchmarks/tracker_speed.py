@@ -98,8 +98,13 @@ def measure_crest(args, seqs) -> dict:
         print(f"{name:16s} {r['frames']:5d} frames {r['fps']:6.1f} fps  mean IoU {r['mean_iou']:.3f}")
     crest_trk = make["crest"]()
     out["crest_init_iters"] = int(crest_trk.opts.init_iters)
-    for label, trk in (("metacrest (1 meta-SGD step)", warm),
-                       (f"crest ({crest_trk.opts.init_iters} Adam iterations)", crest_trk)):
+    o = warm.opts
+    residual = f" + {o.residual_iters} residual-branch iterations" if o.residual else ""
+    out["metacrest_start"] = f"1 meta-SGD step{residual}"
+    out["crest_start"] = f"{crest_trk.opts.init_iters} Adam iterations" + (" with the residual branch"
+                                                                          if crest_trk.opts.residual else "")
+    for label, trk in ((f"metacrest ({out['metacrest_start']})", warm),
+                       (f"crest ({out['crest_start']})", crest_trk)):
         per_seq = []
         for s in seqs:
             img = read_bgr(s.img_files[0])
@@ -128,17 +133,19 @@ def crest_markdown(c: dict) -> list:
           f"({c['backbone']['out_channels']} channels, stride 4); window {o['window_factor']:g} x "
           f"the target, targets scaled to {o['min_target_px']:g}-{o['max_target_px']:g} px; scales "
           f"{', '.join(f'{s:g}' for s in o['scales'])} (one crop each); online update every "
-          f"{o['update_every']} frames ({o['update_steps']} Adam steps). fps = frames / total "
+          f"{o['update_every']} frames ({o['update_steps']} Adam steps); CREST's residual branches "
+          f"{'on' if o.get('residual') else 'off'}. fps = frames / total "
           "tracker time, frame 1 included.", "",
           "| tracker | frame-1 start | frames | fps | mean IoU |", "|---|---|---:|---:|---:|"]
-    starts = {"metacrest": "1 meta-SGD step", "crest": f"{c['crest_init_iters']} Adam iterations"}
+    starts = {"metacrest": c.get("metacrest_start", "1 meta-SGD step"),
+              "crest": c.get("crest_start", f"{c['crest_init_iters']} Adam iterations")}
     for name, r in c["fps"].items():
         md.append(f"| {name} | {starts[name]} | {r['frames']} | {r['fps']:.1f} | {r['mean_iou']:.3f} |")
     md += ["", "| start | frame-1 time |", "|---|---:|"]
     for label, r in c["frame1"].items():
         md.append(f"| {label} | {r['median_seconds'] * 1000:.0f} ms |")
-    md += ["", f"MetaCREST's meta-learned start needs {c['frame1_speedup']:.1f}x less time at frame 1 "
-           f"than {c['crest_init_iters']} Adam iterations of `crest`. metacrest: {fps:.1f} fps "
+    md += ["", f"MetaCREST's meta-learned start ({starts['metacrest']}) needs {c['frame1_speedup']:.1f}x "
+           f"less time at frame 1 than `crest`'s {starts['crest']}. metacrest: {fps:.1f} fps "
            f"({'meets' if c['meets_target'] else 'MISSES'} the {c['target_fps']:.0f} fps target).", ""]
     return md
 

@@ -128,7 +128,8 @@ def crest_reading(out: dict) -> list[str]:
             f"- `crest` (the same tracker and backbone started by {iters or 'its'} Adam iterations "
             f"from a random filter at frame 1) scores {c['auc']:.3f} AUC against metacrest's "
             f"{m['auc']:.3f}: the meta-learned start is {verdict}, and metacrest's frame 1 (one "
-            f"meta-SGD step) takes {m['frame1_seconds_median']:.3f} s against crest's "
+            f"meta-SGD step, then the spatial residual branch's few iterations when residuals are "
+            f"on) takes {m['frame1_seconds_median']:.3f} s against crest's "
             f"{c['frame1_seconds_median']:.3f} s "
             f"({c['frame1_seconds_median'] / m['frame1_seconds_median']:.1f}x faster).")
     if crest_v and sdnet_v:
