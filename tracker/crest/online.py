@@ -132,10 +132,9 @@ class MetaCRESTTracker(Tracker):
         w = resolve_crest_weights(name, weights, backbone, self.weights_fallback)
         if w is None:
             bb = default_backbone(name, backbone)
-            g = torch.Generator().manual_seed(0)
-            w = CRESTWeights(bb, init_params(bb.out_channels, _TEMPLATE, generator=g),
-                             {k: torch.full_like(v, 1e-6) for k, v in
-                              init_params(bb.out_channels, _TEMPLATE).items()}, trained=False)
+            start = init_params(bb.out_channels, _TEMPLATE, generator=torch.Generator().manual_seed(0))
+            w = CRESTWeights(bb, start, {k: torch.full_like(v, 1e-6) for k, v in start.items()},
+                             trained=False)
         self.weights = w
         self.backbone: Backbone = w.backbone
         trained_with = {k: (tuple(v) if k == "scales" else v) for k, v in w.options.items()

@@ -30,7 +30,7 @@ from ..crest.weights import CRESTWeights, save_crest_weights
 from ..crest.window import WindowGeometry, crop_windows
 from ..errors import UserError
 from ..images import read_bgr, to_rgb
-from .loop import TrainResult, check_common_settings, run_meta_training
+from .loop import TrainResult, check_common_settings, learned_state, run_meta_training
 from .sources import Track
 
 __all__ = ["CRESTTrainConfig", "CRESTEpisode", "CRESTEpisodeDataset", "build_crest_learner",
@@ -246,11 +246,7 @@ def _schedule(learner, config: CRESTTrainConfig, iteration: int) -> str:
 
 def crest_weights(learner, backbone: Backbone, config: CRESTTrainConfig, metadata: dict) -> CRESTWeights:
     """The learner's state as tracker weights."""
-    params = {k: v.detach().clone() for k, v in learner.model.named_parameters()}
-    rates = learner.inner_lr.rates()
-    alpha = {k: torch.as_tensor(rates[k]).detach().clone().expand_as(params[k]).clone() for k in params}
-    att = ({k: v.detach().clone() for k, v in learner.attenuator.state_dict().items()}
-           if learner.attenuator is not None else None)
+    params, alpha, att = learned_state(learner)
     return CRESTWeights(backbone, params, alpha, att, config.l2f_mode, learner.config.l2f_layers,
                         options=dict(config.tracking), metadata=metadata)
 

@@ -25,7 +25,8 @@ import torch
 from ..errors import UserError
 from .episodes import episode_loader
 
-__all__ = ["CSV_FIELDS", "TrainResult", "check_common_settings", "run_meta_training", "validation_loss"]
+__all__ = ["CSV_FIELDS", "TrainResult", "check_common_settings", "learned_state", "run_meta_training",
+           "validation_loss"]
 
 CSV_FIELDS = ["iteration", "phase", "query_loss", "support_loss", "grad_norm", "val_query_loss",
               "gamma_mean", "skipped", "seconds"]
@@ -53,6 +54,18 @@ def check_common_settings(config: Any) -> None:
         raise UserError(f"--dropgrad must be binary or gaussian, got {config.dropgrad!r}")
     if not 0.0 <= config.dropgrad_rate < 1.0:
         raise UserError(f"--dropgrad-rate must be in [0, 1), got {config.dropgrad_rate}")
+
+
+def learned_state(learner) -> Tuple[dict, dict, Optional[dict]]:
+    """What a tracker keeps of a learner: the start, element-wise rates of the start's shapes
+    (0 for tensors that never adapt, so the tracker keeps them too) and the L2F attenuator."""
+    params = {k: v.detach().clone() for k, v in learner.model.named_parameters()}
+    rates = learner.inner_lr.rates()
+    alpha = {k: (torch.as_tensor(rates[k]).detach().clone().expand_as(params[k]).clone()
+                 if k in rates else torch.zeros_like(params[k])) for k in params}
+    att = ({k: v.detach().clone() for k, v in learner.attenuator.state_dict().items()}
+           if learner.attenuator is not None else None)
+    return params, alpha, att
 
 
 def _truncate_log(path: str, iteration: int) -> None:

@@ -25,7 +25,7 @@ from ..errors import UserError
 from ..sdnet import roi_align as R
 from ..sdnet.model import MetaSDNet, ModelConfig, binary_loss, conv_forward, fc_forward
 from .episodes import EpisodeConfig, EpisodeDataset
-from .loop import TrainResult, check_common_settings, run_meta_training
+from .loop import TrainResult, check_common_settings, learned_state, run_meta_training
 from .sources import Track
 
 
@@ -182,13 +182,7 @@ def tracker_weights(learner, config: MetaTrainConfig, metadata: dict):
     """The learner's state as tracker weights (start, rates, attenuator)."""
     from ..weights import SDNetWeights
 
-    params = {k: v.detach().clone() for k, v in learner.model.named_parameters()}
-    rates = learner.inner_lr.rates()
-    # tensors that never adapt (conv with adapt='fc') get rate 0, so the tracker keeps them too
-    alpha = {k: (torch.as_tensor(rates[k]).detach().clone().expand_as(params[k]).clone()
-                 if k in rates else torch.zeros_like(params[k])) for k in params}
-    att = ({k: v.detach().clone() for k, v in learner.attenuator.state_dict().items()}
-           if learner.attenuator is not None else None)
+    params, alpha, att = learned_state(learner)   # conv with adapt='fc' gets rate 0
     return SDNetWeights(ModelConfig.from_dict(config.model), params, alpha, att, config.l2f_mode,
                         learner.config.l2f_layers, metadata)
 
