@@ -461,3 +461,14 @@ def test_cli_bad_tracker_option_is_one_line(data, tmp_path, capsys, option, need
 def test_cli_resume_without_a_checkpoint(data, tmp_path, capsys):
     assert main(_cli(data, str(tmp_path / "none.pt"), "--resume")) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_cli_refuses_the_other_familys_options(data, tmp_path, capsys):
+    """--adapt is MetaSDNet's, --backbone MetaCREST's: silently ignoring either would mislead."""
+    out = str(tmp_path / "x.pt")
+    assert main(_cli(data, out, "--adapt", "fc")) == 2
+    assert "--adapt: not an option of --tracker metacrest" in capsys.readouterr().err
+    assert main(["meta-train", "--dataset", data["train"], "--backbone", data["sdnet"], "--out", out,
+                 "--iterations", "1", "--no-progress"]) == 2
+    assert "--backbone: not an option of --tracker metasdnet" in capsys.readouterr().err
+    assert not os.path.exists(out)

@@ -92,6 +92,17 @@ def run(args: argparse.Namespace) -> int:
                   l2f_mode=args.l2f_mode, dropgrad=args.dropgrad, dropgrad_rate=args.dropgrad_rate,
                   seed=args.seed, workers=args.workers, feature_cache=args.feature_cache,
                   checkpoint_every=args.checkpoint_every, **given)
+    # an option of the other family would be silently ignored: refuse it instead
+    if args.tracker == "metacrest":
+        foreign = [flag for flag, used in (("--adapt", args.adapt != "all"), ("--model", args.model != "small"),
+                                           ("--pretrain-iterations", args.pretrain_iterations != 0)) if used]
+    else:
+        foreign = [flag for flag, used in (("--backbone", args.backbone is not None),
+                                           ("--tracker-option", bool(args.tracker_option)),
+                                           ("--max-target-px", args.max_target_px != 100.0),
+                                           ("--min-target-px", args.min_target_px != 0.0)) if used]
+    if foreign:
+        raise UserError(f"{', '.join(foreign)}: not an option of --tracker {args.tracker}")
     tracks = load_tracks(args.dataset, args.format)
     val = load_tracks(args.val_dataset, "otb") if args.val_dataset else None
     metadata = {"data": {"dataset": os.path.abspath(args.dataset), "format": args.format,
