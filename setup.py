@@ -11,7 +11,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=find_packages(include=["tracker", "tracker.*", "meta_learning", "meta_learning.*",
+    packages=find_packages(include=["foundation", "tracker", "tracker.*", "meta_learning", "meta_learning.*",
                                     "otb_eval", "otb_eval.*"]) + ["tracker._weights"],
     # the top-level weights/ folder installs as tracker/_weights (tracker.weights looks there)
     package_dir={"tracker._weights": "weights"},

@@ -42,7 +42,7 @@ def run_sequence(make, seq, frames=None):
 
     from otb_eval.experiment import track_sequence
     from otb_eval.datasets import Sequence
-    from tracker.boxes import iou
+    from foundation.boxes import iou
 
     if frames is not None:
         seq = Sequence(seq.name, seq.img_files[:frames], seq.anno[:frames], seq.attributes,
@@ -68,7 +68,7 @@ def measure_crest(args, seqs) -> dict:
     """MetaCREST's measurements: fps of ``metacrest`` and ``crest`` (every frame, frame 1
     included) and their frame-1 time (one meta-SGD step vs ``init_iters`` Adam iterations)."""
     import tracker
-    from tracker.images import read_bgr
+    from foundation.images import read_bgr
     from tracker.weights import find_weights
 
     # crest borrows the backbone and trained-with options of the metacrest file; without one,
@@ -174,7 +174,7 @@ def main() -> None:
     import tracker
     from otb_eval.datasets import OTBDataset
     from otb_eval.synthetic import generate
-    from tracker.images import read_bgr
+    from foundation.images import read_bgr
 
     with tempfile.TemporaryDirectory() as tmp:
         generate(tmp, args.sequences, seed=args.seed, split="test",

@@ -49,7 +49,7 @@ def family(tensors) -> str:
 def gamma_per_layer(name: str, dataset) -> dict[str, list[float]] | None:
     """gamma of each adapted tensor on each sequence's first frame, or None without L2F."""
     from tracker.api import make
-    from tracker.images import read_bgr
+    from foundation.images import read_bgr
 
     trk = make(name)
     out: dict[str, list[float]] = {}
@@ -340,7 +340,8 @@ def main() -> None:
     from otb_eval.report import evaluate
     from otb_eval.results import time_path
     from tracker.baselines import available_baselines
-    from tracker.weights import find_weights, load_checkpoint
+    from foundation.checkpoint import load_checkpoint
+    from tracker.weights import find_weights
 
     data = synthetic_split("test", args.sequences, args.seed)
     dataset = OTBDataset(data)

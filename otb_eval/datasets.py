@@ -20,9 +20,9 @@ from typing import Iterator, Sequence as SequenceType
 
 import numpy as np
 
-from tracker.errors import UserError
+from foundation.errors import UserError
+from foundation.images import frame_number, list_frames
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 VERSIONS = ("auto", "otb2013", "otb2015", "tb50", "tb100")
 TIGER1_POLICIES = ("got10k", "otb")
 
@@ -145,21 +145,6 @@ def parse_boxes(path: str) -> np.ndarray:
     raise UserError(f"{path}: cannot parse rows")  # pragma: no cover - unreachable
 
 
-def _frame_number(path: str) -> int | None:
-    digits = re.findall(r"\d+", os.path.splitext(os.path.basename(path))[0])
-    return int(digits[-1]) if digits else None
-
-
-def list_frames(img_dir: str) -> list[str]:
-    """Image files of a sequence, ordered by frame number (so 5-digit names and .png work)."""
-    try:
-        names = os.listdir(img_dir)
-    except OSError:
-        return []
-    files = [os.path.join(img_dir, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS)]
-    return sorted(files, key=lambda p: (_frame_number(p) is None, _frame_number(p) or 0, p))
-
-
 @dataclass(frozen=True, eq=False)
 class Sequence:
     """One annotated target: its frames, its boxes (N x 4, x y w h) and its attributes."""
@@ -197,7 +182,7 @@ def _select_frames(name: str, files: list[str], rows: int, tiger1: str,
                    anno_path: str) -> tuple[list[str], slice]:
     """Frames that the annotation rows describe, and the slice of rows to keep."""
     key = name.split(".")[0].lower()
-    numbers = [_frame_number(f) for f in files]
+    numbers = [frame_number(f) for f in files]
     row_slice = slice(0, rows)
     if key in FRAME_RANGES and len(files) != rows:
         first, last = FRAME_RANGES[key]
@@ -243,7 +228,7 @@ def load_sequence_folder(folder: str, tiger1: str = "got10k",
         known = canonical_name(name, _otb100_alias_index() if attribute_table is None else list(table))
         attrs = tuple(table[known]) if known else tuple(extra)
         sequences.append(Sequence(name, tuple(files), anno, attrs, folder,
-                                  tuple(_frame_number(f) or 0 for f in files)))
+                                  tuple(frame_number(f) or 0 for f in files)))
     return sequences
 
 

@@ -22,8 +22,8 @@ from typing import Any, Callable, Iterable, Sequence as SequenceType
 
 import numpy as np
 
-from tracker import boxes as B
-from tracker.errors import UserError
+from foundation import boxes as B
+from foundation.errors import UserError
 
 from .datasets import OTBDataset, Sequence
 from .results import is_done, remove_stale_temporaries, write_result
@@ -127,7 +127,7 @@ def sre_box(box: np.ndarray, perturbation: str, image_size: tuple[int, int] | No
 
 
 def sre_runs(dataset: Iterable[Sequence]) -> list[Run]:
-    from tracker.images import read_bgr
+    from foundation.images import read_bgr
 
     runs = []
     for seq in dataset:
@@ -154,7 +154,7 @@ def track_sequence(tracker: Any, seq: Sequence, init_box: np.ndarray | None = No
 
     Frames are read as BGR arrays (faster than PIL); our trackers accept both.
     """
-    from tracker.images import read_bgr
+    from foundation.images import read_bgr
 
     files = seq.img_files[start:]
     box = np.asarray(seq.anno[start] if init_box is None else init_box, dtype=float)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tracker import boxes as B
+from foundation import boxes as B
 
 POLICIES = ("got10k", "pytracking", "matlab")
 IOU_THRESHOLDS = np.linspace(0, 1, 21)

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from tracker.fileio import atomic_path
+from foundation.fileio import atomic_path
 
 from .datasets import attribute_names
 from .metrics import CENTER_THRESHOLDS, IOU_THRESHOLDS

@@ -15,7 +15,7 @@ from typing import Sequence as SequenceType
 
 import numpy as np
 
-from tracker.errors import UserError
+from foundation.errors import UserError
 
 from .datasets import OTBDataset, attribute_names
 from .experiment import results_folder, run_plan

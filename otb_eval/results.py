@@ -17,8 +17,8 @@ from typing import Sequence as SequenceType
 
 import numpy as np
 
-from tracker.errors import UserError
-from tracker.fileio import atomic_write_text
+from foundation.errors import UserError
+from foundation.fileio import atomic_write_text
 
 from .datasets import Sequence, alias_index, canonical_name, parse_boxes
 

@@ -10,7 +10,7 @@ import pytest
 
 import tracker
 from tracker import baselines
-from tracker.errors import UserError
+from foundation.errors import UserError
 
 NAMES = ["kcf", "csrt", "mil", "mosse", "medianflow", "tld"]
 
@@ -45,7 +45,7 @@ def test_mil_tracks_a_synthetic_sequence(tmp_path):
 
 def test_mil_follows_an_easy_target():
     from otb_eval import synthetic
-    from tracker.boxes import iou
+    from foundation.boxes import iou
 
     plan = synthetic.plan(1, "val", 1, frames=(10, 10), attributes=["IV", "MB"])
     frames, gt, _, _ = synthetic.render(plan)

@@ -11,7 +11,7 @@ import torch
 
 from tracker.crest import dcf
 from tracker.crest import features as feat
-from tracker.errors import UserError
+from foundation.errors import UserError
 
 
 def _identity_model(channels: int, template: torch.Tensor) -> dict:

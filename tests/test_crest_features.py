@@ -11,7 +11,7 @@ import torch
 
 from tracker.crest import features as feat
 from tracker.crest.features import FeatureConfig
-from tracker.errors import UserError
+from foundation.errors import UserError
 
 TINY = FeatureConfig(channels=(2, 3, 4, 5))
 

@@ -14,7 +14,7 @@ import torch
 import tracker
 from meta_learning import MetaConfig, MetaLearner
 from meta_learning.l2f import Attenuator, task_embedding
-from tracker.boxes import iou
+from foundation.boxes import iou
 from tracker.crest import dcf
 from tracker.crest.backbone import Backbone
 from tracker.crest.features import FeatureConfig
@@ -22,8 +22,8 @@ from tracker.crest.features import init_params as vgg_init_params
 from tracker.crest.online import CRESTTracker, MetaCRESTTracker
 from tracker.crest.weights import CRESTWeights, load_crest_weights, save_crest_weights
 from tracker.crest.window import WindowGeometry, crop_windows
-from tracker.errors import UserError
-from tracker.images import to_rgb
+from foundation.errors import UserError
+from foundation.images import to_rgb
 from tracker.sdnet.model import MEAN_PIXEL, ModelConfig, conv_forward
 from tracker.sdnet.model import init_params as sdnet_init_params
 from tracker.sdnet.testing import patch_sequence
@@ -546,7 +546,7 @@ def test_shipped_metacrest_follows_a_moving_textured_patch() -> None:
     """The shipped meta-learned start (one meta-SGD step at frame 1, then online updates) follows
     a patch on same-statistics texture, which a tracker that never learns loses at once."""
     import tracker
-    from tracker.boxes import iou
+    from foundation.boxes import iou
     from tracker.weights import find_weights
 
     if find_weights("metacrest") is None:

@@ -6,7 +6,7 @@ import pytest
 from otb_eval.datasets import (OTBDataset, canonical_name, official_folders, otb100_attributes,
                                parse_boxes)
 from otb_eval.testing import make_quirky_otb2015_tree, make_sequence
-from tracker.errors import UserError
+from foundation.errors import UserError
 
 
 @pytest.fixture(scope="module")

@@ -101,7 +101,7 @@ def test_workers_give_the_same_boxes(small_tree, tmp_path):
 
 def test_unreadable_image_keeps_finished_sequences(small_tree, tmp_path):
     (tmp_path / "data" / "Seq2" / "img" / "0005.jpg").write_bytes(b"not a jpeg")
-    from tracker.errors import UserError
+    from foundation.errors import UserError
 
     results = str(tmp_path / "r")
     with pytest.raises(UserError, match=r"cannot read image .*Seq2.*0005\.jpg"):

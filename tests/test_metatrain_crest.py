@@ -20,8 +20,8 @@ from tracker.crest.dcf import init_params
 from tracker.crest.online import CRESTOptions, MetaCRESTTracker
 from tracker.crest.weights import load_crest_weights
 from tracker.crest.window import WindowGeometry
-from tracker.errors import UserError
-from tracker.images import read_bgr
+from foundation.errors import UserError
+from foundation.images import read_bgr
 from tracker.metatrain.crest import (
     GEOMETRY_FIELDS,
     CRESTEpisodeDataset,

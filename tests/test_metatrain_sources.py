@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from otb_eval.testing import make_sequence, write_frames
-from tracker.errors import UserError
+from foundation.errors import UserError
 from tracker.metatrain.sources import BoxFilter, load_tracks, vid_tracks
 
 VID_XML = """<annotation>

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from otb_eval import metrics as M
-from tracker import boxes as B
+from foundation import boxes as B
 
 
 def test_iou_and_center_error_by_hand():

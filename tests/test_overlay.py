@@ -7,7 +7,7 @@ import pytest
 
 from otb_eval.results import write_result
 from tracker.cli import main
-from tracker.errors import UserError
+from foundation.errors import UserError
 from tracker.overlay import (NAMED_COLORS, colors_for, contact_sheet, draw_box, draw_frame,
                              parse_colors, write_frames)
 from tracker.sdnet.testing import patch_sequence, write_otb_sequence

@@ -241,7 +241,7 @@ def test_fc_only_weights_take_the_same_step_without_a_conv_backward(scene):
 
 def test_fc_only_attenuator_is_recognised(scene):
     from meta_learning import Attenuator
-    from tracker.errors import UserError
+    from foundation.errors import UserError
     from tracker.sdnet.online import MetaSDNetTracker
     from tracker.weights import untrained_weights
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tracker.boxes import iou, xywh_to_cxcywh
+from foundation.boxes import iou, xywh_to_cxcywh
 from tracker.sdnet.sampling import (MIN_SIZE, Sampler, episode_samples, gaussian, sample_iou, uniform,
                                     whole)
 

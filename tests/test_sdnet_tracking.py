@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import tracker
-from tracker.boxes import iou
-from tracker.errors import UserError
+from foundation.boxes import iou
+from foundation.errors import UserError
 from tracker.sdnet.model import ModelConfig
 from tracker.sdnet.testing import patch_sequence, write_otb_sequence
 from tracker.weights import UntrainedWeightsWarning, untrained_weights

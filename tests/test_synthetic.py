@@ -10,7 +10,7 @@ import pytest
 from otb_eval import synthetic
 from otb_eval.synthetic import scene, sources
 from tracker.cli import main
-from tracker.errors import UserError
+from foundation.errors import UserError
 
 SIZE = (192, 144)
 FRAMES = (40, 50)
@@ -24,7 +24,7 @@ def _read(folder):
 
 
 def _centres(boxes):
-    # written independently of tracker.boxes on purpose: OTB's centre x + (w - 1) / 2
+    # written independently of foundation.boxes on purpose: OTB's centre x + (w - 1) / 2
     return boxes[:, :2] + (boxes[:, 2:] - 1) / 2
 
 

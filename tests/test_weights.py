@@ -6,11 +6,11 @@ import pytest
 import scipy.io
 import torch
 
-from tracker.errors import UserError
+from foundation.errors import UserError
 from tracker.sdnet.model import ModelConfig, param_shapes
-from tracker.weights import (ENV_VAR, UntrainedWeightsWarning, find_weights,
-                             load_checkpoint, load_mat, load_weights, resolve_weights,
-                             save_checkpoint, save_weights, untrained_weights)
+from foundation.checkpoint import load_checkpoint, save_checkpoint
+from tracker.weights import (ENV_VAR, UntrainedWeightsWarning, find_weights, load_mat, load_weights,
+                             resolve_weights, save_weights, untrained_weights)
 
 
 def _vgg_m_mat(path, conv2_out=256, rng=np.random.default_rng(0)):

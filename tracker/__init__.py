@@ -3,6 +3,6 @@
 ``tracker.make(name, **options)`` builds a registered tracker; ``tracker.names()`` lists them.
 """
 from .api import IdentityTracker, Tracker, make, names, register
-from .errors import UserError
+from foundation.errors import UserError
 
 __all__ = ["IdentityTracker", "Tracker", "UserError", "make", "names", "register"]

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import UserError
+from foundation.errors import UserError
 
 
 class Tracker:
@@ -32,7 +32,7 @@ class Tracker:
 
     def track(self, img_files: Sequence[str], box: Sequence[float], visualize: bool = False):
         """got10k's ``Tracker.track``: run over files, return ``(boxes N x 4, seconds N)``."""
-        from .images import read_bgr
+        from foundation.images import read_bgr
 
         boxes = np.zeros((len(img_files), 4))
         boxes[0] = box

@@ -5,7 +5,7 @@
 import cv2. Whatever the installed OpenCV provides is used: ``cv2.Tracker<X>_create``,
 ``cv2.Tracker<X>.create`` or ``cv2.legacy.Tracker<X>_create``. Plain ``opencv-python`` has only MIL;
 the others come with ``opencv-contrib-python``, and asking for one that is missing is a
-:class:`~tracker.errors.UserError` that says so.
+:class:`~foundation.errors.UserError` that says so.
 
 The wrapper converts every image to 8-bit BGR, gives OpenCV an integer box inside the image,
 keeps the last box when OpenCV reports a failure, and returns float ``(x, y, w, h)``. Two guards
@@ -21,9 +21,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from .api import Tracker
-from .boxes import clip_to_image
-from .errors import UserError
-from .images import to_bgr
+from foundation.boxes import clip_to_image
+from foundation.errors import UserError
+from foundation.images import to_bgr
 
 # name -> (OpenCV class name, deterministic?, description)
 BASELINES = {

@@ -11,7 +11,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import UserError
+from foundation.errors import UserError
 
 __all__ = ["NAMED_COLORS", "PALETTE", "parse_color", "parse_colors", "colors_for", "draw_box",
            "draw_frame", "VideoSink", "write_frames", "contact_sheet", "GT_COLOR"]

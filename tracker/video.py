@@ -1,7 +1,7 @@
 """Frames from a video file, a folder of images, or an OTB sequence folder.
 
 :func:`open_frames` decides what ``path`` is and returns a :class:`FrameSource`: iterate it for
-8-bit BGR frames (grey, RGBA and 16-bit images are converted by :func:`tracker.images.read_bgr`).
+8-bit BGR frames (grey, RGBA and 16-bit images are converted by :func:`foundation.images.read_bgr`).
 
 - an OTB sequence folder (``img/`` + ``groundtruth_rect*.txt``): its frames and ground truth
   (``gt``; the first box is the default initial box); a two-target folder uses target 1;
@@ -10,7 +10,7 @@
 - anything else is opened as a video with ``cv2.VideoCapture``.
 
 Every failure (missing path, empty folder, a video OpenCV cannot decode) is a one-line
-:class:`~tracker.errors.UserError`.
+:class:`~foundation.errors.UserError`.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Iterator, List, Optional
 
 import numpy as np
 
-from .errors import UserError
+from foundation.errors import UserError
 
 __all__ = ["FrameSource", "open_frames", "VIDEO_EXTENSIONS"]
 
@@ -43,7 +43,7 @@ class FrameSource:
         return self.count
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        from .images import read_bgr, to_bgr
+        from foundation.images import read_bgr, to_bgr
 
         if self.kind != "video":
             for f in self.files:
@@ -71,7 +71,7 @@ def _stem(path: str) -> str:
 
 def open_frames(path: str) -> FrameSource:
     """A :class:`FrameSource` for a video file, a folder of frames or an OTB sequence folder."""
-    from otb_eval.datasets import list_frames
+    from foundation.images import list_frames
 
     path = os.fspath(path)
     if not os.path.exists(path):

@@ -22,23 +22,19 @@ file named by the environment variable ``METATRACK_WEIGHTS``, the installed pack
 from __future__ import annotations
 
 import os
-import sys
-import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from .errors import UserError
-from .fileio import atomic_path
+from foundation.errors import UserError
+from foundation.checkpoint import FORMAT, load_checkpoint, save_checkpoint, torch_load
 
-__all__ = ["FORMAT", "SDNetWeights", "save_checkpoint", "load_checkpoint", "save_weights",
+__all__ = ["SDNetWeights", "save_weights",
            "load_weights", "load_mat", "load_official", "untrained_weights", "find_weights",
            "weights_dirs", "resolve_weights", "UntrainedWeightsWarning", "ENV_VAR"]
 
-FORMAT = "metatrack-checkpoint"
-VERSION = 1
 ENV_VAR = "METATRACK_WEIGHTS"
 UNTRAINED_HINT = (f"put a trained checkpoint in weights/<name>.pt (see weights/README.md), point "
                   f"{ENV_VAR} at one, or pass weights=FILE (--weights FILE): our own .pt, an official "
@@ -62,50 +58,6 @@ class SDNetWeights:
     metadata: Dict[str, Any] = field(default_factory=dict)
     trained: bool = True
     source: str = ""
-
-
-# ---------------------------------------------------------------- generic checkpoint files
-def command_line() -> str:
-    """The command that is running, as a user would retype it (``metatrack ...``)."""
-    import shlex
-
-    prog = os.path.basename(sys.argv[0]) if sys.argv else ""
-    return " ".join([prog or "python"] + [shlex.quote(a) for a in sys.argv[1:]])
-
-
-
-def save_checkpoint(path: str, state: Mapping[str, Any], metadata: Optional[Mapping[str, Any]] = None,
-                    ) -> str:
-    """Write ``state`` and ``metadata`` atomically (a temporary file renamed over ``path``)."""
-    import torch
-
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": command_line()}
-    meta.update(dict(metadata or {}))
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "version": VERSION, "state": dict(state), "metadata": meta}, tmp)
-    return path
-
-
-def _torch_load(path: str) -> Any:
-    import torch
-
-    if not os.path.isfile(path):
-        raise UserError(f"weights file {path} does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling problem is a bad file for the user
-        raise UserError(f"cannot read weights file {path}: {str(err).splitlines()[0][:200]}") from None
-
-
-def load_checkpoint(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """``(state, metadata)`` of a file written by :func:`save_checkpoint`."""
-    obj = _torch_load(path)
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise UserError(f"{path} is not a metatrack checkpoint (no format={FORMAT!r} key)")
-    if int(obj.get("version", 0)) > VERSION:
-        raise UserError(f"{path} has checkpoint version {obj.get('version')}; this metatrack reads "
-                        f"up to {VERSION}: upgrade metatrack")
-    return dict(obj["state"]), dict(obj.get("metadata") or {})
 
 
 # ---------------------------------------------------------------- tracker weights
@@ -180,7 +132,7 @@ def load_official(path_or_obj: Any, source: str = "checkpoint") -> SDNetWeights:
     """An official Meta-Tracker checkpoint (``meta_init`` + ``meta_alpha``) -> our names (VGG-M)."""
     from .sdnet.model import ModelConfig
 
-    obj = _torch_load(path_or_obj) if isinstance(path_or_obj, (str, os.PathLike)) else path_or_obj
+    obj = torch_load(path_or_obj) if isinstance(path_or_obj, (str, os.PathLike)) else path_or_obj
     source = str(path_or_obj) if isinstance(path_or_obj, (str, os.PathLike)) else source
     if not isinstance(obj, dict) or "meta_init" not in obj:
         raise UserError(f"{source}: not a Meta-Tracker checkpoint (no 'meta_init' dict)")
@@ -276,7 +228,7 @@ def load_weights(path: str, seed: int = 0) -> SDNetWeights:
                          "note": "conv1-3 from the .mat; fc4-6 seeded untrained, rates 1e-4"}
         base.trained, base.source = True, str(path)
         return base
-    obj = _torch_load(path)
+    obj = torch_load(path)
     if isinstance(obj, dict) and "meta_init" in obj:
         return load_official(obj, str(path))
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +22,8 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
+
+from foundation.fileio import atomic_path, atomic_write_text
 
 from ..functional import detach_params, functional_loss
 from ..learner import MetaConfig, MetaLearner
@@ -133,15 +134,8 @@ def _iteration_seed(seed: int, it: int) -> int:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(str(path)) as tmp:
+        torch.save(obj, tmp)
 
 
 def train(cfg: RegressionConfig, out_dir: Optional[Path] = None, resume: bool = True,
@@ -264,10 +258,9 @@ def plot_fits(learner: MetaLearner, loss_fn: Any, cfg: RegressionConfig, path: P
             ax.legend(fontsize=7, loc="lower left")
     fig.suptitle(_method_name(cfg) + f", {cfg.shots}-shot, {cfg.iterations} iterations")
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=80)
+    with atomic_path(str(path)) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def _method_name(cfg: RegressionConfig) -> str:
@@ -313,7 +306,7 @@ def run(cfg: RegressionConfig, out_dir: Path, resume: bool = True, progress: boo
         results["gamma"] = gamma
     if learner.config.learn_lr:
         results["inner_lr_mean"] = {n: float(r.mean()) for n, r in learner.inner_lr.rates().items()}
-    _atomic_write_text(json.dumps(results, indent=1) + "\n", out_dir / "results.json")
+    atomic_write_text(str(out_dir / "results.json"), json.dumps(results, indent=1) + "\n")
     if plot:
         plot_fits(learner, loss_fn, cfg, out_dir / "fits.png")
     return results

@@ -64,7 +64,7 @@ BOX_CONVENTION = ("x,y = 0-based column,row of the top-left pixel of the target'
 
 def _check_split(split: str) -> None:
     if split not in _SPLIT_CODE:
-        from tracker.errors import UserError
+        from foundation.errors import UserError
 
         raise UserError(f"unknown split {split!r}: choose one of train, val, test")
 
@@ -100,7 +100,7 @@ def plan(seed: int, split: str, index: int, frames: tuple[int, int] = DEFAULT_FR
 
 def measure(p: SequencePlan, boxes: np.ndarray, frames: list) -> dict:
     """Per-sequence measurements behind the attribute labels (all JSON-friendly)."""
-    from tracker.boxes import centers
+    from foundation.boxes import centers
 
     W, H = p.size
     c = centers(boxes)
@@ -256,7 +256,7 @@ def _json_default(obj):
 
 
 def _validate(n_sequences, seed, split, frames, size):
-    from tracker.errors import UserError
+    from foundation.errors import UserError
 
     _check_split(split)
     if int(n_sequences) < 0 or int(n_sequences) >= 1_000_000:
@@ -279,7 +279,7 @@ def generate(out_dir: str, n_sequences: int, seed: int = 0, split: str = "test",
     Sequences already there with the same settings are skipped (resume); a non-empty folder
     holding anything else is refused unless ``overwrite``.
     """
-    from tracker.errors import UserError
+    from foundation.errors import UserError
 
     _validate(n_sequences, seed, split, frames, size)
     out_dir = os.fspath(out_dir)

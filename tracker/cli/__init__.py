@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from ..errors import UserError
+from foundation.errors import UserError
 
 # Order is the order shown by --help.
 SUBCOMMANDS = ["synth", "eval", "report", "pretrain", "meta-train", "track", "overlay", "demo"]

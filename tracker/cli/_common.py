@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import UserError
+from foundation.errors import UserError
 
 
 def parse_names(text: str) -> list[str]:

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     from . import main as cli_main
     from ..baselines import available_baselines
-    from ..errors import UserError
+    from foundation.errors import UserError
     from ..weights import find_weights
 
     try:

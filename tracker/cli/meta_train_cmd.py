@@ -80,7 +80,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from ..errors import UserError
+    from foundation.errors import UserError
     from ..metatrain.sources import load_tracks
     from ._common import parse_key_values
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..errors import UserError
+from foundation.errors import UserError
 from ._common import parse_names
 
 
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from otb_eval.datasets import OTBDataset
     from otb_eval.results import find_tracker_results
 
-    from ..images import read_bgr
+    from foundation.images import read_bgr
     from ..overlay import VideoSink, colors_for, contact_sheet, draw_frame, parse_colors
 
     ext = os.path.splitext(args.out)[1].lower()

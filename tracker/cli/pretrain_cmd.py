@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from ..errors import UserError
+    from foundation.errors import UserError
     from ..metatrain.pretrain import PretrainConfig, pretrain
     from ..metatrain.sources import load_tracks
     from ..sdnet.model import ModelConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from ..errors import UserError
+from foundation.errors import UserError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..errors import UserError
+from foundation.errors import UserError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -156,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
             _close_windows()
     if not boxes:
         raise UserError(f"{args.input}: no frames could be read")
-    from otb_eval.results import atomic_write_text, format_boxes
+    from foundation.fileio import atomic_write_text
+    from otb_eval.results import format_boxes
 
     atomic_write_text(os.path.join(args.out, f"{name}_time.txt"), "".join(f"{t:.8f}\n" for t in times))
     atomic_write_text(os.path.join(args.out, f"{name}.txt"), format_boxes(np.array(boxes)))

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tracker.errors import UserError
+from foundation.errors import UserError
 
 __all__ = ["KINDS", "STRIDE", "DEFAULT_SDNET_LAYER", "Backbone"]
 
@@ -150,7 +150,7 @@ class Backbone:
         elif str(path_or_obj).lower().endswith(".mat"):
             params = load_vgg16_mat(path_or_obj)
         else:
-            from ..weights import _torch_load
+            from foundation.checkpoint import torch_load
 
-            params = load_vgg16_state_dict(_torch_load(str(path_or_obj)))
+            params = load_vgg16_state_dict(torch_load(str(path_or_obj)))
         return cls("vgg16", params, {"channels": list(FeatureConfig().channels)})

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tracker.errors import UserError
+from foundation.errors import UserError
 
 __all__ = ["PARAM_NAMES", "REDUCED_CHANNELS", "LABEL_A", "LABEL_SIGMA", "MASK_THRESHOLD", "odd",
            "kernel_size", "param_shapes", "init_params", "forward", "gaussian_label", "masked_loss",

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tracker.errors import UserError
+from foundation.errors import UserError
 
 __all__ = ["FeatureConfig", "LAYER_NAMES", "TORCHVISION_INDEX", "MEAN_RGB", "STRIDE", "param_shapes",
            "init_params", "preprocess", "extract", "load_vgg16_mat", "load_vgg16_state_dict"]

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from ..api import Tracker
-from ..boxes import MIN_BOX, check_init_box, clip_to_image
-from ..errors import UserError
-from ..images import to_rgb
+from foundation.boxes import MIN_BOX, check_init_box, clip_to_image
+from foundation.errors import UserError
+from foundation.images import to_rgb
 from .backbone import Backbone
 from .dcf import (REDUCED_CHANNELS, TargetModel, forward, gaussian_label, hann2d, init_params,
                   residual_params, response_loss, response_peak, sized_start)

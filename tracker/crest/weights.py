@@ -1,5 +1,5 @@
 """MetaCREST weights: backbone, target-model start, rates, L2F attenuator and the geometry they
-were trained with, in one of our checkpoint files (:func:`tracker.weights.save_checkpoint`).
+were trained with, in one of our checkpoint files (:func:`foundation.checkpoint.save_checkpoint`).
 
 State layout (``family = "metacrest"``)::
 
@@ -22,9 +22,9 @@ from typing import Any, Dict, Optional
 import torch
 from torch import Tensor
 
-from ..errors import UserError
-from ..weights import (UNTRAINED_HINT, UntrainedWeightsWarning, _torch_load, find_weights,
-                       load_checkpoint, resolve_weights, save_checkpoint)
+from foundation.errors import UserError
+from foundation.checkpoint import load_checkpoint, save_checkpoint, torch_load
+from ..weights import UNTRAINED_HINT, UntrainedWeightsWarning, find_weights, resolve_weights
 from .backbone import Backbone
 from .dcf import PARAM_NAMES, load_official_crest, param_shapes
 
@@ -83,7 +83,7 @@ def load_crest_weights(path: str, backbone: Any = None) -> CRESTWeights:
     """Our MetaCREST ``.pt``, or an official MetaCREST checkpoint with ``backbone`` = VGG-16
     (``imagenet-vgg-verydeep-16.mat``, a state-dict file, or a :class:`Backbone`)."""
     path = os.fspath(path)
-    obj = _torch_load(path)
+    obj = torch_load(path)
     if isinstance(obj, dict) and "meta_init" in obj:
         if backbone is None:
             raise UserError(f"{path} is an official MetaCREST checkpoint (target model only): also "

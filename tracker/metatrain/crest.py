@@ -28,8 +28,8 @@ from ..crest.dcf import REDUCED_CHANNELS, TargetModel, hann2d, init_params, resp
 from ..crest.online import CRESTOptions
 from ..crest.weights import CRESTWeights, save_crest_weights
 from ..crest.window import WindowGeometry, crop_windows
-from ..errors import UserError
-from ..images import read_bgr, to_rgb
+from foundation.errors import UserError
+from foundation.images import read_bgr, to_rgb
 from .loop import TrainResult, check_common_settings, learned_state, run_meta_training
 from .sources import Track
 
@@ -156,7 +156,7 @@ class CRESTEpisodeDataset(torch.utils.data.Dataset):
         """Features (no Hann) of the window centred on ``box`` in ``frame``, cached on disk."""
         import hashlib
 
-        from ..fileio import atomic_path
+        from foundation.fileio import atomic_path
 
         path = os.path.join(self.cache, hashlib.sha1(
             f"{os.path.abspath(frame)}|{','.join(f'{v:.4f}' for v in box)}".encode()).hexdigest() + ".pt")

@@ -20,7 +20,7 @@ from typing import Sequence as SequenceType
 import numpy as np
 import torch
 
-from ..images import read_bgr, to_rgb
+from foundation.images import read_bgr, to_rgb
 from ..sdnet import roi_align as R
 from ..sdnet.model import ModelConfig
 from ..sdnet.sampling import episode_samples
@@ -86,7 +86,7 @@ def frame_region(gt: np.ndarray, image_size: tuple[int, int], model: ModelConfig
                  max_side: int) -> "R.Region":
     """The region covering the crops of the farthest, largest boxes the episode samplers draw
     around ``gt`` (uniform: shift up to 1 x mean size, scale 1.2, aspect 1.1)."""
-    from ..boxes import cxcywh_to_xywh, xywh_to_cxcywh
+    from foundation.boxes import cxcywh_to_xywh, xywh_to_cxcywh
 
     c = xywh_to_cxcywh(np.asarray(gt, dtype=float))
     s = c[2:].mean()
@@ -99,7 +99,7 @@ def frame_region(gt: np.ndarray, image_size: tuple[int, int], model: ModelConfig
 def _image_size(path: str) -> tuple[int, int]:
     from PIL import Image
 
-    from ..errors import UserError
+    from foundation.errors import UserError
 
     try:
         with Image.open(path) as im:   # reads the header only
@@ -110,7 +110,7 @@ def _image_size(path: str) -> tuple[int, int]:
 
 def _frame_set(frame: str, image_size: tuple[int, int], gt: np.ndarray, pos: np.ndarray,
                neg: np.ndarray, shuffled: bool, config: ModelConfig, max_side: int) -> FrameSet:
-    from ..boxes import iou
+    from foundation.boxes import iou
 
     boxes = np.concatenate([pos, neg], 0)
     region = frame_region(gt, image_size, config, max_side)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional, Tuple
 import numpy as np
 import torch
 
-from ..errors import UserError
+from foundation.errors import UserError
 from .episodes import episode_loader
 
 __all__ = ["CSV_FIELDS", "TrainResult", "check_common_settings", "learned_state", "run_meta_training",
@@ -110,7 +110,7 @@ def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
     """
     from tqdm.auto import tqdm
 
-    from ..weights import load_checkpoint, save_checkpoint
+    from foundation.checkpoint import load_checkpoint, save_checkpoint
 
     ckpt_path, log_path = out + ".ckpt", out + ".csv"
     it = 0

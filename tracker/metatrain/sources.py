@@ -15,8 +15,8 @@ from typing import Iterable, Sequence as SequenceType
 
 import numpy as np
 
-from ..boxes import valid
-from ..errors import UserError
+from foundation.boxes import valid
+from foundation.errors import UserError
 
 FORMATS = ("otb", "vid", "got10k")
 
@@ -68,7 +68,8 @@ def otb_tracks(root: str, min_frames: int = 2) -> list[Track]:
 def got10k_tracks(root: str, split: str = "train", min_frames: int = 2) -> list[Track]:
     """GOT-10k: ``<root>/<split>/<seq>/00000001.jpg ...`` with ``groundtruth.txt`` (x,y,w,h) and an
     optional ``absence.label`` (1 = target absent); absent or invalid frames are left out."""
-    from otb_eval.datasets import list_frames, parse_boxes
+    from foundation.images import list_frames
+    from otb_eval.datasets import parse_boxes
 
     base = os.path.join(root, split) if os.path.isdir(os.path.join(root, split)) else root
     _require_dir(base, "GOT-10k split folder")
@@ -154,7 +155,7 @@ def vid_tracks(root: str, split: str = "train", box_filter: BoxFilter = BoxFilte
             if len(frames) >= min_frames:
                 tracks.append(Track(f"{rel.replace(os.sep, '/')}#{tid}", tuple(frames), np.asarray(boxes, float)))
     if cache:
-        from ..fileio import atomic_write_text
+        from foundation.fileio import atomic_write_text
 
         atomic_write_text(cache, json.dumps([{"name": t.name, "frames": [os.path.relpath(p, root) for p in t.frames],
                                               "boxes": t.boxes.tolist()} for t in tracks]))

@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional, Sequence as SequenceType
 
 import torch
 
-from ..errors import UserError
+from foundation.errors import UserError
 from ..sdnet import roi_align as R
 from ..sdnet.model import MetaSDNet, ModelConfig, binary_loss, conv_forward, fc_forward
 from .episodes import EpisodeConfig, EpisodeDataset
@@ -128,7 +128,7 @@ class FeatureCache:
         with torch.no_grad():
             feats = conv_forward(self.params, fs.pixels(), self.model)
         if path:
-            from ..fileio import atomic_path
+            from foundation.fileio import atomic_path
 
             with atomic_path(path) as tmp:
                 torch.save(feats, tmp)

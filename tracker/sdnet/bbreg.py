@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..boxes import as_boxes, cxcywh_to_xywh, xywh_to_cxcywh
+from foundation.boxes import as_boxes, cxcywh_to_xywh, xywh_to_cxcywh
 
 __all__ = ["encode", "decode", "BBoxRegressor"]
 

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from ..api import Tracker
-from ..boxes import MIN_BOX, check_init_box, clip_to_image
-from ..errors import UserError
-from ..images import to_rgb
+from foundation.boxes import MIN_BOX, check_init_box, clip_to_image
+from foundation.errors import UserError
+from foundation.images import to_rgb
 from . import roi_align as R
 from .bbreg import BBoxRegressor
 from .model import ModelConfig, binary_loss, conv_forward, conv_forward_dense, fc_forward
@@ -215,7 +215,7 @@ class MetaSDNetTracker(Tracker):
         out when all its rates are 0 (theta - 0 * grad = theta: the same step, but the conv
         features are then computed once, without a backward pass through them).
         """
-        from ..errors import UserError
+        from foundation.errors import UserError
 
         w = self.weights
         n_all = len(self.start)

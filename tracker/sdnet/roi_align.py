@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..boxes import xywh_to_cxcywh
+from foundation.boxes import xywh_to_cxcywh
 from .model import MEAN_PIXEL, ModelConfig
 
 __all__ = ["Region", "STRIDE", "OFFSET", "grid_cells", "make_region", "region_for_boxes",

@@ -13,7 +13,7 @@ Definitions (``../shared/reference/tracking.md``), boxes in centre form, ``s = m
   the image (otherwise the centre is clipped to the image).
 
 Every function takes a seeded ``numpy.random.Generator`` and returns ``n x 4`` ``(x, y, w, h)``
-float64 boxes (OTB's top-left form; centres via :mod:`tracker.boxes`).
+float64 boxes (OTB's top-left form; centres via :mod:`foundation.boxes`).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..boxes import cxcywh_to_xywh, iou, xywh_to_cxcywh
+from foundation.boxes import cxcywh_to_xywh, iou, xywh_to_cxcywh
 
 __all__ = ["Sampler", "gaussian", "uniform", "whole", "sample", "sample_iou", "episode_samples",
            "MIN_SIZE"]

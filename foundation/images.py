@@ -6,11 +6,15 @@ on 8-bit 3-channel arrays from then on.
 """
 from __future__ import annotations
 
+import os
+import re
 from typing import Any
 
 import numpy as np
 
 from .errors import UserError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
@@ -61,3 +65,19 @@ def read_bgr(path: str) -> np.ndarray:
     if image is None:
         raise UserError(f"cannot read image {path}")
     return to_bgr(image)
+
+
+def frame_number(path: str) -> int | None:
+    """The last number in a frame file's name (``img/0042.jpg`` -> 42), or None."""
+    digits = re.findall(r"\d+", os.path.splitext(os.path.basename(path))[0])
+    return int(digits[-1]) if digits else None
+
+
+def list_frames(img_dir: str) -> list[str]:
+    """Image files of a sequence, ordered by frame number (so 5-digit names and .png work)."""
+    try:
+        names = os.listdir(img_dir)
+    except OSError:
+        return []
+    files = [os.path.join(img_dir, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(files, key=lambda p: (frame_number(p) is None, frame_number(p) or 0, p))
