@@ -35,6 +35,7 @@ def main() -> None:
     from otb_eval.datasets import OTBDataset
     from otb_eval.experiment import run_ope
     from otb_eval.report import evaluate
+    from tracker.api import factory
     from tracker.baselines import BASELINES, available_baselines
 
     data = synthetic_split("test", args.sequences, args.seed)
@@ -43,7 +44,7 @@ def main() -> None:
     shutil.rmtree(results, ignore_errors=True)   # times must come from this run
     names = available_baselines() + ["identity"]
     for name in names:
-        run_ope(name, dataset, results)
+        run_ope(factory(name), dataset, results)
     perf = evaluate(dataset, results, names)
     rows = {n: {"auc": perf[n]["overall"]["success_score"],
                 "precision_20px": perf[n]["overall"]["precision_score"],

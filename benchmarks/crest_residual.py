@@ -42,6 +42,7 @@ def main() -> None:
     from otb_eval.experiment import run_ope
     from otb_eval.report import evaluate
     from otb_eval.results import time_path
+    from tracker.api import factory
 
     if not os.path.isdir(args.dataset):
         sys.exit(f"crest_residual: no dataset {args.dataset} (make it with weights/train_all.sh's "
@@ -53,8 +54,8 @@ def main() -> None:
     rows = {}
     for name, residual, iters in CONFIGS:
         extra = {"residual_iters": iters} if iters else {}
-        run_ope(name, dataset, results, name=label(name, residual, iters), workers=args.workers,
-                residual=residual, **extra)
+        run_ope(factory(name, residual=residual, **extra), dataset, results,
+                name=label(name, residual, iters), workers=args.workers)
     perf = evaluate(dataset, results, [label(*c) for c in CONFIGS])
     for name, residual, iters in CONFIGS:
         key = label(name, residual, iters)

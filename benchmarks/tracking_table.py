@@ -276,7 +276,7 @@ def add_seeds(folder: str, args) -> None:
     from otb_eval.datasets import OTBDataset
     from otb_eval.experiment import run_ope
     from otb_eval.report import evaluate
-    from tracker.api import register
+    from tracker.api import factory, register
     from tracker.sdnet.online import MetaSDNetTracker
 
     with open(os.path.join(RESULTS, "tracking_table.json")) as f:
@@ -291,7 +291,7 @@ def add_seeds(folder: str, args) -> None:
             continue
         name = f"{m.group(1)}@seed{m.group(2)}"
         register(name, MetaSDNetTracker, overwrite=True, weights=path)
-        run_ope(name, dataset, results, workers=args.workers)
+        run_ope(factory(name), dataset, results, workers=args.workers)
         o = evaluate(dataset, results, [name])[name]["overall"]
         seeds[m.group(1)]["seed"].append(int(m.group(2)))
         seeds[m.group(1)]["auc"].append(o["success_score"])
@@ -339,6 +339,7 @@ def main() -> None:
     from otb_eval.experiment import run_ope
     from otb_eval.report import evaluate
     from otb_eval.results import time_path
+    from tracker.api import factory
     from tracker.baselines import available_baselines
     from foundation.checkpoint import load_checkpoint
     from tracker.weights import find_weights
@@ -364,7 +365,7 @@ def main() -> None:
     if not trackers:
         raise SystemExit("nothing to run: " + "; ".join(f"{n} ({w})" for n, w in skipped.items()))
     for name in trackers:
-        run_ope(name, dataset, results, workers=args.workers)
+        run_ope(factory(name), dataset, results, workers=args.workers)
     perf = evaluate(dataset, results, trackers)
     rows = {}
     for n in trackers:

@@ -18,7 +18,7 @@ import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence as SequenceType
+from typing import Any, Iterable, Sequence as SequenceType
 
 import numpy as np
 
@@ -148,20 +148,27 @@ def results_folder(tracker: str, protocol: str) -> str:
     return tracker if protocol == "ope" else os.path.join(tracker, protocol)
 
 
-def track_sequence(tracker: Any, seq: Sequence, init_box: np.ndarray | None = None,
-                   start: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Run a got10k-style tracker over ``seq`` from frame ``start``; return boxes and seconds.
+TrackerSource = Any
+"""What an experiment runs: a got10k-style tracker object (``init``/``update``; reused for every
+run, or copied into each worker process) or a zero-argument factory returning one (called once per
+run, so each run starts fresh). Factories must be picklable for ``workers > 1`` (a module-level
+function, a ``functools.partial``, ``tracker.factory(name, **options)``)."""
 
-    Frames are read as BGR arrays (faster than PIL); our trackers accept both.
+
+def track_frames(tracker: Any, img_files: SequenceType[str],
+                 box: SequenceType[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The one frame loop: ``init`` on the first file, ``update`` on the rest; return the boxes
+    (N x 4, the first being ``box``) and the seconds each call took (frame reading excluded).
+
+    Frames are read as BGR arrays (faster than PIL); the project's trackers accept both.
     """
     from foundation.images import read_bgr
 
-    files = seq.img_files[start:]
-    box = np.asarray(seq.anno[start] if init_box is None else init_box, dtype=float)
-    boxes = np.zeros((len(files), 4))
-    times = np.zeros(len(files))
+    box = np.asarray(box, dtype=float).reshape(4)
+    boxes = np.zeros((len(img_files), 4))
+    times = np.zeros(len(img_files))
     boxes[0] = box
-    for f, path in enumerate(files):
+    for f, path in enumerate(img_files):
         image = read_bgr(path)
         t0 = time.perf_counter()
         if f == 0:
@@ -172,40 +179,62 @@ def track_sequence(tracker: Any, seq: Sequence, init_box: np.ndarray | None = No
     return boxes, times
 
 
-def _make_tracker(tracker: str | Callable[[], Any], options: dict) -> Any:
-    if callable(tracker):
-        return tracker()
-    from tracker.api import make
+def track_sequence(tracker: Any, seq: Sequence, init_box: np.ndarray | None = None,
+                   start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Run a got10k-style tracker over ``seq`` from frame ``start``; return boxes and seconds."""
+    box = seq.anno[start] if init_box is None else init_box
+    return track_frames(tracker, seq.img_files[start:], box)
 
-    return make(tracker, **options)
+
+def is_tracker(obj: Any) -> bool:
+    """A tracker object (got10k's interface), as opposed to a factory of them (a tracker class
+    is a factory: it has ``init``/``update`` too, unbound)."""
+    return not isinstance(obj, type) and callable(getattr(obj, "init", None)) and callable(getattr(obj, "update", None))
 
 
-def _run_one(tracker: str | Callable[[], Any], options: dict, run: Run, results_dir: str,
-             folder: str) -> tuple[str, int]:
-    trk = _make_tracker(tracker, options)
-    boxes, times = track_sequence(trk, run.seq, run.init_box, run.start)
+def tracker_name(tracker: TrackerSource, name: str | None = None) -> str:
+    """The results folder name: ``name``, else the tracker's or factory's ``name`` attribute,
+    else a function's ``__name__``."""
+    found = name or getattr(tracker, "name", None) or getattr(tracker, "__name__", None)
+    if not isinstance(found, str) or not found or found == "<lambda>":
+        raise UserError("the tracker has no name: pass name=... (it names the results folder)")
+    return found
+
+
+def _build(tracker: TrackerSource) -> Any:
+    if is_tracker(tracker):
+        return tracker
+    if not callable(tracker):
+        raise UserError(f"expected a tracker (init/update) or a factory of one, got "
+                        f"{type(tracker).__name__}")
+    return tracker()
+
+
+def _run_one(tracker: TrackerSource, run: Run, results_dir: str, folder: str) -> tuple[str, int]:
+    boxes, times = track_sequence(_build(tracker), run.seq, run.init_box, run.start)
     write_result(results_dir, folder, run.key, boxes, times)
     return run.key, run.frames
 
 
 def _run_in_worker(*args: Any) -> tuple[str, int]:
     """:func:`_run_one` in a pool process: one torch thread, so that N workers use N cores."""
-    import torch
-
-    torch.set_num_threads(1)
+    try:
+        import torch
+    except ImportError:  # the toolkit scores and runs non-torch trackers without it
+        pass
+    else:
+        torch.set_num_threads(1)
     return _run_one(*args)
 
 
-def run_experiment(tracker: str | Callable[[], Any], runs: SequenceType[Run], results_dir: str,
-                   folder: str, workers: int = 1, progress: bool = True,
-                   **options: Any) -> RunSummary:
+def run_experiment(tracker: TrackerSource, runs: SequenceType[Run], results_dir: str,
+                   folder: str, workers: int = 1, progress: bool = True) -> RunSummary:
     """Do every run whose result is missing under ``results_dir/folder``; skip the rest."""
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
-    if isinstance(tracker, str):
-        from tracker.api import spec
-
-        spec(tracker)  # an unknown name fails here, before any work
+    if not (is_tracker(tracker) or callable(tracker)):
+        raise UserError(f"expected a tracker (init/update) or a factory of one, got "
+                        f"{type(tracker).__name__}")
     remove_stale_temporaries(results_dir, folder)
     todo = [r for r in runs if not is_done(results_dir, folder, r.key)]
     pending_keys = {r.key for r in todo}
@@ -223,11 +252,10 @@ def run_experiment(tracker: str | Callable[[], Any], runs: SequenceType[Run], re
     try:
         if workers == 1 or len(todo) <= 1:
             for run in todo:
-                finished(*_run_one(tracker, options, run, results_dir, folder))
+                finished(*_run_one(tracker, run, results_dir, folder))
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                pending = {pool.submit(_run_in_worker, tracker, options, r, results_dir, folder)
-                           for r in todo}
+                pending = {pool.submit(_run_in_worker, tracker, r, results_dir, folder) for r in todo}
                 while pending:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in done:
@@ -238,22 +266,21 @@ def run_experiment(tracker: str | Callable[[], Any], runs: SequenceType[Run], re
     return summary
 
 
-def run_protocol(tracker: str | Callable[[], Any], dataset: OTBDataset | SequenceType[Sequence],
+def run_protocol(tracker: TrackerSource, dataset: OTBDataset | SequenceType[Sequence],
                  results_dir: str, protocol: str = "ope", name: str | None = None,
-                 workers: int = 1, progress: bool = True, **options: Any) -> RunSummary:
-    """Evaluate ``tracker`` (a registered name built with ``options``, or a zero-argument
-    factory) on ``dataset`` under ``protocol``; ``name`` is its results folder."""
-    result_name = name or (tracker if isinstance(tracker, str) else getattr(tracker, "__name__", "tracker"))
+                 workers: int = 1, progress: bool = True) -> RunSummary:
+    """Evaluate ``tracker`` (an object or a factory, see :data:`TrackerSource`) on ``dataset``
+    under ``protocol``; ``name`` (default: the tracker's ``name``) is its results folder."""
+    folder = results_folder(tracker_name(tracker, name), protocol)
     runs = protocol_runs(protocol, dataset)
-    return run_experiment(tracker, runs, results_dir, results_folder(result_name, protocol),
-                          workers, progress, **options)
+    return run_experiment(tracker, runs, results_dir, folder, workers, progress)
 
 
-def run_ope(tracker: str | Callable[[], Any], dataset: OTBDataset | SequenceType[Sequence],
+def run_ope(tracker: TrackerSource, dataset: OTBDataset | SequenceType[Sequence],
             results_dir: str, name: str | None = None, workers: int = 1,
-            progress: bool = True, **options: Any) -> RunSummary:
+            progress: bool = True) -> RunSummary:
     """One-pass evaluation: got10k's ``ExperimentOTB.run``, resumable and parallel."""
-    return run_protocol(tracker, dataset, results_dir, "ope", name, workers, progress, **options)
+    return run_protocol(tracker, dataset, results_dir, "ope", name, workers, progress)
 
 
 def _progress(total: int, desc: str, enabled: bool, initial: int = 0):

@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import os
-from typing import Sequence as SequenceType
+from typing import Any, Mapping, Sequence as SequenceType
 
 import numpy as np
 
@@ -189,9 +189,11 @@ def csv_table(performance: dict) -> str:
 
 
 def write_report(performance: dict, out_dir: str, policy: str = "got10k",
-                 protocol: str = "ope", plots: bool = True) -> dict[str, str]:
+                 protocol: str = "ope", plots: bool = True,
+                 colors: Mapping[str, Any] | None = None) -> dict[str, str]:
     """Write performance.json, table.md, table.csv and the plots of one protocol into
-    ``out_dir``; TRE and SRE files carry a ``_tre`` / ``_sre`` suffix beside OPE's."""
+    ``out_dir``; TRE and SRE files carry a ``_tre`` / ``_sre`` suffix beside OPE's. ``colors``
+    maps tracker names to matplotlib colours (the rest take matplotlib's cycle)."""
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as err:
@@ -206,13 +208,9 @@ def write_report(performance: dict, out_dir: str, policy: str = "got10k",
     atomic_write_text(paths[f"markdown{suffix}"], markdown_table(performance, policy, protocol))
     atomic_write_text(paths[f"csv{suffix}"], csv_table(performance))
     if plots:
-        from tracker.overlay import colors_for
-
         from .plots import plot_attribute_curves, plot_curves
 
-        # the same colour per tracker in every plot and video (the seed's figure: baseline red,
-        # L2F green, DropGrad blue, L2F+DropGrad cyan)
-        colors = {n: tuple(c / 255.0 for c in rgb) for n, rgb in colors_for(list(performance)).items()}
+        colors = dict(colors or {})
         title = protocol.upper()
         paths.update(plot_curves(performance, out_dir, title=title, suffix=suffix, colors=colors))
         if protocol == "ope":

@@ -11,7 +11,7 @@ import pytest
 from otb_eval.datasets import OTBDataset
 from otb_eval.experiment import run_ope
 from otb_eval.testing import make_sequence
-from tracker.api import Tracker, register
+from tracker.api import Tracker, factory, register
 
 
 class DriftTracker(Tracker):
@@ -36,11 +36,11 @@ SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
     from test_experiment import DriftTracker
-    from tracker.api import register
+    from tracker.api import factory, register
     from otb_eval.datasets import OTBDataset
     from otb_eval.experiment import run_ope
     register("test-drift", DriftTracker, overwrite=True, delay=0.05)
-    run_ope("test-drift", OTBDataset({root!r}), {results!r}, progress=False)
+    run_ope(factory("test-drift"), OTBDataset({root!r}), {results!r}, progress=False)
 """)
 
 
@@ -63,7 +63,7 @@ def _files(folder):
 
 def test_killed_run_resumes_to_the_same_files(small_tree, tmp_path):
     full = str(tmp_path / "full")
-    run_ope("test-drift", OTBDataset(small_tree), full, progress=False)
+    run_ope(factory("test-drift"), OTBDataset(small_tree), full, progress=False)
 
     resumed = str(tmp_path / "resumed")
     script = SCRIPT.format(tests=os.path.dirname(__file__), root=small_tree, results=resumed)
@@ -77,7 +77,7 @@ def test_killed_run_resumes_to_the_same_files(small_tree, tmp_path):
     done_before = sorted(f for f in os.listdir(os.path.join(resumed, "test-drift")) if f.endswith(".txt"))
     assert 1 <= len(done_before) < 4, "the run was not interrupted midway"
 
-    summary = run_ope("test-drift", OTBDataset(small_tree), resumed, progress=False)
+    summary = run_ope(factory("test-drift"), OTBDataset(small_tree), resumed, progress=False)
     assert sorted(summary.skipped) == [f[:-4] for f in done_before]
     a, b = _files(full), _files(resumed)
     assert sorted(a) == sorted(b)
@@ -89,8 +89,8 @@ def test_killed_run_resumes_to_the_same_files(small_tree, tmp_path):
 
 
 def test_workers_give_the_same_boxes(small_tree, tmp_path):
-    run_ope("test-drift", OTBDataset(small_tree), str(tmp_path / "one"), progress=False)
-    summary = run_ope("test-drift", OTBDataset(small_tree), str(tmp_path / "two"), workers=2,
+    run_ope(factory("test-drift"), OTBDataset(small_tree), str(tmp_path / "one"), progress=False)
+    summary = run_ope(factory("test-drift"), OTBDataset(small_tree), str(tmp_path / "two"), workers=2,
                       progress=False)
     assert sorted(summary.tracked) == ["Seq0", "Seq1", "Seq2", "Seq3"]
     assert summary.frames == 48
@@ -105,6 +105,6 @@ def test_unreadable_image_keeps_finished_sequences(small_tree, tmp_path):
 
     results = str(tmp_path / "r")
     with pytest.raises(UserError, match=r"cannot read image .*Seq2.*0005\.jpg"):
-        run_ope("test-drift", OTBDataset(small_tree), results, progress=False)
+        run_ope(factory("test-drift"), OTBDataset(small_tree), results, progress=False)
     kept = sorted(os.listdir(os.path.join(results, "test-drift")))
     assert "Seq0.txt" in kept and "Seq1.txt" in kept and "Seq2.txt" not in kept

@@ -1,8 +1,9 @@
 """Meta-learned visual object trackers behind got10k's ``init``/``update`` interface.
 
-``tracker.make(name, **options)`` builds a registered tracker; ``tracker.names()`` lists them.
+``tracker.make(name, **options)`` builds a registered tracker; ``tracker.names()`` lists them;
+``tracker.factory(name, **options)`` is what the OTB toolkit's experiments take.
 """
-from .api import IdentityTracker, Tracker, make, names, register
+from .api import IdentityTracker, Tracker, factory, make, names, register
 from foundation.errors import UserError
 
-__all__ = ["IdentityTracker", "Tracker", "UserError", "make", "names", "register"]
+__all__ = ["IdentityTracker", "Tracker", "UserError", "factory", "make", "names", "register"]

@@ -8,7 +8,6 @@ got10k's own experiments without subclassing got10k (which would import matplotl
 from __future__ import annotations
 
 import importlib
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -30,22 +29,13 @@ class Tracker:
     def update(self, image: Any) -> np.ndarray:
         raise NotImplementedError
 
-    def track(self, img_files: Sequence[str], box: Sequence[float], visualize: bool = False):
-        """got10k's ``Tracker.track``: run over files, return ``(boxes N x 4, seconds N)``."""
-        from foundation.images import read_bgr
+    def track(self, img_files: Sequence[str], box: Sequence[float],
+              visualize: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """got10k's ``Tracker.track``: run over files, return ``(boxes N x 4, seconds N)``
+        (the OTB toolkit's frame loop, :func:`otb_eval.experiment.track_frames`)."""
+        from otb_eval.experiment import track_frames
 
-        boxes = np.zeros((len(img_files), 4))
-        boxes[0] = box
-        times = np.zeros(len(img_files))
-        for f, path in enumerate(img_files):
-            image = read_bgr(path)
-            start = time.perf_counter()
-            if f == 0:
-                self.init(image, box)
-            else:
-                boxes[f] = self.update(image)
-            times[f] = time.perf_counter() - start
-        return boxes, times
+        return track_frames(self, img_files, box)
 
 
 class IdentityTracker(Tracker):
@@ -108,6 +98,24 @@ def spec(name: str) -> TrackerSpec:
 def make(name: str, **options: Any) -> Tracker:
     """Build the tracker registered as ``name`` with ``options`` overriding its defaults."""
     return spec(name).build(**options)
+
+
+@dataclass(frozen=True)
+class TrackerFactory:
+    """``make(name, **options)`` as a picklable zero-argument callable: what the OTB toolkit's
+    experiments take to build a fresh tracker per run (also in worker processes)."""
+
+    name: str
+    options: dict = field(default_factory=dict)
+
+    def __call__(self) -> Tracker:
+        return make(self.name, **self.options)
+
+
+def factory(name: str, **options: Any) -> TrackerFactory:
+    """A factory of the tracker registered as ``name``; an unknown name fails here, before work."""
+    spec(name)
+    return TrackerFactory(name, dict(options))
 
 
 register("identity", IdentityTracker, "repeats the first box (a floor and a test double)")

@@ -13,7 +13,7 @@ import numpy as np
 
 from foundation.errors import UserError
 
-__all__ = ["NAMED_COLORS", "PALETTE", "parse_color", "parse_colors", "colors_for", "draw_box",
+__all__ = ["NAMED_COLORS", "PALETTE", "parse_color", "parse_colors", "colors_for", "plot_colors", "draw_box",
            "draw_frame", "VideoSink", "write_frames", "contact_sheet", "GT_COLOR"]
 
 RGB = Tuple[int, int, int]
@@ -105,6 +105,13 @@ def colors_for(names: Sequence[str], overrides: Optional[Mapping[str, RGB]] = No
         used.add(out[n])
         k += 1
     return out
+
+
+def plot_colors(names: Sequence[str], overrides: Optional[Mapping[str, RGB]] = None
+                ) -> Dict[str, Tuple[float, float, float]]:
+    """:func:`colors_for` as matplotlib colours (0-1 floats), for the OTB toolkit's plots, so a
+    tracker has the same colour in every plot and video."""
+    return {n: tuple(c / 255.0 for c in rgb) for n, rgb in colors_for(names, overrides).items()}
 
 
 def _bgr(c: RGB) -> Tuple[int, int, int]:

@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from . import main as cli_main
     from ..baselines import available_baselines
     from foundation.errors import UserError
+    from ..api import factory
+    from ..overlay import plot_colors
     from ..weights import find_weights
 
     try:
@@ -67,11 +69,11 @@ def run(args: argparse.Namespace) -> int:
     trackers = shipped + ([baseline] if baseline else [])
     print(f"2/4 tracking with {', '.join(trackers)} -> {results}")
     for name in trackers:
-        run_ope(name, dataset, results, workers=args.workers)
+        run_ope(factory(name), dataset, results, workers=args.workers)
 
     print(f"3/4 scoring -> {report}")
     perf = evaluate(dataset, results, trackers)
-    write_report(perf, report)
+    write_report(perf, report, colors=plot_colors(trackers))
     seq = max(dataset, key=lambda s: (len(s.attributes), len(s)))
     video = os.path.join(args.out, f"overlay_{seq.name}.mp4")
     print(f"4/4 overlay video of {seq.name} -> {video}")

@@ -26,14 +26,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tracker.api import spec
     from otb_eval.experiment import run_protocol
 
-    for name in args.trackers:
-        spec(name)  # fail on an unknown name before tracking anything
+    from ..api import factory
+
+    factories = [factory(name) for name in args.trackers]  # an unknown name fails before any work
     dataset = load_dataset(args)
-    for name in args.trackers:
-        summary = run_protocol(name, dataset, args.results, args.protocol,
+    for name, make in zip(args.trackers, factories):
+        summary = run_protocol(make, dataset, args.results, args.protocol,
                                workers=args.workers, progress=not args.no_progress)
         fps = f"{summary.fps:.1f} fps" if summary.frames else "nothing to do"
         print(f"{name} ({args.protocol.upper()}): {len(summary.tracked)} runs tracked, "

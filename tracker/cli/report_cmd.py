@@ -33,13 +33,16 @@ def run(args: argparse.Namespace) -> int:
     from otb_eval.report import available_protocols, evaluate, markdown_table, write_report
     from otb_eval.results import tracker_folders
 
+    from ..overlay import plot_colors
+
     dataset = load_dataset(args)
     trackers = args.trackers or tracker_folders(args.results)
     protocols = args.protocols or available_protocols(args.results, trackers)
     written = 0
     for protocol in protocols:
         performance = evaluate(dataset, args.results, trackers, args.policy, protocol)
-        written += len(write_report(performance, args.out, args.policy, protocol, plots=not args.no_plots))
+        written += len(write_report(performance, args.out, args.policy, protocol, plots=not args.no_plots,
+                                     colors=plot_colors(list(performance))))
         print(markdown_table(performance, args.policy, protocol))
     print(f"report written to {args.out} ({written} files; protocols: {', '.join(protocols)})")
     return 0
