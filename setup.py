@@ -10,7 +10,7 @@ setup(
     ),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     packages=find_packages(include=["foundation", "tracker", "tracker.*", "meta_learning", "meta_learning.*",
                                     "otb_eval", "otb_eval.*"]) + ["tracker._weights"],
     # the top-level weights/ folder installs as tracker/_weights (tracker.weights looks there)

@@ -182,7 +182,7 @@ def main() -> None:
         ds = OTBDataset(tmp, "auto")
         seqs = list(ds)
         # warm-up: imports, first conv calls, allocator
-        from tracker.weights import untrained_weights
+        from tracker.sdnet.weights import untrained_weights
 
         wopt = {}
         if args.weights == "untrained":

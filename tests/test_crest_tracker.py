@@ -27,7 +27,7 @@ from foundation.images import to_rgb
 from tracker.sdnet.model import MEAN_PIXEL, ModelConfig, conv_forward
 from tracker.sdnet.model import init_params as sdnet_init_params
 from tracker.sdnet.testing import patch_sequence
-from tracker.weights import save_weights, untrained_weights
+from tracker.sdnet.weights import save_weights, untrained_weights
 
 # A CPU-cheap configuration that tracks patch_sequence's 28 x 24 patch with the tiny random
 # backbone. A tiny MetaSDNet conv3 cell sees 75 px, so at the target's own size (28 px) every cell
@@ -66,7 +66,7 @@ def _weights(bb: Backbone, template=(9, 9), alpha=None, **kw) -> CRESTWeights:
         value = alpha if isinstance(alpha, dict) else {k: alpha for k in start}
         rates = {k: torch.full_like(v, float(value[k])) for k, v in start.items()}
     kw.setdefault("trained", False)            # the tracker calibrates feature_scale on frame 1
-    return CRESTWeights(bb, start, rates, **kw)
+    return CRESTWeights(backbone=bb, params=start, alpha=rates, **kw)
 
 
 def _crest(bb: Backbone = None, **opts) -> CRESTTracker:

@@ -11,7 +11,7 @@ from tracker.metatrain.episodes import EpisodeConfig, sample_episode
 from tracker.metatrain.sources import load_tracks
 from tracker.metatrain.train import MetaTrainConfig, build_learner, meta_train, sdnet_loss
 from tracker.sdnet.model import ModelConfig
-from tracker.weights import load_weights
+from tracker.sdnet.weights import load_weights
 
 TINY = ModelConfig.tiny()
 

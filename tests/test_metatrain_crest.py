@@ -33,7 +33,7 @@ from tracker.metatrain.crest import (
 from tracker.metatrain.sources import load_tracks
 from tracker.sdnet.model import ModelConfig
 from tracker.sdnet.testing import _blocks, patch_sequence, write_otb_sequence
-from tracker.weights import save_weights, untrained_weights
+from tracker.sdnet.weights import save_weights, untrained_weights
 
 PX = 16.0                                     # normalised target size (min = max)
 TRACKING = dict(window_factor=5.0, max_target_px=PX, min_target_px=PX, hann=True)

@@ -157,12 +157,13 @@ def test_roi_align_is_differentiable_to_the_conv_layers(scene):
 def test_frame1_step_is_the_engine_meta_sgd_step(scene):
     """theta1 = theta0 - alpha * grad(L_support(theta0)) over ALL layers, element-wise alpha."""
     from tracker.sdnet.online import MetaSDNetTracker
-    from tracker.weights import untrained_weights
+    from tracker.sdnet.weights import untrained_weights
 
     cfg = ModelConfig.tiny()
     w = untrained_weights(cfg, seed=1)
     g = torch.Generator().manual_seed(0)
     w.alpha = {k: torch.rand(v.shape, generator=g) * 1e-4 for k, v in w.params.items()}
+    w.adapted = tuple(w.params)                      # the weights say: every layer adapts
     for mode in ("fast", "exact"):
         trk = MetaSDNetTracker(weights=w, mode=mode, bbreg=False)
         trk.init(scene, [120, 90, 40, 36])
@@ -182,12 +183,12 @@ def test_frame1_step_applies_the_l2f_attenuator(scene):
     """With an attenuator in the weights the engine starts from gamma * theta0."""
     from meta_learning import Attenuator
     from tracker.sdnet.online import MetaSDNetTracker
-    from tracker.weights import untrained_weights
+    from tracker.sdnet.weights import untrained_weights
 
     cfg = ModelConfig.tiny()
     w = untrained_weights(cfg, seed=1, alpha=0.0)
     att = Attenuator(len(w.params), "sigmoid")
-    w.attenuator = att.state_dict()
+    w.attenuator, w.adapted = att.state_dict(), tuple(w.params)
     trk = MetaSDNetTracker(weights=w, bbreg=False)
     trk.init(scene, [120, 90, 40, 36])
     ratio = trk.params["fc.fc5.weight"].detach() / w.params["fc.fc5.weight"]
@@ -212,10 +213,11 @@ def test_box_regression_recovers_a_known_offset():
 
 
 def test_fc_only_weights_take_the_same_step_without_a_conv_backward(scene):
-    """Conv rates 0 (``meta-train --adapt fc``): the engine adapts fc4-6 only, conv features are
-    computed once, and the step equals the all-layer step with (practically) zero conv rates."""
+    """Weights that adapt fc4-6 only (``meta-train --adapt fc``): the engine adapts those, conv
+    features are computed once, and the step equals the all-layer step with (practically) zero
+    conv rates."""
     from tracker.sdnet.online import MetaSDNetTracker
-    from tracker.weights import untrained_weights
+    from tracker.sdnet.weights import untrained_weights
 
     cfg = ModelConfig.tiny()
     w = untrained_weights(cfg, seed=2)
@@ -227,6 +229,7 @@ def test_fc_only_weights_take_the_same_step_without_a_conv_backward(scene):
     w2 = untrained_weights(cfg, seed=2)
     w2.alpha = {k: (torch.full_like(v, 1e-30) if k.startswith("features.") else w.alpha[k])
                 for k, v in w.params.items()}
+    w2.adapted = tuple(w2.params)
     full = MetaSDNetTracker(weights=w2, bbreg=False)
     assert len(full.learner().inner_names) == 12
     for trk in (fc_only, full):
@@ -243,7 +246,7 @@ def test_fc_only_attenuator_is_recognised(scene):
     from meta_learning import Attenuator
     from foundation.errors import UserError
     from tracker.sdnet.online import MetaSDNetTracker
-    from tracker.weights import untrained_weights
+    from tracker.sdnet.weights import untrained_weights
 
     w = untrained_weights(ModelConfig.tiny(), seed=1, alpha=0.0)
     w.attenuator = Attenuator(6, "sigmoid").state_dict()

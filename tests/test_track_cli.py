@@ -10,7 +10,7 @@ from tracker.cli import main
 from tracker.sdnet.model import ModelConfig
 from tracker.sdnet.testing import patch_sequence, write_otb_sequence, write_video
 from tracker.video import open_frames
-from tracker.weights import save_weights, untrained_weights
+from tracker.sdnet.weights import save_weights, untrained_weights
 
 N = 6
 

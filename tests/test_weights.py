@@ -9,8 +9,8 @@ import torch
 from foundation.errors import UserError
 from tracker.sdnet.model import ModelConfig, param_shapes
 from foundation.checkpoint import load_checkpoint, save_checkpoint
-from tracker.weights import (ENV_VAR, UntrainedWeightsWarning, find_weights, load_mat, load_weights,
-                             resolve_weights, save_weights, untrained_weights)
+from tracker.weights import ENV_VAR, UntrainedWeightsWarning, find_weights
+from tracker.sdnet.weights import load_mat, load_weights, resolve_weights, save_weights, untrained_weights
 
 
 def _vgg_m_mat(path, conv2_out=256, rng=np.random.default_rng(0)):
@@ -194,3 +194,57 @@ def test_tracker_runs_with_imported_weights(tmp_path):
     frames, gt = patch_sequence(n=2)
     trk.init(frames[0], gt[0])
     assert np.isfinite(trk.update(frames[1])).all()
+
+
+def _strip_adapted(path):
+    """Rewrite ``path`` as metatrack 0.1 wrote it: no ``adapted`` and no ``family``."""
+    obj = torch.load(path, weights_only=True)
+    obj["state"].pop("adapted")
+    obj["state"].pop("family")
+    torch.save(obj, path)
+
+
+def test_weights_record_which_tensors_adapt(tmp_path):
+    from tracker.sdnet.online import MetaSDNetTracker
+
+    w = untrained_weights(ModelConfig.tiny(), seed=3)
+    fc = tuple(k for k in w.params if k.startswith("fc."))
+    assert w.adapted == fc                                  # the untrained start adapts fc4-6
+    w.alpha = {k: torch.full_like(v, 1e-4) for k, v in w.params.items()}   # conv rates too ...
+    path = str(tmp_path / "w.pt")
+    save_weights(path, w)
+    back = load_weights(path)
+    assert back.adapted == fc                               # ... but the record decides, not the rates
+    assert MetaSDNetTracker(weights=path).learner().inner_names == list(fc)
+    w.adapted = tuple(w.params)
+    save_weights(path, w)
+    assert MetaSDNetTracker(weights=path).learner().inner_names == list(w.params)
+
+
+@pytest.mark.parametrize("case", ["zero_conv_rates", "fc_attenuator", "all_attenuator", "conv_rates"])
+def test_files_without_the_record_keep_their_old_meaning(tmp_path, case):
+    """metatrack 0.1 files: the attenuator's width, or all-zero conv rates, tell what adapts."""
+    from meta_learning import Attenuator
+
+    w = untrained_weights(ModelConfig.tiny(), seed=3)
+    names, fc = tuple(w.params), tuple(k for k in w.params if k.startswith("fc."))
+    if case == "fc_attenuator":
+        w.attenuator = Attenuator(len(fc), "sigmoid").state_dict()
+    elif case == "all_attenuator":
+        w.attenuator = Attenuator(len(names), "sigmoid").state_dict()
+    elif case == "conv_rates":
+        w.alpha = {k: torch.full_like(v, 1e-4) for k, v in w.params.items()}
+    path = str(tmp_path / "old.pt")
+    save_weights(path, w)
+    _strip_adapted(path)
+    expected = names if case in ("all_attenuator", "conv_rates") else fc
+    assert load_weights(path).adapted == expected
+
+
+def test_one_family_does_not_load_the_others_weights(tmp_path):
+    from tracker.crest.weights import load_crest_weights
+
+    path = str(tmp_path / "sdnet.pt")
+    save_weights(path, untrained_weights(ModelConfig.tiny()))
+    with pytest.raises(UserError, match="holds MetaSDNet weights, not MetaCREST's"):
+        load_crest_weights(path)

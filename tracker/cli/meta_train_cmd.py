@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{', '.join(foreign)}: not an option of --tracker {args.tracker}")
     tracks = load_tracks(args.dataset, args.format)
     val = load_tracks(args.val_dataset, "otb") if args.val_dataset else None
-    metadata = {"data": {"dataset": os.path.abspath(args.dataset), "format": args.format,
+    # paths as the user typed them: weights must not carry this machine's folders
+    metadata = {"data": {"dataset": args.dataset, "format": args.format,
                          "tracks": len(tracks), "val_dataset": args.val_dataset}}
     if args.tracker == "metacrest":
         from ..metatrain.crest import GEOMETRY_FIELDS, CRESTTrainConfig, meta_train_crest
@@ -129,4 +130,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"meta-trained {result.iterations} iterations in {result.seconds:.0f} s "
           f"(last query loss {result.last_query_loss:.3f}); weights: {result.weights}; "
           f"log: {result.weights}.csv; checkpoint: {result.checkpoint}")
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} iteration(s) with non-finite values: "
+              f"{result.skipped[:10]}{' ...' if len(result.skipped) > 10 else ''}")
     return 0

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from ..metatrain.pretrain import PretrainConfig, pretrain
     from ..metatrain.sources import load_tracks
     from ..sdnet.model import ModelConfig
-    from ..weights import SDNetWeights, save_weights
+    from ..sdnet.weights import SDNetWeights, save_weights
 
     if args.iterations < 1:
         raise UserError(f"--iterations must be at least 1, got {args.iterations}")

@@ -134,7 +134,7 @@ class Backbone:
 
     @classmethod
     def from_sdnet(cls, weights: Any, layer: str = DEFAULT_SDNET_LAYER) -> "Backbone":
-        """The conv layers of MetaSDNet weights (:class:`~tracker.weights.SDNetWeights`) up to
+        """The conv layers of MetaSDNet weights (:class:`~tracker.sdnet.weights.SDNetWeights`) up to
         ``layer`` (conv3, or conv2: a receptive field of 27 pixels for small normalised targets)."""
         params = {k: v for k, v in weights.params.items() if k.startswith("features.")}
         return cls("sdnet", params, {**weights.config.to_dict(), "layer": layer})

@@ -109,67 +109,19 @@ def _check_shapes(params: Mapping[str, Tensor], config: FeatureConfig, source: s
             raise UserError(f"{source}: layer {layer} has {key.split('.')[1]} shape {got}, expected {shape}")
 
 
-def _mat_str(value: Any) -> str:
-    """A MATLAB char array as loadmat returns it (possibly wrapped in object arrays) -> str."""
-    while isinstance(value, np.ndarray):
-        if value.size == 0:
-            return ""
-        if value.dtype.kind in "US":
-            return str(value.ravel()[0]) if value.ndim == 0 or value.size == 1 else "".join(value.ravel())
-        value = value.ravel()[0]
-    return str(value)
-
-
-def _unwrap(value: Any) -> Any:
-    """Strip the 1x1 object-array wrappers loadmat puts around cells and structs."""
-    while isinstance(value, np.ndarray) and value.dtype == object and value.size == 1:
-        value = value.ravel()[0]
-    return value
-
-
 def load_vgg16_mat(path: Union[str, Path], config: FeatureConfig = FeatureConfig()) -> Dict[str, Tensor]:
-    """Read MatConvNet's ``imagenet-vgg-verydeep-16.mat`` (``layers`` cell array of structs with
-    ``name`` and ``weights = {filters [kh,kw,in,out], biases}``) -> our params dict.
+    """MatConvNet's ``imagenet-vgg-verydeep-16.mat`` (read by :mod:`tracker.matconvnet`) -> our
+    params dict: conv1_1..conv4_3 by name, later layers ignored. A missing layer or a shape that
+    does not match ``config`` raises UserError naming the layer, so a wrong file fails at load."""
+    from ..matconvnet import read_conv_layers, to_torch
 
-    Layers after conv4_3 are ignored; a missing layer or a shape that does not match ``config``
-    raises UserError naming the layer, so a wrong file fails at load, not mid-tracking.
-    """
-    import scipy.io  # lazy: only needed for this file format
-
-    path = Path(path)
-    try:
-        mat = scipy.io.loadmat(str(path), squeeze_me=False, struct_as_record=False)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except Exception as exc:  # scipy raises several types for a corrupt or non-.mat file
-        raise UserError(f"{path}: not a readable MATLAB .mat file ({exc})") from None
-    if "layers" not in mat:
-        raise UserError(f"{path}: no 'layers' variable (not a MatConvNet simplenn model)")
-    found: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
-    for cell in np.asarray(mat["layers"], dtype=object).ravel():
-        layer = _unwrap(cell)
-        name = _mat_str(getattr(layer, "name", ""))
-        if name not in LAYER_NAMES:
-            continue
-        weights = getattr(layer, "weights", None)
-        if weights is not None and np.asarray(weights).size >= 2:
-            filters, biases = (np.asarray(_unwrap(w)) for w in np.asarray(weights, dtype=object).ravel()[:2])
-        elif hasattr(layer, "filters") and hasattr(layer, "biases"):   # older MatConvNet (beta) layout
-            filters, biases = np.asarray(layer.filters), np.asarray(layer.biases)
-        else:
-            raise UserError(f"{path}: layer {name} has no weights")
-        found[name] = (filters, biases)
+    found = {layer.name: layer for layer in read_conv_layers(str(path))}
     params: Dict[str, Tensor] = {}
     for name in LAYER_NAMES:
         if name not in found:
             raise UserError(f"{path}: layer {name} is missing")
-        filters, biases = found[name]
-        if filters.ndim > 4 or filters.ndim < 2:
-            raise UserError(f"{path}: layer {name} has filters of shape {filters.shape}, expected [kh, kw, in, out]")
-        filters = filters.reshape(filters.shape + (1,) * (4 - filters.ndim))  # MATLAB drops trailing 1s
-        params[f"{name}.weight"] = torch.from_numpy(np.ascontiguousarray(
-            filters.transpose(3, 2, 0, 1), dtype=np.float32))
-        params[f"{name}.bias"] = torch.from_numpy(np.ascontiguousarray(biases.ravel(), dtype=np.float32))
+        params[f"{name}.weight"] = to_torch(found[name].filters)
+        params[f"{name}.bias"] = torch.from_numpy(np.ascontiguousarray(found[name].biases, dtype=np.float32))
     _check_shapes(params, config, str(path))
     return params
 

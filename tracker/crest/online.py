@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..api import Tracker
+from ..weights import frame1_learner
 from foundation.boxes import MIN_BOX, check_init_box, clip_to_image
 from foundation.errors import UserError
 from foundation.images import to_rgb
@@ -133,8 +134,8 @@ class MetaCRESTTracker(Tracker):
         if w is None:
             bb = default_backbone(name, backbone)
             start = init_params(bb.out_channels, _TEMPLATE, generator=torch.Generator().manual_seed(0))
-            w = CRESTWeights(bb, start, {k: torch.full_like(v, 1e-6) for k, v in start.items()},
-                             trained=False)
+            w = CRESTWeights(backbone=bb, params=start, alpha={k: torch.full_like(v, 1e-6)
+                                                               for k, v in start.items()}, trained=False)
         self.weights = w
         self.backbone: Backbone = w.backbone
         trained_with = {k: (tuple(v) if k == "scales" else v) for k, v in w.options.items()
@@ -152,17 +153,8 @@ class MetaCRESTTracker(Tracker):
     def learner(self):
         """The engine holding the start, the element-wise rates and the L2F attenuator (if any)."""
         if self._learner is None:
-            from meta_learning import MetaConfig, MetaLearner
-
-            w = self.weights
-            cfg = MetaConfig(inner_steps=self.opts.inner_steps, inner_lr=1e-6, first_order=True,
-                             adapt="all", lr_mode="elementwise", learn_lr=False,
-                             l2f=w.attenuator is not None, l2f_mode=w.l2f_mode, l2f_layers=w.l2f_layers)
-            learner = MetaLearner(TargetModel(self.start), cfg)
-            learner.inner_lr.load_rates(w.alpha)
-            if w.attenuator is not None:
-                learner.attenuator.load_state_dict(w.attenuator)
-            self._learner = learner
+            self._learner = frame1_learner(self.weights, TargetModel(self.start), self.opts.inner_steps,
+                                           initial_rate=1e-6)
         return self._learner
 
     # ------------------------------------------------------------------ features

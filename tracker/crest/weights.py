@@ -1,16 +1,15 @@
 """MetaCREST weights: backbone, target-model start, rates, L2F attenuator and the geometry they
-were trained with, in one of our checkpoint files (:func:`foundation.checkpoint.save_checkpoint`).
+were trained with, in the one layout of :mod:`tracker.weights`.
 
-State layout (``family = "metacrest"``)::
+Payload (``family = "metacrest"``) beside the common ``model`` / ``alpha`` / ``attenuator`` /
+``adapted``::
 
     backbone   {kind, params, config, feature_scale}     (tracker.crest.backbone.Backbone.state)
-    model      conv1.weight, conv1.bias, cf.weight, cf.bias   (the start; cf at template size)
-    alpha      same keys and shapes (element-wise Meta-SGD rates)
-    attenuator L2F g_phi state dict, with l2f_mode / l2f_layers       (optional)
     options    CRESTOptions fields the weights were trained with (window, target size, lrs)
 
-The official MetaCREST checkpoint (``meta_init`` / ``meta_alpha`` with ``conv1.*`` and ``cf.*``)
-holds only the target model; its backbone is VGG-16, which the user supplies (``backbone=``).
+``model`` holds conv1.weight, conv1.bias, cf.weight, cf.bias (cf at template size). The official
+MetaCREST checkpoint (``meta_init`` / ``meta_alpha`` with ``conv1.*`` and ``cf.*``) holds only the
+target model; its backbone is VGG-16, which the user supplies (``backbone=``).
 """
 from __future__ import annotations
 
@@ -22,9 +21,11 @@ from typing import Any, Dict, Optional
 import torch
 from torch import Tensor
 
+from foundation.checkpoint import torch_load
 from foundation.errors import UserError
-from foundation.checkpoint import load_checkpoint, save_checkpoint, torch_load
-from ..weights import UNTRAINED_HINT, UntrainedWeightsWarning, find_weights, resolve_weights
+
+from ..weights import (TrackerWeights, UntrainedWeightsWarning, common_fields, find_weights,
+                       read_tracker_state, save_tracker_weights, warn_untrained)
 from .backbone import Backbone
 from .dcf import PARAM_NAMES, load_official_crest, param_shapes
 
@@ -33,20 +34,18 @@ __all__ = ["FAMILY", "CRESTWeights", "save_crest_weights", "load_crest_weights",
 FAMILY = "metacrest"
 
 
-@dataclass
-class CRESTWeights:
-    """Everything MetaCREST needs from a checkpoint."""
+@dataclass(kw_only=True)
+class CRESTWeights(TrackerWeights):
+    """Everything MetaCREST needs from a checkpoint: the common fields, the backbone and the
+    tracking options the weights were trained with."""
 
+    family = FAMILY
     backbone: Backbone
-    params: Dict[str, Tensor]                      # target-model start (template-sized cf)
-    alpha: Optional[Dict[str, Tensor]] = None      # element-wise rates (None: no meta step)
-    attenuator: Optional[Dict[str, Tensor]] = None
     l2f_mode: str = "identity"
-    l2f_layers: int = 2
     options: Dict[str, Any] = field(default_factory=dict)
-    metadata: Dict[str, Any] = field(default_factory=dict)
-    trained: bool = True
-    source: str = ""
+
+    def payload(self) -> Dict[str, Any]:
+        return {"backbone": self.backbone.state(), "options": dict(self.options)}
 
 
 def _check(params: Dict[str, Any], backbone: Backbone, source: str, what: str) -> Dict[str, Tensor]:
@@ -66,17 +65,8 @@ def _check(params: Dict[str, Any], backbone: Backbone, source: str, what: str) -
 
 
 def save_crest_weights(path: str, weights: CRESTWeights, metadata: Optional[Dict[str, Any]] = None) -> str:
-    """Write MetaCREST weights atomically in our checkpoint format."""
-    state: Dict[str, Any] = {"family": FAMILY, "backbone": weights.backbone.state(),
-                             "model": {k: v.detach().cpu() for k, v in weights.params.items()},
-                             "options": dict(weights.options)}
-    if weights.alpha is not None:
-        state["alpha"] = {k: v.detach().cpu() for k, v in weights.alpha.items()}
-    if weights.attenuator is not None:
-        state["attenuator"] = {k: v.detach().cpu() for k, v in weights.attenuator.items()}
-        state["l2f_mode"], state["l2f_layers"] = weights.l2f_mode, int(weights.l2f_layers)
-    meta = {"family": FAMILY, "trained": bool(weights.trained), **weights.metadata, **(metadata or {})}
-    return save_checkpoint(path, state, meta)
+    """Write MetaCREST weights atomically in the one layout."""
+    return save_tracker_weights(path, weights, metadata)
 
 
 def load_crest_weights(path: str, backbone: Any = None) -> CRESTWeights:
@@ -92,11 +82,9 @@ def load_crest_weights(path: str, backbone: Any = None) -> CRESTWeights:
         bb = backbone if isinstance(backbone, Backbone) else Backbone.vgg16(backbone)
         init, alpha = load_official_crest(obj, in_channels=bb.out_channels)
         # the official code meta-trains on raw VGG-16 features: its own tracking lrs apply
-        return CRESTWeights(bb, init, alpha, metadata={"imported_from": path, "format": "official"},
-                            source=path)
-    state, metadata = load_checkpoint(path)
-    if state.get("family") != FAMILY:
-        raise UserError(f"{path} holds {state.get('family') or 'MetaSDNet'} weights, not MetaCREST's")
+        return CRESTWeights(backbone=bb, params=init, alpha=alpha,
+                            metadata={"imported_from": path, "format": "official"}, source=path)
+    state, metadata = read_tracker_state(path, FAMILY)
     bb = backbone if isinstance(backbone, Backbone) else (
         Backbone.vgg16(backbone) if backbone is not None else Backbone.from_state(state["backbone"]))
     params = _check(state["model"], bb, path, "model")
@@ -105,12 +93,9 @@ def load_crest_weights(path: str, backbone: Any = None) -> CRESTWeights:
         if alpha[k].shape != params[k].shape:
             raise UserError(f"{path}: alpha {k} has shape {tuple(alpha[k].shape)}, expected its weight's "
                             f"{tuple(params[k].shape)}")
-    return CRESTWeights(bb, params, alpha, state.get("attenuator"), str(state.get("l2f_mode", "identity")),
-                        int(state.get("l2f_layers", 2)), dict(state.get("options") or {}), metadata,
-                        trained=bool(metadata.get("trained", True)), source=path)
+    return CRESTWeights(backbone=bb, params=params, alpha=alpha, options=dict(state.get("options") or {}),
+                        **common_fields(state, metadata, path, "identity"))
 
-
-_WARNED: set = set()
 
 
 def resolve_crest_weights(name: str, weights: Any = None, backbone: Any = None,
@@ -136,11 +121,10 @@ def default_backbone(name: str, backbone: Any = None) -> Backbone:
         return backbone
     if backbone is not None:
         return Backbone.vgg16(backbone)
-    if name not in _WARNED:
-        _WARNED.add(name)
-        warnings.warn(f"tracker {name!r} has no MetaCREST weights: the target model starts "
-                      f"untrained on the MetaSDNet conv layers; {UNTRAINED_HINT}",
-                      UntrainedWeightsWarning, stacklevel=3)
+    from ..sdnet.weights import resolve_weights
+
+    warn_untrained(name, "has no MetaCREST weights: the target model starts untrained on the "
+                         "MetaSDNet conv layers")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UntrainedWeightsWarning)
         return Backbone.from_sdnet(resolve_weights("metasdnet"))

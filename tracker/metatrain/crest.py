@@ -30,7 +30,8 @@ from ..crest.weights import CRESTWeights, save_crest_weights
 from ..crest.window import WindowGeometry, crop_windows
 from foundation.errors import UserError
 from foundation.images import read_bgr, to_rgb
-from .loop import TrainResult, check_common_settings, learned_state, run_meta_training
+from .config import TrainConfig, training_learner
+from .loop import TrainResult, learned_state, run_meta_training
 from .sources import Track
 
 __all__ = ["CRESTTrainConfig", "CRESTEpisode", "CRESTEpisodeDataset", "build_crest_learner",
@@ -40,35 +41,24 @@ GEOMETRY_FIELDS = ("window_factor", "max_target_px", "min_target_px", "hann")
 
 
 @dataclass
-class CRESTTrainConfig:
-    """Meta-training settings; defaults are Meta-Tracker's MetaCREST values."""
+class CRESTTrainConfig(TrainConfig):
+    """MetaCREST's meta-training settings: the common ones with Meta-Tracker's MetaCREST defaults
+    (10,000 iterations, lrs 1e-6, x0.1 at half; losses averaged over the meta-batch) and the
+    episodes' own."""
 
     iterations: int = 10000
-    meta_batch: int = 8
     lr_start: float = 1e-6               # Adam lr of theta0
     lr_alpha: float = 1e-6               # Adam lr of the element-wise rates
-    lr_attenuator: float = 1e-3          # Adam lr of g_phi
     alpha_init: float = 1e-6
     decay_fraction: float = 0.5          # x0.1 at 5,000 of 10,000
     lookahead: int = 10                  # query frame t + U{1..lookahead} (20 for VOT-style data)
     reduced: int = REDUCED_CHANNELS      # 1x1 reduction width of a new start
     template: int = 0                    # filter template side; 0: the kernel of a max-size target
-    l2f: bool = False
-    l2f_mode: str = "identity"
-    l2f_embedding: str = "detached"
-    dropgrad: Optional[str] = None
-    dropgrad_rate: float = 0.1
-    seed: int = 0
-    workers: int = 0
-    feature_cache: Optional[str] = None  # folder of per-frame window features (shared by runs)
-    checkpoint_every: int = 50
-    val_every: int = 0
-    val_episodes: int = 16
     # CRESTOptions the windows are made with; saved in the weights so the tracker uses the same
     tracking: dict = field(default_factory=lambda: {k: getattr(CRESTOptions(), k) for k in GEOMETRY_FIELDS})
 
     def validate(self) -> "CRESTTrainConfig":
-        check_common_settings(self)
+        super().validate()
         if self.lookahead < 1:
             raise UserError(f"--lookahead must be at least 1, got {self.lookahead}")
         unknown = sorted(set(self.tracking) - CRESTOptions.known())
@@ -81,11 +71,6 @@ class CRESTTrainConfig:
         from dataclasses import replace
 
         return replace(CRESTOptions(), **{k: (tuple(v) if k == "scales" else v) for k, v in self.tracking.items()})
-
-    @property
-    def decay_at(self) -> int:
-        return int(round(self.iterations * self.decay_fraction))
-
 
 @dataclass
 class CRESTEpisode:
@@ -214,18 +199,7 @@ def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 
 def build_crest_learner(config: CRESTTrainConfig, start: dict, alpha: Optional[dict] = None):
     """The engine holding the target-model start, its element-wise rates and g_phi."""
-    from meta_learning import MetaConfig, MetaLearner
-
-    meta = MetaConfig(inner_steps=1, inner_lr=config.alpha_init, first_order=False, adapt="all",
-                      lr_mode="elementwise", learn_lr=True, l2f=config.l2f, l2f_mode=config.l2f_mode,
-                      l2f_embedding=config.l2f_embedding, dropgrad=config.dropgrad,
-                      dropgrad_rate=config.dropgrad_rate, outer_lr=config.lr_start,
-                      lr_outer_lr=config.lr_alpha, attenuator_outer_lr=config.lr_attenuator,
-                      task_reduction="mean")
-    learner = MetaLearner(TargetModel(start), meta)
-    if alpha is not None:
-        learner.inner_lr.load_rates(alpha)
-    return learner
+    return training_learner(TargetModel(start), config, "all", "mean", alpha)
 
 
 def crest_task_loss(learner, episode: CRESTEpisode, training: bool = True):
@@ -237,24 +211,19 @@ def crest_task_loss(learner, episode: CRESTEpisode, training: bool = True):
 
 
 def _schedule(learner, config: CRESTTrainConfig, iteration: int) -> str:
-    scale = 0.1 if iteration >= config.decay_at else 1.0
-    base = {"start": config.lr_start, "inner_lr": config.lr_alpha, "attenuator": config.lr_attenuator}
-    for group in learner.optimizer.param_groups:
-        group["lr"] = base[group["name"]] * scale
-    return "decayed" if scale < 1 else "all"
+    return "decayed" if config.apply_lrs(learner, iteration) < 1 else "all"
 
 
 def crest_weights(learner, backbone: Backbone, config: CRESTTrainConfig, metadata: dict) -> CRESTWeights:
     """The learner's state as tracker weights."""
-    params, alpha, att = learned_state(learner)
-    return CRESTWeights(backbone, params, alpha, att, config.l2f_mode, learner.config.l2f_layers,
-                        options=dict(config.tracking), metadata=metadata)
+    return CRESTWeights(backbone=backbone, options=dict(config.tracking), l2f_mode=config.l2f_mode,
+                        l2f_layers=learner.config.l2f_layers, metadata=metadata, **learned_state(learner))
 
 
 def default_training_backbone(backbone: Any = None, layer: str = DEFAULT_SDNET_LAYER) -> Backbone:
     """``backbone``: a :class:`Backbone`, MetaSDNet weights (our .pt: its conv layers up to
     ``layer``), or VGG-16 (.mat or state dict); None: the shipped MetaSDNet weights' conv layers."""
-    from ..weights import load_weights, resolve_weights
+    from ..sdnet.weights import load_weights, resolve_weights
 
     if isinstance(backbone, Backbone):
         return backbone

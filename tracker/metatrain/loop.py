@@ -23,9 +23,10 @@ import numpy as np
 import torch
 
 from foundation.errors import UserError
+from foundation.fileio import atomic_path
 from .episodes import episode_loader
 
-__all__ = ["CSV_FIELDS", "TrainResult", "check_common_settings", "learned_state", "run_meta_training",
+__all__ = ["CSV_FIELDS", "TrainResult", "learned_state", "run_meta_training",
            "validation_loss"]
 
 CSV_FIELDS = ["iteration", "phase", "query_loss", "support_loss", "grad_norm", "val_query_loss",
@@ -44,28 +45,17 @@ class TrainResult:
     weights: str
 
 
-def check_common_settings(config: Any) -> None:
-    """The settings every family's config shares, each a one-line UserError when wrong."""
-    if config.iterations < 1:
-        raise UserError(f"--iterations must be at least 1, got {config.iterations}")
-    if config.meta_batch < 1:
-        raise UserError(f"--meta-batch must be at least 1, got {config.meta_batch}")
-    if config.dropgrad not in (None, "binary", "gaussian"):
-        raise UserError(f"--dropgrad must be binary or gaussian, got {config.dropgrad!r}")
-    if not 0.0 <= config.dropgrad_rate < 1.0:
-        raise UserError(f"--dropgrad-rate must be in [0, 1), got {config.dropgrad_rate}")
-
-
-def learned_state(learner) -> Tuple[dict, dict, Optional[dict]]:
-    """What a tracker keeps of a learner: the start, element-wise rates of the start's shapes
-    (0 for tensors that never adapt, so the tracker keeps them too) and the L2F attenuator."""
+def learned_state(learner) -> dict:
+    """What a tracker keeps of a learner, as :class:`~tracker.weights.TrackerWeights` fields: the
+    start, element-wise rates of the start's shapes (0 for tensors that never adapt), the L2F
+    attenuator and the names of the tensors the inner step adapts."""
     params = {k: v.detach().clone() for k, v in learner.model.named_parameters()}
     rates = learner.inner_lr.rates()
     alpha = {k: (torch.as_tensor(rates[k]).detach().clone().expand_as(params[k]).clone()
                  if k in rates else torch.zeros_like(params[k])) for k in params}
     att = ({k: v.detach().clone() for k, v in learner.attenuator.state_dict().items()}
            if learner.attenuator is not None else None)
-    return params, alpha, att
+    return {"params": params, "alpha": alpha, "attenuator": att, "adapted": tuple(learner.inner_names)}
 
 
 def _truncate_log(path: str, iteration: int) -> None:
@@ -74,7 +64,7 @@ def _truncate_log(path: str, iteration: int) -> None:
         return
     with open(path, newline="") as f:
         rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= iteration]
-    with open(path, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         w.writeheader()
         w.writerows(rows)
@@ -195,7 +185,4 @@ def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
     finally:
         bar.close()
         log.close()
-    if skipped:
-        print(f"meta-train: skipped {len(skipped)} iteration(s) with non-finite values: "
-              f"{skipped[:10]}{' ...' if len(skipped) > 10 else ''}")
     return TrainResult(it, skipped, last, time.perf_counter() - t0, ckpt_path, out)

@@ -25,40 +25,25 @@ from foundation.errors import UserError
 from ..sdnet import roi_align as R
 from ..sdnet.model import MetaSDNet, ModelConfig, binary_loss, conv_forward, fc_forward
 from .episodes import EpisodeConfig, EpisodeDataset
-from .loop import TrainResult, check_common_settings, learned_state, run_meta_training
+from .config import TrainConfig, training_learner
+from .loop import TrainResult, learned_state, run_meta_training
 from .sources import Track
 
 
 @dataclass
-class MetaTrainConfig:
-    """Meta-training settings; defaults follow Meta-Tracker where the CPU allows (see docs)."""
+class MetaTrainConfig(TrainConfig):
+    """MetaSDNet's meta-training settings: the common ones (with Meta-Tracker's MetaSDNet
+    defaults: 15,000 iterations, lrs 1e-4 / 1e-5, x0.1 at two thirds; losses summed over the
+    meta-batch) and the network's. ``feature_cache`` applies with ``adapt='fc'``."""
 
-    iterations: int = 15000
-    meta_batch: int = 8                  # episodes per meta-update, losses summed
-    lr_start: float = 1e-4               # Adam lr of theta0
-    lr_alpha: float = 1e-5               # Adam lr of the element-wise rates
-    lr_attenuator: float = 1e-3          # Adam lr of g_phi (L2F's classification setting)
-    alpha_init: float = 1e-4
     fc_only_fraction: float = 1 / 3      # 5,000 of 15,000: conv layers fixed
-    decay_fraction: float = 2 / 3        # 10,000 of 15,000: all rates x0.1
     adapt: str = "all"                   # all: every layer (Meta-Tracker); fc: fc4-6 only, conv fixed
     pretrain_iterations: int = 0         # multi-domain pretraining first (no --init): see pretrain.py
-    l2f: bool = False
-    l2f_mode: str = "identity"           # gamma = clamp(1 - s g, 0, 1), s from 0: starts at gamma = 1
-    l2f_embedding: str = "detached"
-    dropgrad: Optional[str] = None       # None | binary | gaussian
-    dropgrad_rate: float = 0.1
-    seed: int = 0
-    workers: int = 0                     # episode-reading processes
-    feature_cache: Optional[str] = None  # adapt='fc': folder sharing conv features between runs
-    checkpoint_every: int = 50
-    val_every: int = 0                   # 0: validate only at checkpoints when val tracks exist
-    val_episodes: int = 16
     model: dict = field(default_factory=lambda: ModelConfig.small().to_dict())
     episodes: dict = field(default_factory=lambda: EpisodeConfig().to_dict())
 
     def validate(self) -> "MetaTrainConfig":
-        check_common_settings(self)
+        super().validate()
         if self.adapt not in ("all", "fc"):
             raise UserError(f"--adapt must be all or fc, got {self.adapt!r}")
         return self
@@ -66,10 +51,6 @@ class MetaTrainConfig:
     @property
     def fc_only_until(self) -> int:
         return int(round(self.iterations * self.fc_only_fraction))
-
-    @property
-    def decay_at(self) -> int:
-        return int(round(self.iterations * self.decay_fraction))
 
 
 def sdnet_loss(model: ModelConfig) -> Callable:
@@ -150,41 +131,25 @@ class FeatureCache:
 def build_learner(config: MetaTrainConfig, start: Optional[dict] = None,
                   alpha: Optional[dict] = None):
     """The engine holding theta0 (``start`` or the seeded untrained init), alpha and g_phi."""
-    from meta_learning import MetaConfig, MetaLearner
-
-    model_cfg = ModelConfig.from_dict(config.model)
-    model = MetaSDNet(model_cfg, start, seed=config.seed)
-    meta = MetaConfig(inner_steps=1, inner_lr=config.alpha_init, first_order=False,
-                      adapt="all" if config.adapt == "all" else "fc.*",
-                      lr_mode="elementwise", learn_lr=True, l2f=config.l2f, l2f_mode=config.l2f_mode,
-                      l2f_embedding=config.l2f_embedding, dropgrad=config.dropgrad,
-                      dropgrad_rate=config.dropgrad_rate, outer_lr=config.lr_start,
-                      lr_outer_lr=config.lr_alpha, attenuator_outer_lr=config.lr_attenuator,
-                      task_reduction="sum")
-    learner = MetaLearner(model, meta)
-    if alpha is not None:
-        learner.inner_lr.load_rates(alpha)
-    return learner
+    model = MetaSDNet(ModelConfig.from_dict(config.model), start, seed=config.seed)
+    return training_learner(model, config, "all" if config.adapt == "all" else "fc.*", "sum", alpha)
 
 
 def _apply_schedule(learner, config: MetaTrainConfig, iteration: int) -> str:
     """Freeze conv in the fc-only phase and decay every group's lr; returns the phase name."""
     fc_only = iteration < config.fc_only_until or config.adapt == "fc"
     learner.freeze("features.*" if fc_only else None)
-    scale = 0.1 if iteration >= config.decay_at else 1.0
-    base = {"start": config.lr_start, "inner_lr": config.lr_alpha, "attenuator": config.lr_attenuator}
-    for group in learner.optimizer.param_groups:
-        group["lr"] = base[group["name"]] * scale
+    config.apply_lrs(learner, iteration)
     return "fc" if fc_only else "all"
 
 
 def tracker_weights(learner, config: MetaTrainConfig, metadata: dict):
-    """The learner's state as tracker weights (start, rates, attenuator)."""
-    from ..weights import SDNetWeights
+    """The learner's state as tracker weights (start, rates, attenuator, adapted tensors)."""
+    from ..sdnet.weights import SDNetWeights
 
-    params, alpha, att = learned_state(learner)   # conv with adapt='fc' gets rate 0
-    return SDNetWeights(ModelConfig.from_dict(config.model), params, alpha, att, config.l2f_mode,
-                        learner.config.l2f_layers, metadata)
+    return SDNetWeights(config=ModelConfig.from_dict(config.model), l2f_mode=config.l2f_mode,
+                        l2f_layers=learner.config.l2f_layers, metadata=metadata,
+                        **learned_state(learner))
 
 
 def meta_train(tracks: SequenceType[Track], config: MetaTrainConfig, out: str,
@@ -193,9 +158,9 @@ def meta_train(tracks: SequenceType[Track], config: MetaTrainConfig, out: str,
                nan_hook: Optional[Callable[[int, torch.Tensor], torch.Tensor]] = None) -> TrainResult:
     """Meta-train on ``tracks`` and write tracker weights to ``out`` (plus ``out + '.ckpt'`` to
     resume from and ``out + '.csv'`` with the losses). ``init`` is starting weights
-    (:class:`~tracker.weights.SDNetWeights` or a path) or None for the seeded untrained start.
+    (:class:`~tracker.sdnet.weights.SDNetWeights` or a path) or None for the seeded untrained start.
     ``nan_hook(iteration, loss)`` lets tests inject a non-finite loss."""
-    from ..weights import resolve_weights, save_weights
+    from ..sdnet.weights import resolve_weights, save_weights
 
     config.validate()
     model_cfg = ModelConfig.from_dict(config.model)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..api import Tracker
+from ..weights import frame1_learner
 from foundation.boxes import MIN_BOX, check_init_box, clip_to_image
 from foundation.errors import UserError
 from foundation.images import to_rgb
@@ -35,6 +36,7 @@ from . import roi_align as R
 from .bbreg import BBoxRegressor
 from .model import ModelConfig, binary_loss, conv_forward, conv_forward_dense, fc_forward
 from .sampling import Sampler, sample_iou
+from .weights import resolve_weights
 
 __all__ = ["SDNetOptions", "MetaSDNetTracker", "MDNetTracker", "check_init_box", "MIN_BOX"]
 
@@ -152,7 +154,7 @@ class MetaSDNetTracker(Tracker):
     """MetaSDNet (``init="meta"``) or MDNet (``init="finetune"``) under got10k's interface.
 
     ``weights``: a path (our ``.pt``, an official Meta-Tracker checkpoint, ``imagenet-vgg-m.mat``),
-    an :class:`~tracker.weights.SDNetWeights`, or None for the shipped ``weights/<name>.pt``
+    an :class:`~tracker.sdnet.weights.SDNetWeights`, or None for the shipped ``weights/<name>.pt``
     (untrained seeded start with one warning if there is none). Other keywords are
     :class:`SDNetOptions` fields; ``options=SDNetOptions(...)`` passes them at once.
     """
@@ -164,8 +166,6 @@ class MetaSDNetTracker(Tracker):
     def __init__(self, name: str = "metasdnet", weights: Any = None,
                  options: Optional[SDNetOptions] = None, model_config: Optional[ModelConfig] = None,
                  device: str = "cpu", **overrides: Any) -> None:
-        from ..weights import resolve_weights
-
         opts = options or SDNetOptions()
         known = {f.name for f in fields(SDNetOptions)}
         unknown = sorted(set(overrides) - known)
@@ -187,52 +187,14 @@ class MetaSDNetTracker(Tracker):
 
     # ------------------------------------------------------------------ engine
     def learner(self):
-        """The engine holding the start, the element-wise rates and the L2F attenuator (if any)."""
+        """The engine holding the start, the element-wise rates and the L2F attenuator (if any);
+        the weights say which tensors the frame-1 step adapts."""
         if self._learner is None:
-            from meta_learning import MetaConfig, MetaLearner
-
             from .model import MetaSDNet
 
-            w = self.weights
             model = MetaSDNet(self.config, self.start).to(self.device)
-            cfg = MetaConfig(inner_steps=self.opts.inner_steps, inner_lr=1e-4, first_order=True,
-                             adapt=self._adapted_tensors(), lr_mode="elementwise", learn_lr=False,
-                             l2f=w.attenuator is not None, l2f_mode=w.l2f_mode,
-                             l2f_layers=w.l2f_layers)
-            learner = MetaLearner(model, cfg)
-            if w.alpha is not None:
-                learner.inner_lr.load_rates({n: w.alpha[n] for n in learner.inner_names})
-            if w.attenuator is not None:
-                learner.attenuator.load_state_dict(w.attenuator)
-            self._learner = learner
+            self._learner = frame1_learner(self.weights, model, self.opts.inner_steps, initial_rate=1e-4)
         return self._learner
-
-    def _adapted_tensors(self) -> str:
-        """``"all"`` or ``"fc.*"``: the tensors the frame-1 step updates.
-
-        With an L2F attenuator, the set it was trained on (its input size: 12 tensors = all
-        layers, 6 = fc4-6, as ``metatrack meta-train --adapt fc`` writes). Without one, conv is left
-        out when all its rates are 0 (theta - 0 * grad = theta: the same step, but the conv
-        features are then computed once, without a backward pass through them).
-        """
-        from foundation.errors import UserError
-
-        w = self.weights
-        n_all = len(self.start)
-        n_fc = sum(1 for k in self.start if k.startswith("fc."))
-        if w.attenuator is not None:
-            first = [v for k, v in w.attenuator.items() if k.endswith("weight")][0]
-            n = int(first.shape[1])
-            if n == n_all:
-                return "all"
-            if n == n_fc:
-                return "fc.*"
-            raise UserError(f"{w.source}: the L2F attenuator takes {n} inputs; the network has "
-                            f"{n_all} tensors ({n_fc} in fc4-6)")
-        if w.alpha is not None and all(float(torch.as_tensor(v).abs().max()) == 0.0
-                                       for k, v in w.alpha.items() if k.startswith("features.")):
-            return "fc.*"
-        return "all"
 
     # ------------------------------------------------------------------ features
     def _region_input(self, boxes: np.ndarray, ref_box: np.ndarray, max_side: int):

@@ -1,0 +1,86 @@
+"""The meta-training settings both tracker families share, and the engine built from them.
+
+:class:`TrainConfig` holds what every family's training reads (iterations, meta-batch, the three
+Adam learning rates, L2F, DropGrad, the loop's checkpoint and validation cadence); MetaSDNet's
+:class:`~tracker.metatrain.train.MetaTrainConfig` and MetaCREST's
+:class:`~tracker.metatrain.crest.CRESTTrainConfig` extend it with their own and their reference
+defaults. :func:`training_learner` is the one place a training run's engine is configured.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from foundation.errors import UserError
+
+__all__ = ["TrainConfig", "training_learner"]
+
+
+@dataclass
+class TrainConfig:
+    """Settings common to every family (defaults: Meta-Tracker's MetaSDNet values)."""
+
+    iterations: int = 15000
+    meta_batch: int = 8                  # episodes per meta-update
+    lr_start: float = 1e-4               # Adam lr of theta0
+    lr_alpha: float = 1e-5               # Adam lr of the element-wise rates
+    lr_attenuator: float = 1e-3          # Adam lr of g_phi (L2F's classification setting)
+    alpha_init: float = 1e-4
+    decay_fraction: float = 2 / 3        # every lr x0.1 from this fraction of the iterations on
+    l2f: bool = False
+    l2f_mode: str = "identity"           # gamma = clamp(1 - s g, 0, 1), s from 0: starts at gamma = 1
+    l2f_embedding: str = "detached"
+    dropgrad: Optional[str] = None       # None | binary | gaussian
+    dropgrad_rate: float = 0.1
+    seed: int = 0
+    workers: int = 0                     # episode-reading processes
+    feature_cache: Optional[str] = None  # folder of per-frame features shared between runs
+    checkpoint_every: int = 50
+    val_every: int = 0                   # 0: validate only at checkpoints when val tracks exist
+    val_episodes: int = 16
+
+    def validate(self) -> "TrainConfig":
+        """Each wrong setting is a one-line UserError."""
+        if self.iterations < 1:
+            raise UserError(f"--iterations must be at least 1, got {self.iterations}")
+        if self.meta_batch < 1:
+            raise UserError(f"--meta-batch must be at least 1, got {self.meta_batch}")
+        if self.dropgrad not in (None, "binary", "gaussian"):
+            raise UserError(f"--dropgrad must be binary or gaussian, got {self.dropgrad!r}")
+        if not 0.0 <= self.dropgrad_rate < 1.0:
+            raise UserError(f"--dropgrad-rate must be in [0, 1), got {self.dropgrad_rate}")
+        return self
+
+    @property
+    def decay_at(self) -> int:
+        return int(round(self.iterations * self.decay_fraction))
+
+    def lr_scale(self, iteration: int) -> float:
+        return 0.1 if iteration >= self.decay_at else 1.0
+
+    def apply_lrs(self, learner: Any, iteration: int) -> float:
+        """Set every Adam group's lr for ``iteration`` (the step decay); returns the scale."""
+        scale = self.lr_scale(iteration)
+        base = {"start": self.lr_start, "inner_lr": self.lr_alpha, "attenuator": self.lr_attenuator}
+        for group in learner.optimizer.param_groups:
+            group["lr"] = base[group["name"]] * scale
+        return scale
+
+
+def training_learner(model: Any, config: TrainConfig, adapt: Any = "all", task_reduction: str = "sum",
+                     alpha: Optional[Mapping[str, Any]] = None):
+    """The engine a meta-training run updates: ``model`` holds theta0; one second-order inner
+    step with learned element-wise rates (from ``alpha`` when continuing), L2F and DropGrad as
+    configured, one Adam lr per group."""
+    from meta_learning import MetaConfig, MetaLearner
+
+    meta = MetaConfig(inner_steps=1, inner_lr=config.alpha_init, first_order=False, adapt=adapt,
+                      lr_mode="elementwise", learn_lr=True, l2f=config.l2f, l2f_mode=config.l2f_mode,
+                      l2f_embedding=config.l2f_embedding, dropgrad=config.dropgrad,
+                      dropgrad_rate=config.dropgrad_rate, outer_lr=config.lr_start,
+                      lr_outer_lr=config.lr_alpha, attenuator_outer_lr=config.lr_attenuator,
+                      task_reduction=task_reduction)
+    learner = MetaLearner(model, meta)
+    if alpha is not None:
+        learner.inner_lr.load_rates(alpha)
+    return learner
