@@ -9,7 +9,8 @@ import torch
 from otb_eval.synthetic import generate
 from tracker.metatrain.episodes import EpisodeConfig, sample_episode
 from tracker.metatrain.sources import load_tracks
-from tracker.metatrain.train import MetaTrainConfig, build_learner, meta_train, sdnet_loss
+from tracker.metatrain.train import MetaTrainConfig, build_learner, meta_train
+from tracker.sdnet.losses import region_loss
 from tracker.sdnet.model import ModelConfig
 from tracker.sdnet.weights import load_weights
 
@@ -56,7 +57,7 @@ def _query_loss(learner, tracks, n=12):
     from tracker.metatrain.episodes import EpisodeDataset
 
     ds = EpisodeDataset(tracks, 999, TINY, EpisodeConfig(max_side=160))
-    loss_fn = sdnet_loss(TINY)
+    loss_fn = region_loss(TINY)
     total = 0.0
     for i in range(n):
         s, q = ds[i].batches()

@@ -152,8 +152,8 @@ def test_feature_cache_matches_the_exact_crops(data, tmp_path):
     shifted = 0
     for i in range(8):
         first = cached[i]
-        assert os.listdir(tmp_path) == [os.path.basename(cached.cache)]      # one keyed folder
-        assert all(f.endswith(".pt") for f in os.listdir(cached.cache)) and os.listdir(cached.cache)
+        assert os.listdir(tmp_path) == [os.path.basename(cached.cache.folder)]      # one keyed folder
+        assert all(f.endswith(".pt") for f in os.listdir(cached.cache.folder)) and os.listdir(cached.cache.folder)
         counting = _Counting(bb)
         cached.backbone = counting
         again = cached[i]                     # both frames now come from the disk
@@ -194,13 +194,13 @@ def test_cached_query_labels_are_within_a_cell_of_the_exact_ones(data, tmp_path)
 
 def test_cache_key_follows_backbone_and_geometry(data, tmp_path):
     bb = _backbone(data)
-    a = CRESTEpisodeDataset(data["tracks"], 0, bb, OPTS, cache=str(tmp_path)).cache
-    assert a == CRESTEpisodeDataset(data["tracks"], 9, bb, OPTS, cache=str(tmp_path)).cache
+    a = CRESTEpisodeDataset(data["tracks"], 0, bb, OPTS, cache=str(tmp_path)).cache.folder
+    assert a == CRESTEpisodeDataset(data["tracks"], 9, bb, OPTS, cache=str(tmp_path)).cache.folder
     assert a != CRESTEpisodeDataset(data["tracks"], 0, bb, replace(OPTS, max_target_px=20.0),
-                                    cache=str(tmp_path)).cache
+                                    cache=str(tmp_path)).cache.folder
     bb2 = _backbone(data)
     bb2.feature_scale = 2.0
-    assert a != CRESTEpisodeDataset(data["tracks"], 0, bb2, OPTS, cache=str(tmp_path)).cache
+    assert a != CRESTEpisodeDataset(data["tracks"], 0, bb2, OPTS, cache=str(tmp_path)).cache.folder
 
 
 # ---------------------------------------------------------------------------- the meta step

@@ -30,6 +30,7 @@ from ..crest.weights import CRESTWeights, save_crest_weights
 from ..crest.window import WindowGeometry, crop_windows
 from foundation.errors import UserError
 from foundation.images import read_bgr, to_rgb
+from .cache import FeatureCache, fingerprint
 from .config import TrainConfig, training_learner
 from .loop import TrainResult, learned_state, run_meta_training
 from .sources import Track
@@ -100,15 +101,12 @@ class CRESTEpisodeDataset(torch.utils.data.Dataset):
         self.seed, self.backbone, self.options, self.lookahead, self.total = seed, backbone, options, lookahead, total
         self.cache = None
         if cache:
-            import hashlib
             import json
 
-            h = hashlib.sha1(json.dumps({k: getattr(options, k) for k in GEOMETRY_FIELDS}, sort_keys=True).encode())
-            for k in sorted(backbone.params):
-                h.update(k.encode())
-                h.update(backbone.params[k].contiguous().numpy().tobytes())
-            h.update(repr((backbone.kind, sorted(backbone.config.items()), backbone.feature_scale)).encode())
-            self.cache = os.path.join(cache, "crest-" + h.hexdigest()[:16])
+            geometry = json.dumps({k: getattr(options, k) for k in GEOMETRY_FIELDS}, sort_keys=True)
+            backbone_key = repr((backbone.kind, sorted(backbone.config.items()), backbone.feature_scale))
+            self.cache = FeatureCache(cache, "crest-" + fingerprint(backbone.params, geometry, backbone_key),
+                                      half=True)
 
     def __len__(self) -> int:
         return self.total
@@ -138,26 +136,14 @@ class CRESTEpisodeDataset(torch.utils.data.Dataset):
         return track, (t, t2), g, sup, qry, (float(dy), float(dx))
 
     def _frame_features(self, frame: str, box: np.ndarray) -> torch.Tensor:
-        """Features (no Hann) of the window centred on ``box`` in ``frame``, cached on disk."""
-        import hashlib
+        """Features (no Hann) of the window centred on ``box`` in ``frame``, through the cache."""
+        def compute() -> torch.Tensor:
+            g = self._geometry(box)
+            patch = crop_windows(to_rgb(read_bgr(frame)), box[:2] + box[2:] / 2, [g.frame_side(box[2:])],
+                                 g.window, g.border)
+            return self.backbone(patch)
 
-        from foundation.fileio import atomic_path
-
-        path = os.path.join(self.cache, hashlib.sha1(
-            f"{os.path.abspath(frame)}|{','.join(f'{v:.4f}' for v in box)}".encode()).hexdigest() + ".pt")
-        if os.path.isfile(path):
-            try:
-                return torch.load(path, weights_only=True).float()
-            except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed
-                pass
-        g = self._geometry(box)
-        patch = crop_windows(to_rgb(read_bgr(frame)), box[:2] + box[2:] / 2, [g.frame_side(box[2:])],
-                             g.window, g.border)
-        feats = self.backbone(patch)
-        os.makedirs(self.cache, exist_ok=True)
-        with atomic_path(path) as tmp:
-            torch.save(feats.half(), tmp)
-        return feats.half().float()   # what a later read of the file returns
+        return self.cache.get(f"{os.path.abspath(frame)}|{','.join(f'{v:.4f}' for v in box)}", compute)
 
     def __getitem__(self, index: int) -> CRESTEpisode:
         if self.cache is None:

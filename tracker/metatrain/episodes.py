@@ -65,7 +65,7 @@ class FrameSet:
         return R.to_tensor(R.warp(to_rgb(read_bgr(self.frame)), self.region))
 
     def batch(self):
-        """``(region pixels, grid, labels)``: what :func:`tracker.metatrain.train.sdnet_loss` takes."""
+        """``(region pixels, grid, labels)``: what :func:`tracker.sdnet.losses.region_loss` takes."""
         return self.pixels(), self.grid, self.labels
 
 

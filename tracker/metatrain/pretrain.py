@@ -13,6 +13,7 @@ from typing import Sequence as SequenceType
 
 import torch
 
+from ..sdnet.losses import pool_region
 from ..sdnet.model import ModelConfig, binary_loss, conv_forward, fc_forward, init_params
 from .episodes import EpisodeConfig, sample_episode
 from .sources import Track
@@ -31,7 +32,6 @@ def pretrain(tracks: SequenceType[Track], model: ModelConfig, config: PretrainCo
     """Shared layers trained with one fc6 head per track; returns start parameters (fc6 fresh)."""
     from tqdm.auto import tqdm
 
-    from ..sdnet import roi_align as R
 
     params = {k: v.clone().requires_grad_(True) for k, v in init_params(model, config.seed).items()}
     g = torch.Generator().manual_seed(config.seed)
@@ -40,7 +40,6 @@ def pretrain(tracks: SequenceType[Track], model: ModelConfig, config: PretrainCo
     shared = [v for k, v in params.items() if not k.startswith("fc.fc6")]
     opt = torch.optim.Adam(shared + [heads_w, heads_b], lr=config.lr)
     no_shuffle = EpisodeConfig(**{**asdict(episodes), "shuffle_prob": 0.0})
-    k = R.grid_cells(model)
     names = {t.name: i for i, t in enumerate(tracks)}
     bar = tqdm(range(config.iterations), desc="pretrain", unit="it", disable=not progress, dynamic_ncols=True)
     for it in bar:
@@ -50,7 +49,7 @@ def pretrain(tracks: SequenceType[Track], model: ModelConfig, config: PretrainCo
                                 model, no_shuffle)
             d = names[ep.track]
             s = ep.support
-            feats = R.roi_align(conv_forward(params, s.pixels(), model), s.grid, k)
+            feats = pool_region(conv_forward(params, s.pixels(), model), s.grid, model)
             head = {**params, "fc.fc6.weight": heads_w[d], "fc.fc6.bias": heads_b[d]}
             loss = loss + binary_loss(fc_forward(head, feats), s.labels) / len(s.labels)
         opt.zero_grad(set_to_none=True)

@@ -22,8 +22,9 @@ from typing import Any, Callable, Optional, Sequence as SequenceType
 import torch
 
 from foundation.errors import UserError
-from ..sdnet import roi_align as R
-from ..sdnet.model import MetaSDNet, ModelConfig, binary_loss, conv_forward, fc_forward
+from ..sdnet.losses import fc_loss, pool_region, region_loss
+from ..sdnet.model import MetaSDNet, ModelConfig, conv_forward
+from .cache import FeatureCache, fingerprint
 from .episodes import EpisodeConfig, EpisodeDataset
 from .config import TrainConfig, training_learner
 from .loop import TrainResult, learned_state, run_meta_training
@@ -53,78 +54,24 @@ class MetaTrainConfig(TrainConfig):
         return int(round(self.iterations * self.fc_only_fraction))
 
 
-def sdnet_loss(model: ModelConfig) -> Callable:
-    """The tracker's summed binary loss of ``(region, grid, labels)`` at ``params``: conv features
-    of the search region, RoIAlign of the sampled boxes, fc layers (what the fast tracker runs)."""
-    k = R.grid_cells(model)
-
-    def loss_fn(params, batch):
-        region, grid, labels = batch
-        feats = R.roi_align(conv_forward(params, region, model), grid, k)
-        return binary_loss(fc_forward(params, feats), labels)
-
-    return loss_fn
-
-
-def fc_loss(params, batch):
-    """The summed binary loss of fc4-6 on pooled conv3 features ``(feats, labels)``."""
-    feats, labels = batch
-    return binary_loss(fc_forward(params, feats), labels)
-
-
-class FeatureCache:
-    """conv3 features of search regions at FIXED conv weights, keyed by frame: with
-    ``adapt='fc'`` conv neither adapts nor meta-learns, and a frame's region does not depend on
-    the episode, so each frame goes through the conv layers once per run."""
+class ConvFeatures:
+    """conv3 features of episodes' search regions at FIXED conv weights (``adapt='fc'``: conv
+    neither adapts nor meta-learns), through the one :class:`~tracker.metatrain.cache.FeatureCache`:
+    a frame's region does not depend on the episode, so each frame goes through conv1-3 once."""
 
     def __init__(self, conv_params: dict, model: ModelConfig, capacity: int = 20000,
                  folder: Optional[str] = None):
-        import hashlib
-
         self.params = {k: v.detach() for k, v in conv_params.items()}
         self.model = model
-        self.capacity = capacity
-        self._store: dict = {}
-        # on disk, features are keyed by the conv weights too, so runs from the same start share them
-        h = hashlib.sha1()
-        for k in sorted(self.params):
-            h.update(k.encode())
-            h.update(self.params[k].float().contiguous().numpy().tobytes())
-        self.folder = os.path.join(folder, h.hexdigest()[:16]) if folder else None
-
-    def _disk_path(self, fs) -> str:
-        import hashlib
-
-        r = fs.region
-        key = f"{os.path.abspath(fs.frame)}|{r.ox:.6f},{r.oy:.6f},{r.sx:.6f},{r.sy:.6f},{r.width},{r.height}"
-        return os.path.join(self.folder, hashlib.sha1(key.encode()).hexdigest() + ".pt")
-
-    def _features(self, fs) -> torch.Tensor:
-        path = self._disk_path(fs) if self.folder else None
-        if path and os.path.isfile(path):
-            try:
-                return torch.load(path, weights_only=True)
-            except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed
-                pass
-        with torch.no_grad():
-            feats = conv_forward(self.params, fs.pixels(), self.model)
-        if path:
-            from foundation.fileio import atomic_path
-
-            with atomic_path(path) as tmp:
-                torch.save(feats, tmp)
-        return feats
+        self.cache = FeatureCache(folder, fingerprint(self.params), capacity)
 
     def __call__(self, fs) -> tuple:
         """A :class:`~tracker.metatrain.episodes.FrameSet` -> ``(pooled features, labels)``."""
-        feats = self._store.get(fs.frame)
-        if feats is None:
-            feats = self._features(fs)
-            if len(self._store) >= self.capacity:
-                self._store.pop(next(iter(self._store)))
-            self._store[fs.frame] = feats
+        r = fs.region
+        key = f"{os.path.abspath(fs.frame)}|{r.ox:.6f},{r.oy:.6f},{r.sx:.6f},{r.sy:.6f},{r.width},{r.height}"
+        feats = self.cache.get(key, lambda: conv_forward(self.params, fs.pixels(), self.model))
         with torch.no_grad():
-            pooled = R.roi_align(feats, fs.grid, R.grid_cells(self.model))
+            pooled = pool_region(feats, fs.grid, self.model)
         return pooled, fs.labels
 
 
@@ -181,10 +128,10 @@ def meta_train(tracks: SequenceType[Track], config: MetaTrainConfig, out: str,
     learner = build_learner(config, start, alpha)
     if config.adapt == "fc":
         loss_fn = fc_loss
-        prepare = FeatureCache({k: v for k, v in learner.model.named_parameters()
+        prepare = ConvFeatures({k: v for k, v in learner.model.named_parameters()
                                 if k.startswith("features.")}, model_cfg, folder=config.feature_cache)
     else:
-        loss_fn = sdnet_loss(model_cfg)
+        loss_fn = region_loss(model_cfg)
 
         def prepare(fs):
             return fs.batch()

@@ -15,7 +15,8 @@ memory: short-term on failure, long-term every 10 frames, 15 iterations of 32 po
 hard negatives mined from 1024.
 
 ``mode="fast"`` (default) computes conv features once per frame on a search region and pools boxes
-with RoIAlign (:mod:`.roi_align`); ``mode="exact"`` crops every box to 107 x 107 like MDNet.
+with RoIAlign; ``mode="exact"`` crops every box to 107 x 107 like MDNet (:mod:`.features`: one
+extractor object per mode, so the tracker itself has no mode branches).
 Every number is an option of :class:`SDNetOptions` (defaults: the reference values; the few CPU
 departures are marked "CPU:" and listed in docs/tracker.md).
 """
@@ -32,9 +33,10 @@ from ..weights import frame1_learner
 from foundation.boxes import MIN_BOX, check_init_box, clip_to_image
 from foundation.errors import UserError
 from foundation.images import to_rgb
-from . import roi_align as R
 from .bbreg import BBoxRegressor
-from .model import ModelConfig, binary_loss, conv_forward, conv_forward_dense, fc_forward
+from .features import make_features
+from .losses import fc_loss
+from .model import ModelConfig, binary_loss, fc_forward
 from .sampling import Sampler, sample_iou
 from .weights import resolve_weights
 
@@ -179,6 +181,8 @@ class MetaSDNetTracker(Tracker):
         self.config = self.weights.config
         self.device = torch.device(device)
         self.start = {k: v.detach().to(self.device).float() for k, v in self.weights.params.items()}
+        self.extractor = make_features(self.opts.mode, self.config, self.opts.dense, self.opts.chunk,
+                                       self.device)
         self._learner = None
         self.regressor = BBoxRegressor(self.opts.bbreg_alpha)
         # Built now, not on the first frame: the first torch optimiser of a process imports
@@ -197,39 +201,12 @@ class MetaSDNetTracker(Tracker):
         return self._learner
 
     # ------------------------------------------------------------------ features
-    def _region_input(self, boxes: np.ndarray, ref_box: np.ndarray, max_side: int):
-        region = R.region_for_boxes(boxes, ref_box, self.config, max_side)
-        x = R.to_tensor(R.warp(self._rgb, region)).to(self.device)
-        return region, x
-
-    def _region_conv(self, params, x: torch.Tensor) -> torch.Tensor:
-        """conv1-3 on a search region (stride 8 with ``dense``, else 16)."""
-        fn = conv_forward_dense if self.opts.dense else conv_forward
-        return fn(params, x, self.config)
-
-    def _pool(self, feats: torch.Tensor, region, boxes: np.ndarray) -> torch.Tensor:
-        stride = R.STRIDE // 2 if self.opts.dense else R.STRIDE
-        grid = R.roi_grid(boxes, region, tuple(feats.shape[2:]), self.config, stride).to(self.device)
-        return R.roi_align(feats, grid, R.grid_cells(self.config))
-
-    def _exact_feats(self, params, boxes: np.ndarray) -> torch.Tensor:
-        out = []
-        for i in range(0, len(boxes), self.opts.chunk):
-            crops = R.to_tensor(R.crop_boxes(self._rgb, boxes[i:i + self.opts.chunk], self.config))
-            out.append(conv_forward(params, crops.to(self.device), self.config))
-        return torch.cat(out, 0) if out else torch.zeros(0, self.config.channels[2], 3, 3)
-
     def _features(self, params, groups: Sequence[np.ndarray], ref_box: np.ndarray,
                   max_side: int) -> List[torch.Tensor]:
         """conv3 features (flattened) of several box sets of the current frame, no grad."""
-        with torch.no_grad():
-            if self.opts.mode == "exact":
-                return [self._exact_feats(params, g).flatten(1) for g in groups]
-            allb = np.concatenate([g for g in groups if len(g)], 0)
-            region, x = self._region_input(allb, ref_box, max_side)
-            feats = self._region_conv(params, x)
-            return [self._pool(feats, region, g).flatten(1) if len(g) else
-                    torch.zeros(0, self.config.feature_dim) for g in groups]
+        cover = np.concatenate([g for g in groups if len(g)], 0)
+        frame = self.extractor.frame(params, self._rgb, cover, ref_box, max_side)
+        return [frame.pool(g).flatten(1) for g in groups]
 
     # ------------------------------------------------------------------ frame 1
     def init(self, image: Any, box: Sequence[float]) -> None:
@@ -263,18 +240,16 @@ class MetaSDNetTracker(Tracker):
               if o.bbreg else np.zeros((0, 4)))
         mpos, mneg = self._memory_samples(box)
 
-        self._frame1_map = None
+        self._frame1 = None
         if o.init == "meta":
             params = self._meta_step(pos, neg, np.concatenate([pos, neg, bb, mpos, mneg], 0), box)
         else:
             params = {k: v.clone() for k, v in self.start.items()}
         self._set_params(params)
         groups = [bb, mpos, mneg] + ([pos, neg] if o.init == "finetune" else [])
-        if self._frame1_map is not None:   # conv did not change: pool from the step's feature map
-            region, fmap = self._frame1_map
-            with torch.no_grad():
-                feats = [self._pool(fmap, region, g).flatten(1) for g in groups]
-            self._frame1_map = None
+        if self._frame1 is not None:   # conv did not change: pool from the step's features
+            feats = [self._frame1.pool(g).flatten(1) for g in groups]
+            self._frame1 = None
         else:
             feats = self._features(self.params, groups, box, o.max_region_init)
         if o.bbreg and len(bb):
@@ -287,52 +262,18 @@ class MetaSDNetTracker(Tracker):
         self._rgb = None
 
     def _meta_step(self, pos: np.ndarray, neg: np.ndarray, cover: np.ndarray, box: np.ndarray):
-        """ONE meta-SGD step through the engine (L2F first if configured) over all layers, or over
-        fc4-6 when the weights adapt only those (conv rates 0, or an fc-only attenuator)."""
+        """ONE meta-SGD step through the engine (L2F first if configured) over the tensors the
+        weights adapt: all layers, or fc4-6 (then conv features are constants of the step,
+        computed once and reused for the rest of frame 1)."""
         o = self.opts
         boxes = np.concatenate([pos, neg], 0)
         labels = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))]).long().to(self.device)
-        cfg = self.config
         learner = self.learner()
         if not any(n.startswith("features.") for n in learner.inner_names):
-            # conv is not adapted: its features are constants of the step, computed once
-            with torch.no_grad():
-                if o.mode == "exact":
-                    feats = self._exact_feats(self.start, boxes)
-                else:
-                    region, x = self._region_input(cover, box, o.max_region_init)
-                    fmap = self._region_conv(self.start, x)
-                    feats = self._pool(fmap, region, boxes)
-                    self._frame1_map = (region, fmap)
-
-            def loss_fn(params, batch):
-                f, y = batch
-                return binary_loss(fc_forward(params, f), y)
-
-            batch = (feats, labels)
-        elif o.mode == "exact":
-            crops = R.to_tensor(R.crop_boxes(self._rgb, boxes, cfg)).to(self.device)
-
-            def loss_fn(params, batch):
-                x, y = batch
-                return binary_loss(fc_forward(params, conv_forward(params, x, cfg)), y)
-
-            batch = (crops, labels)
+            self._frame1 = self.extractor.frame(self.start, self._rgb, cover, box, o.max_region_init)
+            loss_fn, batch = fc_loss, (self._frame1.pool(boxes), labels)
         else:
-            region, x = self._region_input(cover, box, o.max_region_init)
-            fh = R.feature_size(region.height, o.dense)
-            fw = R.feature_size(region.width, o.dense)
-            stride = R.STRIDE // 2 if o.dense else R.STRIDE
-            grid = R.roi_grid(boxes, region, (fh, fw), cfg, stride).to(self.device)
-            k = R.grid_cells(cfg)
-            conv = self._region_conv
-
-            def loss_fn(params, batch):
-                x, g, y = batch
-                feats = R.roi_align(conv(params, x), g, k)
-                return binary_loss(fc_forward(params, feats), y)
-
-            batch = (x, grid, labels)
+            loss_fn, batch = self.extractor.loss(self._rgb, boxes, labels, cover, box, o.max_region_init)
         self._loss_fn, self._batch = loss_fn, batch  # kept for inspection (tests)
         adapted, info = learner.adapt(None, loss_fn, batch, steps=o.inner_steps, training=False)
         # L2F's per-tensor attenuation of this target's start (None without an attenuator)
@@ -406,15 +347,10 @@ class MetaSDNetTracker(Tracker):
         cands = _sampler(("gaussian", self.trans, o.cand_scale, 1.0))(self.rng, prev, self._size,
                                                                        o.n_candidates)
         # the search region also holds the crops of this frame's memory samples
-        reach = _reach(prev, o)
+        frame = self.extractor.frame(self.params, self._rgb, np.concatenate([cands, _reach(prev, o)], 0),
+                                     prev, o.max_region)
+        feats = frame.pool(cands).flatten(1)
         with torch.no_grad():
-            if o.mode == "exact":
-                feats = self._exact_feats(self.params, cands).flatten(1)
-                fmap = region = None
-            else:
-                region, x = self._region_input(np.concatenate([cands, reach], 0), prev, o.max_region)
-                fmap = self._region_conv(self.params, x)
-                feats = self._pool(fmap, region, cands).flatten(1)
             scores = fc_forward(self.params, feats)[:, 1]
         top = scores.topk(o.top_k).indices
         score = float(scores[top].mean())
@@ -429,15 +365,8 @@ class MetaSDNetTracker(Tracker):
                 reg = self.regressor.predict(feats[top].cpu().numpy(), top_boxes).mean(0)
                 out = clip_to_image(reg, W, H, min_size=MIN_BOX)
             mpos, mneg = self._memory_samples(self.box)
-            with torch.no_grad():
-                if o.mode == "exact":
-                    pf = self._exact_feats(self.params, mpos).flatten(1)
-                    nf = self._exact_feats(self.params, mneg).flatten(1)
-                else:
-                    pf = self._pool(fmap, region, mpos).flatten(1)
-                    nf = self._pool(fmap, region, mneg).flatten(1)
-            self.pos_mem.add(t, pf)
-            self.neg_mem.add(t, nf)
+            self.pos_mem.add(t, frame.pool(mpos).flatten(1))
+            self.neg_mem.add(t, frame.pool(mneg).flatten(1))
             self.pos_mem.trim(t, o.pos_frames_long)
             self.neg_mem.trim(t, o.neg_frames)
         else:
