@@ -219,7 +219,7 @@ def test_interrupted_write_leaves_no_half_sequence(tmp_path, monkeypatch):
                 raise KeyboardInterrupt
             yield frame
 
-    monkeypatch.setattr(synthetic, "iter_frames", dying)
+    monkeypatch.setattr(synthetic.benchmark, "iter_frames", dying)
     with pytest.raises(KeyboardInterrupt):
         synthetic.generate(str(tmp_path), 1, seed=0, split="train", frames=(5, 5), size=(96, 72), progress=False)
     assert os.listdir(tmp_path) == []

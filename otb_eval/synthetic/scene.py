@@ -250,8 +250,12 @@ def _make_sprite(rng: np.random.Generator, source: Source, w: int, h: int, pad: 
 
 def plan_sequence(seq_seed: int, split: str, n_frames: int, size: tuple[int, int] = (320, 240),
                   attributes: list[str] | None = None) -> SequencePlan:
-    """Decide a whole sequence from ``seq_seed``; ``attributes`` forces the set (else 2-4 drawn)."""
+    """Decide a whole sequence from ``seq_seed``; ``attributes`` forces the set (else 2-4 drawn).
 
+    One step per nuisance, each drawing from the sequence's generator in a fixed order (so a
+    seed always gives the same sequence): size and scale, rotations, deformation, textures, the
+    centre path (fast motion), out of view, light, blur, camera, distractors, occluders.
+    """
     rng = np.random.default_rng(seq_seed)
     W, H = size
     n = int(n_frames)
@@ -264,9 +268,44 @@ def plan_sequence(seq_seed: int, split: str, n_frames: int, size: tuple[int, int
         attrs = [a for a in OTB_ATTRIBUTES if a in attributes]
     has = set(attrs).__contains__
     t = np.arange(n, dtype=float)
-    short = min(W, H)
 
-    # ---- size and scale over time
+    scale, (bw, bh) = _plan_size(rng, has, t, min(W, H))
+    angle = _plan_in_plane(rng, has, t)
+    yaw = _plan_out_of_plane(rng, has, n)
+    deform, squash, deform_phase, waves = _plan_deformation(rng, has, t)
+    cam, background, target = _plan_textures(rng, split, (W, H), (bw, bh), scale)
+    extents, content = _extents(target, (bw, bh), scale, angle, yaw, squash)
+    centre, fm_frames = _plan_path(rng, has, (W, H), extents)
+    ov_info = _plan_out_of_view(rng, has, centre, content, (W, H))
+    gain, light = _plan_light(rng, has, t, centre, (bw, bh), scale)
+    blur_len, blur_angle = _plan_blur(rng, has, centre, fm_frames)
+    bg_matrix, zoom = _plan_camera(rng, cam, n, (W, H), background.image.shape[:2])
+    distractors = _plan_distractors(rng, has, t, target, np.sqrt(bw * bh) * scale)
+    occluders = _plan_occluders(rng, has, split, t, (bw, bh), scale, extents)
+
+    noise_sigma = float(rng.uniform(1.5, 4.0))
+    info = {
+        "target": {"source": target.provenance, "shape": target.shape,
+                   "size": [round(bw, 2), round(bh, 2)]},
+        "background": {"source": background.provenance, "zoom": round(zoom, 3),
+                       "camera_motion": cam},
+        "distractors": [{"source": d["sprite"].provenance, "look_alike_of": "target"} for d in distractors],
+        "occluders": [{"source": o["sprite"].provenance, "size": list(o["size"]), "frames": o["window"]}
+                      for o in occluders],
+        "light": light["kind"],
+        "noise_sigma": round(noise_sigma, 3),
+        "fast_motion_frames": fm_frames,
+        "out_of_view": ov_info,
+    }
+    return SequencePlan(seq_seed, split, (W, H), n, attrs, target, (bw, bh), centre, scale, angle,
+                        yaw, squash, deform, deform_phase, waves, gain, light, blur_len, blur_angle,
+                        background, bg_matrix, noise_sigma, distractors, occluders, info)
+
+
+def _plan_size(rng: np.random.Generator, has, t: np.ndarray, short: int):
+    """SV (a scale ramp by >= SV_MIN_RATIO) or a gentle breathing; LR: a tiny target. Returns
+    the per-frame scale and the target's (w, h) at scale 1."""
+    n = len(t)
     aspect = float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
     if has("SV"):
         ratio = rng.uniform(SV_MIN_RATIO + 0.1, 2.4)
@@ -284,30 +323,40 @@ def plan_sequence(seq_seed: int, split: str, n_frames: int, size: tuple[int, int
             s0 = rng.uniform(11, 17)
         else:  # not low resolution: at least 28 px (area 784) where the frame allows
             s0 = max(short * rng.uniform(0.14, 0.27), min(28.0, 0.3 * short))
-    bw, bh = s0 * np.sqrt(aspect), s0 / np.sqrt(aspect)
+    return scale, (s0 * np.sqrt(aspect), s0 / np.sqrt(aspect))
 
-    # ---- rotation, out-of-plane rotation, deformation
-    if has("IPR"):
-        if rng.random() < 0.5:  # steady spin
-            speed = rng.uniform(1.5, 4.0) * rng.choice([-1, 1])
-            total = max(IPR_MIN_RANGE + 10, min(abs(speed) * n, 240))
-            angle = np.sign(speed) * total * _ramp(n, 0, n - 1)
-        else:  # rocking
-            amp = rng.uniform(30, 60)
-            period = max(12.0, min(n, 4 * amp / 3.5))
-            angle = amp * np.sin(2 * np.pi * t / period)
-            if np.ptp(angle) < IPR_MIN_RANGE:
-                angle = amp * np.sin(np.pi * t / max(n - 1, 1) - np.pi / 2)
-    else:
-        angle = 3 * np.sin(2 * np.pi * t / rng.uniform(30, 80))
-    if has("OPR"):
-        peak = rng.uniform(OPR_MIN_YAW + 8, 68) * rng.choice([-1, 1])
-        rise = max(3, int(n * rng.uniform(0.15, 0.3)))
-        start = int(rng.integers(0, max(1, n - 2 * rise - 2)))
-        hold = int(rng.integers(0, max(1, n - start - 2 * rise)))
-        yaw = peak * _bump(n, start, rise, hold, rise)
-    else:
-        yaw = np.zeros(n)
+
+def _plan_in_plane(rng: np.random.Generator, has, t: np.ndarray) -> np.ndarray:
+    """IPR: a steady spin or a rocking over >= IPR_MIN_RANGE degrees; else a slight wobble."""
+    n = len(t)
+    if not has("IPR"):
+        return 3 * np.sin(2 * np.pi * t / rng.uniform(30, 80))
+    if rng.random() < 0.5:  # steady spin
+        speed = rng.uniform(1.5, 4.0) * rng.choice([-1, 1])
+        total = max(IPR_MIN_RANGE + 10, min(abs(speed) * n, 240))
+        return np.sign(speed) * total * _ramp(n, 0, n - 1)
+    amp = rng.uniform(30, 60)   # rocking
+    period = max(12.0, min(n, 4 * amp / 3.5))
+    angle = amp * np.sin(2 * np.pi * t / period)
+    if np.ptp(angle) < IPR_MIN_RANGE:
+        angle = amp * np.sin(np.pi * t / max(n - 1, 1) - np.pi / 2)
+    return angle
+
+
+def _plan_out_of_plane(rng: np.random.Generator, has, n: int) -> np.ndarray:
+    """OPR: a yaw bump to >= OPR_MIN_YAW degrees and back."""
+    if not has("OPR"):
+        return np.zeros(n)
+    peak = rng.uniform(OPR_MIN_YAW + 8, 68) * rng.choice([-1, 1])
+    rise = max(3, int(n * rng.uniform(0.15, 0.3)))
+    start = int(rng.integers(0, max(1, n - 2 * rise - 2)))
+    hold = int(rng.integers(0, max(1, n - start - 2 * rise)))
+    return peak * _bump(n, start, rise, hold, rise)
+
+
+def _plan_deformation(rng: np.random.Generator, has, t: np.ndarray):
+    """DEF: a non-rigid wave of >= DEF_MIN_AMPLITUDE and an aspect squash."""
+    n = len(t)
     if has("DEF"):
         amp = rng.uniform(DEF_MIN_AMPLITUDE + 0.02, 0.14)
         deform = amp * (0.6 + 0.4 * np.sin(2 * np.pi * t / rng.uniform(15, 40)) ** 2)
@@ -318,29 +367,52 @@ def plan_sequence(seq_seed: int, split: str, n_frames: int, size: tuple[int, int
         squash = np.ones(n)
     deform_phase = t * rng.uniform(0.15, 0.35)
     waves = (rng.uniform(0.8, 1.8), rng.uniform(0.8, 1.8), rng.uniform(0, 6.3), rng.uniform(0, 6.3))
+    return deform, squash, deform_phase, waves
 
-    # ---- textures: background first, the target from another source
+
+def _plan_textures(rng: np.random.Generator, split: str, size: tuple[int, int],
+                   base: tuple[float, float], scale: np.ndarray):
+    """The background, then the target from another source; whether the camera moves."""
+    W, H = size
+    bw, bh = base
     cam = bool(rng.random() < 0.6)
     background = pick_source(rng, split, 96, 96, photo_prob=0.75,
                              procedural_size=(int(H * 1.3), int(W * 1.3)))
-    bg_img = _tint(rng, background.image, 0.3)
-    background = Source(bg_img, background.provenance)
+    background = Source(_tint(rng, background.image, 0.3), background.provenance)
     exclude = (background.provenance.get("id"),) if background.provenance.get("kind") == "photo" else ()
     target_src = pick_source(rng, split, 32, 32, photo_prob=0.7, exclude=exclude)
     res = max(1.0, float(scale.max()))  # texture resolution: no upsampling at the largest scale
     tw, th = max(3, round(bw * res)), max(3, round(bh * res))
     pad = int(np.ceil(0.2 * max(tw, th))) + 2
-    target = _make_sprite(rng, target_src, tw, th, pad)
+    return cam, background, _make_sprite(rng, target_src, tw, th, pad)
 
-    # ---- extents and the centre path
-    extents = np.zeros((n, 2))   # half-extents of the padded canvas: containment
-    content = np.zeros((n, 2))   # half-extents of the undeformed content: out-of-view planning
+
+def _extents(target: Sprite, base: tuple[float, float], scale: np.ndarray, angle: np.ndarray,
+             yaw: np.ndarray, squash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, the half-extents of the padded canvas (containment) and of the undeformed
+    content (out-of-view planning)."""
+    n = len(scale)
+    extents, content = np.zeros((n, 2)), np.zeros((n, 2))
     for f in range(n):
-        m = _homography((bw, bh), target, (0, 0), scale[f], angle[f], yaw[f], squash[f])
-        c = _corners(m, target)
-        extents[f] = np.abs(c).max(axis=0)
-        c = _corners(m, target, inset=target.pad)
-        content[f] = np.abs(c).max(axis=0)
+        m = _homography(base, target, (0, 0), scale[f], angle[f], yaw[f], squash[f])
+        extents[f] = np.abs(_corners(m, target)).max(axis=0)
+        content[f] = np.abs(_corners(m, target, inset=target.pad)).max(axis=0)
+    return extents, content
+
+
+def _fast_motion_starts(rng: np.random.Generator, has, n: int) -> list:
+    if not has("FM"):
+        return []
+    bursts = int(rng.integers(1, 4))
+    cand = np.arange(min(8, n // 3), max(min(8, n // 3) + 1, n - 3))
+    return sorted(rng.choice(cand, size=min(bursts, len(cand)), replace=False).tolist())
+
+
+def _plan_path(rng: np.random.Generator, has, size: tuple[int, int], extents: np.ndarray):
+    """A smooth random walk that keeps the canvas inside the frame, with FM bursts of
+    > FM_MIN_SPEED px per frame in the roomiest direction. Returns the centres and FM frames."""
+    W, H = size
+    n = len(extents)
     margin = 3.0
     vmax = rng.uniform(1.5, 4.5) if not has("OV") else rng.uniform(1.0, 3.0)
     centre = np.zeros((n, 2))
@@ -351,12 +423,7 @@ def plan_sequence(seq_seed: int, split: str, n_frames: int, size: tuple[int, int
                     rng.uniform(lo[0, 1], max(lo[0, 1], hi[0, 1]))])
     vel = rng.normal(0, vmax / 2, 2)
     fm_frames: list[int] = []
-    if has("FM"):
-        bursts = int(rng.integers(1, 4))
-        cand = np.arange(min(8, n // 3), max(min(8, n // 3) + 1, n - 3))
-        fm_starts = sorted(rng.choice(cand, size=min(bursts, len(cand)), replace=False).tolist())
-    else:
-        fm_starts = []
+    fm_starts = _fast_motion_starts(rng, has, n)
     burst_left, burst_vel = 0, np.zeros(2)
     for f in range(n):
         if f > 0:
@@ -394,66 +461,81 @@ def plan_sequence(seq_seed: int, split: str, n_frames: int, size: tuple[int, int
                 pos[d] = hi[f, d]
                 vel[d] = -abs(vel[d])
         centre[f] = pos
+    return centre, fm_frames
 
-    # ---- partial out of view: pull the target over the nearest image edge and back
-    ov_info = None
-    if has("OV"):
-        visible = rng.uniform(0.35, 0.65)
-        hold = int(rng.integers(2, 7))
-        start = int(rng.integers(0, max(1, n // 3)))
-        mid_f = min(n - 1, start + n // 4)
-        c = centre[mid_f]
-        dists = [c[0], W - 1 - c[0], c[1], H - 1 - c[1]]
-        edge = int(np.argmin(dists))
-        axis, sign = (0, -1) if edge == 0 else (0, 1) if edge == 1 else (1, -1) if edge == 2 else (1, 1)
-        ext = content[:, axis]
-        if sign > 0:
-            out = (W if axis == 0 else H) + ext - 2 * ext * visible
-        else:
-            out = -ext + 2 * ext * visible - 1
-        far = float(np.abs(out - centre[:, axis]).max())
-        rise = int(np.ceil(far * np.pi / 2 / 11.0)) + 1
-        start = max(0, min(start, n - 2 * rise - hold - 1))
-        b = _bump(n, start, rise, hold, rise)
-        centre[:, axis] = (1 - b) * centre[:, axis] + b * out
-        ov_info = {"edge": ["left", "right", "top", "bottom"][edge], "planned_visible": round(visible, 3),
-                   "frames": [start, min(n - 1, start + 2 * rise + hold)]}
 
-    # ---- illumination
-    light = {"kind": "none"}
-    if has("IV"):
-        level = rng.uniform(0.35, 0.55) if rng.random() < 0.6 else rng.uniform(1.7, 2.0)
-        start = int(rng.integers(0, max(1, n // 3)))
-        rise = max(3, int(n * rng.uniform(0.2, 0.4)))
-        hold = int(rng.integers(0, max(1, n - start - 2 * rise)))
-        env = _bump(n, start, rise, hold, rise)
-        gain = 1 + (level - 1) * env
-        if rng.random() < 0.5:
-            light = {"kind": "global"}
-        else:  # a spot light or shadow that rides on the target with a lag
-            lag = int(rng.integers(0, 4))
-            path = np.vstack([centre[:1]] * lag + [centre])[:n]
-            light = {"kind": "spot", "path": path, "sigma": 1.5 * max(bw, bh) * float(scale.max())}
+def _plan_out_of_view(rng: np.random.Generator, has, centre: np.ndarray, content: np.ndarray,
+                      size: tuple[int, int]) -> dict | None:
+    """OV: pull the target over the nearest image edge and back (edits ``centre`` in place)."""
+    if not has("OV"):
+        return None
+    W, H = size
+    n = len(centre)
+    visible = rng.uniform(0.35, 0.65)
+    hold = int(rng.integers(2, 7))
+    start = int(rng.integers(0, max(1, n // 3)))
+    mid_f = min(n - 1, start + n // 4)
+    c = centre[mid_f]
+    dists = [c[0], W - 1 - c[0], c[1], H - 1 - c[1]]
+    edge = int(np.argmin(dists))
+    axis, sign = (0, -1) if edge == 0 else (0, 1) if edge == 1 else (1, -1) if edge == 2 else (1, 1)
+    ext = content[:, axis]
+    if sign > 0:
+        out = (W if axis == 0 else H) + ext - 2 * ext * visible
     else:
-        gain = 1 + 0.04 * np.sin(2 * np.pi * t / rng.uniform(20, 60))
+        out = -ext + 2 * ext * visible - 1
+    far = float(np.abs(out - centre[:, axis]).max())
+    rise = int(np.ceil(far * np.pi / 2 / 11.0)) + 1
+    start = max(0, min(start, n - 2 * rise - hold - 1))
+    b = _bump(n, start, rise, hold, rise)
+    centre[:, axis] = (1 - b) * centre[:, axis] + b * out
+    return {"edge": ["left", "right", "top", "bottom"][edge], "planned_visible": round(visible, 3),
+            "frames": [start, min(n - 1, start + 2 * rise + hold)]}
 
-    # ---- motion blur
-    blur_len = np.zeros(n)
-    blur_angle = np.zeros(n)
-    if has("MB"):
-        peak = rng.uniform(MB_MIN_LENGTH + 1, 14)
-        for _ in range(int(rng.integers(1, 4))):
-            s = int(rng.integers(0, max(1, n - 6)))
-            rise = int(rng.integers(2, 5))
-            blur_len = np.maximum(blur_len, peak * _bump(n, s, rise, int(rng.integers(1, 6)), rise))
-        if fm_frames:
-            blur_len[fm_frames] = peak
-        vel = np.gradient(centre, axis=0)
-        blur_angle = np.degrees(np.arctan2(vel[:, 1], vel[:, 0]))
-        blur_angle = np.where(np.hypot(vel[:, 0], vel[:, 1]) > 0.5, blur_angle, rng.uniform(0, 180))
 
-    # ---- camera (background viewport): frame -> background pixels
-    bh_, bw_ = bg_img.shape[:2]
+def _plan_light(rng: np.random.Generator, has, t: np.ndarray, centre: np.ndarray,
+                base: tuple[float, float], scale: np.ndarray):
+    """IV: a global change or a spot light riding on the target by a factor >= IV_MIN_RATIO;
+    else a flicker of a few percent. Returns the gain per frame and the light's description."""
+    n = len(t)
+    if not has("IV"):
+        return 1 + 0.04 * np.sin(2 * np.pi * t / rng.uniform(20, 60)), {"kind": "none"}
+    level = rng.uniform(0.35, 0.55) if rng.random() < 0.6 else rng.uniform(1.7, 2.0)
+    start = int(rng.integers(0, max(1, n // 3)))
+    rise = max(3, int(n * rng.uniform(0.2, 0.4)))
+    hold = int(rng.integers(0, max(1, n - start - 2 * rise)))
+    gain = 1 + (level - 1) * _bump(n, start, rise, hold, rise)
+    if rng.random() < 0.5:
+        return gain, {"kind": "global"}
+    lag = int(rng.integers(0, 4))   # a spot light or shadow that rides on the target with a lag
+    path = np.vstack([centre[:1]] * lag + [centre])[:n]
+    return gain, {"kind": "spot", "path": path, "sigma": 1.5 * max(base) * float(scale.max())}
+
+
+def _plan_blur(rng: np.random.Generator, has, centre: np.ndarray, fm_frames: list):
+    """MB: blur kernels >= MB_MIN_LENGTH px along the motion, also on fast-motion frames."""
+    n = len(centre)
+    blur_len, blur_angle = np.zeros(n), np.zeros(n)
+    if not has("MB"):
+        return blur_len, blur_angle
+    peak = rng.uniform(MB_MIN_LENGTH + 1, 14)
+    for _ in range(int(rng.integers(1, 4))):
+        s = int(rng.integers(0, max(1, n - 6)))
+        rise = int(rng.integers(2, 5))
+        blur_len = np.maximum(blur_len, peak * _bump(n, s, rise, int(rng.integers(1, 6)), rise))
+    if fm_frames:
+        blur_len[fm_frames] = peak
+    vel = np.gradient(centre, axis=0)
+    blur_angle = np.degrees(np.arctan2(vel[:, 1], vel[:, 0]))
+    blur_angle = np.where(np.hypot(vel[:, 0], vel[:, 1]) > 0.5, blur_angle, rng.uniform(0, 180))
+    return blur_len, blur_angle
+
+
+def _plan_camera(rng: np.random.Generator, cam: bool, n: int, size: tuple[int, int],
+                 background_hw: tuple[int, int]):
+    """The background viewport per frame (frame -> background pixels), drifting when ``cam``."""
+    W, H = size
+    bh_, bw_ = background_hw
     zoom = max(W / bw_, H / bh_) * (1.18 if cam else 1.0) * rng.uniform(1.0, 1.25)
     bg_matrix = np.zeros((n, 2, 3))
     room = np.array([bw_ - W / zoom, bh_ - H / zoom])
@@ -473,61 +555,56 @@ def plan_sequence(seq_seed: int, split: str, n_frames: int, size: tuple[int, int
                     cpos[d] = np.clip(cpos[d], 0, room[d])
         z = zoom * (1 + (0.06 * np.sin(2 * np.pi * f / 70) if cam else 0))
         bg_matrix[f] = [[1 / z, 0, cpos[0]], [0, 1 / z, cpos[1]]]
+    return bg_matrix, zoom
 
-    # ---- distractors (look-alikes drawn under the target)
+
+def _plan_distractors(rng: np.random.Generator, has, t: np.ndarray, target: Sprite,
+                      size: np.ndarray) -> list:
+    """BC: 1-3 look-alikes of the target circling it within BC_MAX_GAP target sizes."""
     distractors = []
-    if has("BC"):
-        for _ in range(int(rng.integers(1, 4))):
-            colour = _jitter_colour(rng, target.colour.astype(np.uint8)).astype(np.float32)
-            if rng.random() < 0.5:
-                colour = colour[:, ::-1].copy()
-            sprite = Sprite(colour, target.alpha.copy(), target.pad, target.provenance, target.shape)
-            size_ = np.sqrt(bw * bh) * scale
-            radius = size_ * (1.1 + 0.9 * (0.5 + 0.5 * np.sin(2 * np.pi * t / rng.uniform(25, 60)
-                                                             + rng.uniform(0, 6.3))))
-            phi = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, 0.03, n)) + t * rng.uniform(-0.05, 0.05)
-            offset = np.stack([radius * np.cos(phi), radius * np.sin(phi)], axis=1)
-            distractors.append({"sprite": sprite, "offset": offset, "scale": rng.uniform(0.85, 1.15),
-                                "angle": rng.uniform(-20, 20)})
+    if not has("BC"):
+        return distractors
+    n = len(t)
+    for _ in range(int(rng.integers(1, 4))):
+        colour = _jitter_colour(rng, target.colour.astype(np.uint8)).astype(np.float32)
+        if rng.random() < 0.5:
+            colour = colour[:, ::-1].copy()
+        sprite = Sprite(colour, target.alpha.copy(), target.pad, target.provenance, target.shape)
+        radius = size * (1.1 + 0.9 * (0.5 + 0.5 * np.sin(2 * np.pi * t / rng.uniform(25, 60)
+                                                        + rng.uniform(0, 6.3))))
+        phi = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, 0.03, n)) + t * rng.uniform(-0.05, 0.05)
+        offset = np.stack([radius * np.cos(phi), radius * np.sin(phi)], axis=1)
+        distractors.append({"sprite": sprite, "offset": offset, "scale": rng.uniform(0.85, 1.15),
+                            "angle": rng.uniform(-20, 20)})
+    return distractors
 
-    # ---- occluders (drawn over the target, passing across it)
+
+def _plan_occluders(rng: np.random.Generator, has, split: str, t: np.ndarray,
+                    base: tuple[float, float], scale: np.ndarray, extents: np.ndarray) -> list:
+    """OCC: 1-2 textured shapes passing across the target (drawn over it)."""
     occluders = []
-    if has("OCC"):
-        for _ in range(int(rng.integers(1, 3)) if n >= 50 else 1):
-            length = int(rng.integers(10, 26))
-            length = min(length, max(6, n - 2))
-            s = int(rng.integers(1, max(2, n - length)))
-            src = pick_source(rng, split, 32, 32, photo_prob=0.6)
-            ow = max(4, int(np.ceil(bw * float(scale[s]) * rng.uniform(0.7, 1.1))))
-            oh = max(4, int(np.ceil(bh * float(scale[s]) * rng.uniform(0.8, 1.3))))
-            sprite = _make_sprite(rng, src, ow, oh, 1, shape=("rect", "ellipse", "rounded")[int(rng.integers(3))])
-            ang = rng.uniform(0, 2 * np.pi)
-            d = np.array([np.cos(ang), np.sin(ang)])
-            travel = 1.15 * (np.abs(extents[s] @ np.abs(d)) + 0.5 * np.hypot(ow, oh))
-            u = np.clip((t - s) / max(length - 1, 1), 0, 1)
-            along = (2 * u - 1) * travel
-            side = rng.uniform(-0.12, 0.12) * np.sqrt(bw * bh)
-            offset = along[:, None] * d[None, :] + side * np.array([-d[1], d[0]])[None, :]
-            occluders.append({"sprite": sprite, "offset": offset, "window": [s, s + length - 1],
-                              "size": (ow, oh)})
-
-    noise_sigma = float(rng.uniform(1.5, 4.0))
-    info = {
-        "target": {"source": target.provenance, "shape": target.shape,
-                   "size": [round(bw, 2), round(bh, 2)]},
-        "background": {"source": background.provenance, "zoom": round(zoom, 3),
-                       "camera_motion": cam},
-        "distractors": [{"source": d["sprite"].provenance, "look_alike_of": "target"} for d in distractors],
-        "occluders": [{"source": o["sprite"].provenance, "size": list(o["size"]), "frames": o["window"]}
-                      for o in occluders],
-        "light": light["kind"],
-        "noise_sigma": round(noise_sigma, 3),
-        "fast_motion_frames": fm_frames,
-        "out_of_view": ov_info,
-    }
-    return SequencePlan(seq_seed, split, (W, H), n, attrs, target, (bw, bh), centre, scale, angle,
-                        yaw, squash, deform, deform_phase, waves, gain, light, blur_len, blur_angle,
-                        background, bg_matrix, noise_sigma, distractors, occluders, info)
+    if not has("OCC"):
+        return occluders
+    n = len(t)
+    bw, bh = base
+    for _ in range(int(rng.integers(1, 3)) if n >= 50 else 1):
+        length = int(rng.integers(10, 26))
+        length = min(length, max(6, n - 2))
+        s = int(rng.integers(1, max(2, n - length)))
+        src = pick_source(rng, split, 32, 32, photo_prob=0.6)
+        ow = max(4, int(np.ceil(bw * float(scale[s]) * rng.uniform(0.7, 1.1))))
+        oh = max(4, int(np.ceil(bh * float(scale[s]) * rng.uniform(0.8, 1.3))))
+        sprite = _make_sprite(rng, src, ow, oh, 1, shape=("rect", "ellipse", "rounded")[int(rng.integers(3))])
+        ang = rng.uniform(0, 2 * np.pi)
+        d = np.array([np.cos(ang), np.sin(ang)])
+        travel = 1.15 * (np.abs(extents[s] @ np.abs(d)) + 0.5 * np.hypot(ow, oh))
+        u = np.clip((t - s) / max(length - 1, 1), 0, 1)
+        along = (2 * u - 1) * travel
+        side = rng.uniform(-0.12, 0.12) * np.sqrt(bw * bh)
+        offset = along[:, None] * d[None, :] + side * np.array([-d[1], d[0]])[None, :]
+        occluders.append({"sprite": sprite, "offset": offset, "window": [s, s + length - 1],
+                          "size": (ow, oh)})
+    return occluders
 
 
 # ----------------------------------------------------------------------------------------------
