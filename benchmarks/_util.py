@@ -37,14 +37,17 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
+def relative(path: str) -> str:
+    """``path`` relative to the repository root (what committed JSON and docs record)."""
+    return os.path.relpath(os.path.abspath(path), ROOT)
+
+
 def save(name: str, data: dict, markdown: str) -> tuple[str, str]:
-    """Write ``benchmarks/results/<name>.json`` and ``docs/<name>.md``."""
-    os.makedirs(RESULTS, exist_ok=True)
-    os.makedirs(DOCS, exist_ok=True)
+    """Write ``benchmarks/results/<name>.json`` and ``docs/<name>.md`` (atomically)."""
+    from foundation.fileio import atomic_write_text
+
     json_path = os.path.join(RESULTS, f"{name}.json")
     md_path = os.path.join(DOCS, f"{name}.md")
-    with open(json_path, "w") as f:
-        json.dump(data, f, indent=2)
-    with open(md_path, "w") as f:
-        f.write(markdown)
+    atomic_write_text(json_path, json.dumps(data, indent=2))
+    atomic_write_text(md_path, markdown)
     return json_path, md_path

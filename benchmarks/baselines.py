@@ -13,8 +13,7 @@ import os
 import shutil
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _util import ROOT, machine, save  # noqa: E402
+from _util import ROOT, machine, save
 
 
 def synthetic_split(split: str, sequences: int, seed: int) -> str:

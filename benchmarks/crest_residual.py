@@ -16,9 +16,8 @@ import shutil
 import sys
 import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _util import ROOT, machine, save  # noqa: E402
+from _util import ROOT, machine, save
 
 # (tracker, residual, residual_iters: Adam iterations of metacrest's spatial branch at frame 1)
 CONFIGS = [("metacrest", False, 0), ("metacrest", True, 10), ("metacrest", True, 50),

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 NOTES = """
 Reading: "engine (vmap)" is the right path for small models with equally shaped tasks (sinusoid:

@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
+import torch
 
-from meta_learning.tasks.regression import RegressionConfig, load_gamma, run  # noqa: E402
+from meta_learning.tasks.regression import RegressionConfig, load_gamma, run
 
 METHODS: Dict[str, Dict[str, Any]] = {
     "MAML": {},

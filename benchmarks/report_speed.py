@@ -14,8 +14,7 @@ import os
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _util import machine, median, save, time_repeats  # noqa: E402
+from _util import machine, median, save, time_repeats
 
 TRUNCATED = {"David": (770, 471), "Football1": (81, 74), "Freeman3": (474, 460),
              "Freeman4": (297, 283), "Diving": (231, 215)}

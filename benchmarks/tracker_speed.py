@@ -33,8 +33,7 @@ import sys
 import tempfile
 import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _util import machine, median, save, time_repeats  # noqa: E402
+from _util import machine, median, relative, save, time_repeats
 
 
 def run_sequence(make, seq, frames=None):
@@ -83,7 +82,7 @@ def measure_crest(args, seqs) -> dict:
         trk.init(read_bgr(seqs[0].img_files[0]), seqs[0].anno[0])
         trk.update(read_bgr(seqs[0].img_files[1]))
     w = warm.weights
-    out = {"weights": w.source or "untrained (MetaSDNet conv layers, seeded target model)",
+    out = {"weights": relative(w.source) if path else "untrained (MetaSDNet conv layers, seeded target model)",
            "trained_weights": bool(w.trained),
            "weights_metadata": {k: w.metadata.get(k) for k in ("command", "date", "iterations")
                                 if k in w.metadata},
@@ -193,7 +192,8 @@ def main() -> None:
         warm.init(read_bgr(seqs[0].img_files[0]), seqs[0].anno[0])
         warm.update(read_bgr(seqs[0].img_files[1]))
         config = warm.config
-        weights_source = warm.weights.source
+        src = warm.weights.source
+        weights_source = relative(src) if os.path.isfile(src) else src
         weights_meta = {k: warm.weights.metadata.get(k) for k in ("command", "date", "iterations")
                         if k in warm.weights.metadata}
         trained = warm.weights.trained

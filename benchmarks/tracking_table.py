@@ -24,9 +24,8 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _util import DOCS, ROOT, machine, save  # noqa: E402
-from baselines import synthetic_split  # noqa: E402
+from _util import DOCS, ROOT, machine, save
+from baselines import synthetic_split
 
 VARIANTS = ["metasdnet", "metasdnet-l2f", "metasdnet-dropgrad", "metasdnet-l2f-dropgrad"]
 CREST_VARIANTS = ["metacrest", "metacrest-l2f", "metacrest-dropgrad", "metacrest-l2f-dropgrad"]

@@ -1,7 +1,10 @@
 """Atomic file writes: readers see the old file or the new one, never half of one.
 
-Every result, report, checkpoint and weights file of the project is written through
-:func:`atomic_path`, so an interrupted run never leaves a truncated file behind.
+Results, reports, plots, figures, checkpoints, weights and feature-cache entries are written
+through :func:`atomic_path` (videos through ``tracker.overlay.VideoSink``, which does the same), so
+an interrupted run never leaves a truncated file behind. Two kinds of file are not: a
+meta-training run's CSV log is appended to row by row (and cut back atomically to the checkpoint
+on resume), and a synthetic sequence is written into a hidden folder renamed when complete.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence as SequenceType
+from typing import Any, Callable, Iterable, Sequence as SequenceType
 
 import numpy as np
 
@@ -155,28 +155,34 @@ run, so each run starts fresh). Factories must be picklable for ``workers > 1`` 
 function, a ``functools.partial``, ``tracker.factory(name, **options)``)."""
 
 
-def track_frames(tracker: Any, img_files: SequenceType[str],
-                 box: SequenceType[float]) -> tuple[np.ndarray, np.ndarray]:
-    """The one frame loop: ``init`` on the first file, ``update`` on the rest; return the boxes
-    (N x 4, the first being ``box``) and the seconds each call took (frame reading excluded).
+def track_frames(tracker: Any, frames: Iterable[Any], box: SequenceType[float],
+                 on_frame: Callable[[int, Any, np.ndarray], None] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The one frame loop (the experiments', ``Tracker.track``'s and ``metatrack track``'s):
+    ``init`` on the first frame, ``update`` on the rest; return the boxes (N x 4, the first
+    being ``box``) and the seconds each call took (frame reading excluded).
 
-    Frames are read as BGR arrays (faster than PIL); the project's trackers accept both.
+    ``frames`` are image files (read as BGR arrays, faster than PIL) or images; the project's
+    trackers accept both. ``on_frame(index, image, box)`` runs after each frame (drawing,
+    progress bars) and is not timed.
     """
     from foundation.images import read_bgr
 
     box = np.asarray(box, dtype=float).reshape(4)
-    boxes = np.zeros((len(img_files), 4))
-    times = np.zeros(len(img_files))
-    boxes[0] = box
-    for f, path in enumerate(img_files):
-        image = read_bgr(path)
+    boxes, times = [], []
+    for f, item in enumerate(frames):
+        image = read_bgr(item) if isinstance(item, (str, os.PathLike)) else item
         t0 = time.perf_counter()
         if f == 0:
             tracker.init(image, box.copy())
+            out = box.copy()
         else:
-            boxes[f] = np.asarray(tracker.update(image), dtype=float).reshape(4)
-        times[f] = time.perf_counter() - t0
-    return boxes, times
+            out = np.asarray(tracker.update(image), dtype=float).reshape(4)
+        times.append(time.perf_counter() - t0)
+        boxes.append(out)
+        if on_frame is not None:
+            on_frame(f, image, out)
+    return np.array(boxes, dtype=float).reshape(-1, 4), np.array(times, dtype=float)
 
 
 def track_sequence(tracker: Any, seq: Sequence, init_box: np.ndarray | None = None,

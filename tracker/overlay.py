@@ -175,7 +175,10 @@ def draw_frame(image: np.ndarray, boxes: Mapping[str, Sequence[float]], colors: 
 
 
 class VideoSink:
-    """Write BGR frames to ``.mp4``/``.avi`` (cv2.VideoWriter) or ``.gif`` (Pillow)."""
+    """Write BGR frames to ``.mp4``/``.avi`` (cv2.VideoWriter) or ``.gif`` (Pillow), atomically:
+    frames go to a hidden temporary file beside ``path`` that :meth:`close` renames over it;
+    :meth:`discard` (and leaving a ``with`` block by an exception) removes it instead, so an
+    earlier video at ``path`` is never replaced by a truncated one."""
 
     def __init__(self, path: str, fps: float = 25.0) -> None:
         ext = os.path.splitext(path)[1].lower()
@@ -184,6 +187,7 @@ class VideoSink:
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
         self.path, self.ext, self.fps = path, ext, float(fps) if fps and fps > 0 else 25.0
+        self._tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
         self._writer = None
         self._gif: List[np.ndarray] = []
         self.frames = 0
@@ -198,7 +202,7 @@ class VideoSink:
         if self._writer is None:
             h, w = frame.shape[:2]
             fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.ext == ".mp4" else "MJPG"))
-            self._writer = cv2.VideoWriter(self.path, fourcc, self.fps, (w, h))
+            self._writer = cv2.VideoWriter(self._tmp, fourcc, self.fps, (w, h))
             if not self._writer.isOpened():
                 raise UserError(f"cv2 cannot write video {self.path} (no encoder for {self.ext})")
             self._size = (w, h)
@@ -207,6 +211,7 @@ class VideoSink:
         self._writer.write(np.ascontiguousarray(frame))
 
     def close(self) -> None:
+        """Finish the file and put it at ``path``."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
@@ -214,15 +219,29 @@ class VideoSink:
             from PIL import Image
 
             imgs = [Image.fromarray(f) for f in self._gif]
-            imgs[0].save(self.path, save_all=True, append_images=imgs[1:], loop=0,
+            imgs[0].save(self._tmp, format="GIF", save_all=True, append_images=imgs[1:], loop=0,
                          duration=int(round(1000 / self.fps)))
             self._gif = []
+        if os.path.exists(self._tmp):
+            os.replace(self._tmp, self.path)
+
+    def discard(self) -> None:
+        """Drop what was written; ``path`` keeps whatever it held before."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        self._gif = []
+        if os.path.exists(self._tmp):
+            os.unlink(self._tmp)
 
     def __enter__(self) -> "VideoSink":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
 
 
 def write_frames(path: str, frames: Iterable[np.ndarray], fps: float = 25.0) -> int:

@@ -78,10 +78,15 @@ def run(args: argparse.Namespace) -> int:
     if ext == ".png":
         import cv2
 
+        from foundation.fileio import atomic_path
+
         sheet = contact_sheet([render(f) for f in frames], args.cols)
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        if not cv2.imwrite(args.out, sheet):
-            raise UserError(f"cannot write {args.out}")
+        with atomic_path(args.out) as tmp:
+            ok, png = cv2.imencode(".png", sheet)
+            if not ok:
+                raise UserError(f"cannot encode {args.out} as PNG")
+            with open(tmp, "wb") as f:
+                f.write(png.tobytes())
     else:
         with VideoSink(args.out, args.fps) as sink:
             for f in frames:

@@ -125,36 +125,36 @@ def run(args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
         bar = tqdm(total=len(source) or None, desc=f"track {name}", unit="frame")
-    show = args.show
-    boxes, times = [], []
+    show = [args.show]
+
+    def on_frame(f: int, frame, out) -> None:
+        if sink is not None or show[0]:
+            drawn = draw_frame(frame, {args.tracker: out}, color, frame=f + 1, legend=False)
+            if sink is not None:
+                sink.write(drawn)
+            if show[0]:
+                show[0] = _show(drawn)
+        if bar is not None:
+            bar.update(1)
+
+    from otb_eval.experiment import track_frames
+
     start = time.perf_counter()
     try:
-        for f, frame in enumerate(source):
-            t0 = time.perf_counter()
-            if f == 0:
-                trk.init(frame, box)
-                out = np.asarray(box, dtype=float)
-            else:
-                out = np.asarray(trk.update(frame), dtype=float).reshape(4)
-            times.append(time.perf_counter() - t0)
-            boxes.append(out)
-            if sink is not None or show:
-                drawn = draw_frame(frame, {args.tracker: out}, color, frame=f + 1, legend=False)
-                if sink is not None:
-                    sink.write(drawn)
-                if show:
-                    show = _show(drawn)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(fps=f"{len(times) / max(sum(times), 1e-9):.1f}")
+        boxes, times = track_frames(trk, source, box, on_frame)
+    except BaseException:
+        if sink is not None:
+            sink.discard()      # an earlier good video stays as it was
+        raise
+    else:
+        if sink is not None:
+            sink.close()
     finally:
         if bar is not None:
             bar.close()
-        if sink is not None:
-            sink.close()
         if args.show:
             _close_windows()
-    if not boxes:
+    if not len(boxes):
         raise UserError(f"{args.input}: no frames could be read")
     from foundation.fileio import atomic_write_text
     from otb_eval.results import format_boxes
