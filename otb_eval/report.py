@@ -16,13 +16,12 @@ from typing import Any, Mapping, Sequence as SequenceType
 import numpy as np
 
 from foundation.errors import UserError
+from foundation.fileio import atomic_write_text
 
 from .datasets import OTBDataset, attribute_names
 from .experiment import results_folder, run_plan
-from .metrics import (POLICIES, Scores, frame_errors, mean_scores, pooled_scores, score_sequence,
-                      speed_fps)
-from .results import (atomic_write_text, find_tracker_results, read_boxes, result_path, time_path,
-                      tracker_folders)
+from .metrics import POLICIES, Scores, frame_errors, mean_scores, pooled_scores, score_sequence, speed_fps
+from .results import find_tracker_results, read_boxes, result_path, time_path, tracker_folders
 
 
 def _scores_dict(scores: Scores) -> dict:
@@ -130,7 +129,7 @@ def ranking(performance: dict, key: str = "success_score", attribute: str | None
 def markdown_table(performance: dict, policy: str = "got10k", protocol: str = "ope") -> str:
     """A table of the overall scores, best AUC first."""
     lines = [f"{protocol.upper()} on {next(iter(performance.values()))['overall']['sequences']} sequences:", "",
-             f"| tracker | AUC | precision@20px | success@0.5 | norm. precision@0.2 | fps (frames/s) | fps (got10k mean 1/t) |",
+             "| tracker | AUC | precision@20px | success@0.5 | norm. precision@0.2 | fps (frames/s) | fps (got10k mean 1/t) |",
              "|---|---|---|---|---|---|---|"]
     for name in ranking(performance):
         o = performance[name]["overall"]

@@ -3,7 +3,8 @@
 ``tracker.make(name, **options)`` builds a registered tracker; ``tracker.names()`` lists them;
 ``tracker.factory(name, **options)`` is what the OTB toolkit's experiments take.
 """
-from .api import IdentityTracker, Tracker, factory, make, names, register
 from foundation.errors import UserError
+
+from .api import IdentityTracker, Tracker, factory, make, names, register
 
 __all__ = ["IdentityTracker", "Tracker", "UserError", "factory", "make", "names", "register"]

@@ -20,10 +20,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .api import Tracker
 from foundation.boxes import clip_to_image
 from foundation.errors import UserError
 from foundation.images import to_bgr
+
+from .api import Tracker
 
 # name -> (OpenCV class name, deterministic?, description)
 BASELINES = {

@@ -7,8 +7,19 @@ The package face; the parts live in:
 - :mod:`.scene`: one sequence planned per nuisance from its seed, and rendered frame by frame;
 - :mod:`.sources`: the photographs and procedural textures, partitioned between the splits.
 """
-from .benchmark import (DEFAULT_FRAMES, DEFAULT_SIZE, VERSION, generate, label, measure, plan, render,
-                        sequence_name, sequence_seed, write_sequence)
+from .benchmark import (
+                        DEFAULT_FRAMES,
+                        DEFAULT_SIZE,
+                        VERSION,
+                        generate,
+                        label,
+                        measure,
+                        plan,
+                        render,
+                        sequence_name,
+                        sequence_seed,
+                        write_sequence,
+)
 from .scene import DEFINITIONS, OTB_ATTRIBUTES, iter_frames
 from .sources import SPLITS
 

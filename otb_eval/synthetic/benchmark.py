@@ -42,10 +42,24 @@ from typing import Sequence
 
 import numpy as np
 
-from .scene import (DEFINITIONS, FM_MIN_SPEED, IPR_MIN_RANGE, IV_MIN_RATIO, LR_MAX_AREA,
-                    MB_MIN_LENGTH, OCC_MIN_FRACTION, OPR_MIN_YAW, OTB_ATTRIBUTES, OV_MAX_VISIBLE,
-                    BC_MAX_GAP, DEF_MIN_AMPLITUDE, SV_MIN_RATIO, SequencePlan, iter_frames,
-                    plan_sequence)
+from .scene import (
+    BC_MAX_GAP,
+    DEF_MIN_AMPLITUDE,
+    DEFINITIONS,
+    FM_MIN_SPEED,
+    IPR_MIN_RANGE,
+    IV_MIN_RATIO,
+    LR_MAX_AREA,
+    MB_MIN_LENGTH,
+    OCC_MIN_FRACTION,
+    OPR_MIN_YAW,
+    OTB_ATTRIBUTES,
+    OV_MAX_VISIBLE,
+    SV_MIN_RATIO,
+    SequencePlan,
+    iter_frames,
+    plan_sequence,
+)
 from .sources import SPLITS
 
 __all__ = ["generate", "plan", "render", "write_sequence", "sequence_name", "sequence_seed", "measure", "label",

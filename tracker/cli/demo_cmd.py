@@ -37,17 +37,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import warnings
 
+    from foundation.errors import UserError
     from otb_eval.datasets import OTBDataset
     from otb_eval.experiment import run_ope
     from otb_eval.report import evaluate, markdown_table, write_report
     from otb_eval.synthetic import generate
 
-    from . import main as cli_main
-    from ..baselines import available_baselines
-    from foundation.errors import UserError
     from ..api import factory
+    from ..baselines import available_baselines
     from ..overlay import plot_colors
     from ..weights import find_weights
+    from . import main as cli_main
 
     try:
         lo, hi = (int(v) for v in args.frames.split(":"))

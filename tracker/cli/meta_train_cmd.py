@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+
 MODELS = ("small", "vgg-m", "tiny")  # tracker.sdnet.model.MODEL_NAMES (not imported: keeps --help light)
 
 
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from foundation.errors import UserError
+
     from ..metatrain.sources import load_tracks
     from ._common import parse_key_values
 

@@ -5,6 +5,7 @@ import argparse
 import os
 
 from foundation.errors import UserError
+
 from ._common import parse_names
 
 
@@ -47,10 +48,10 @@ def parse_frames(text: str, n: int) -> list:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from foundation.images import read_bgr
     from otb_eval.datasets import OTBDataset
     from otb_eval.results import find_tracker_results
 
-    from foundation.images import read_bgr
     from ..overlay import VideoSink, colors_for, contact_sheet, draw_frame, parse_colors
 
     ext = os.path.splitext(args.out)[1].lower()

@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from foundation.errors import UserError
+
     from ..metatrain.pretrain import PretrainConfig, pretrain
     from ..metatrain.sources import load_tracks
     from ..sdnet.model import ModelConfig

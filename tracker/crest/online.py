@@ -22,14 +22,25 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..api import Tracker
-from ..weights import frame1_learner
 from foundation.boxes import MIN_BOX, check_init_box, clip_to_image
 from foundation.errors import UserError
 from foundation.images import to_rgb
+
+from ..api import Tracker
+from ..weights import frame1_learner
 from .backbone import Backbone
-from .dcf import (REDUCED_CHANNELS, TargetModel, forward, gaussian_label, hann2d, init_params,
-                  residual_params, response_loss, response_peak, sized_start)
+from .dcf import (
+    REDUCED_CHANNELS,
+    TargetModel,
+    forward,
+    gaussian_label,
+    hann2d,
+    init_params,
+    residual_params,
+    response_loss,
+    response_peak,
+    sized_start,
+)
 from .weights import CRESTWeights, default_backbone, resolve_crest_weights
 from .window import WindowGeometry, crop_windows
 

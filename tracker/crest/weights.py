@@ -24,8 +24,15 @@ from torch import Tensor
 from foundation.checkpoint import torch_load
 from foundation.errors import UserError
 
-from ..weights import (TrackerWeights, UntrainedWeightsWarning, common_fields, find_weights,
-                       read_tracker_state, save_tracker_weights, warn_untrained)
+from ..weights import (
+    TrackerWeights,
+    UntrainedWeightsWarning,
+    common_fields,
+    find_weights,
+    read_tracker_state,
+    save_tracker_weights,
+    warn_untrained,
+)
 from .backbone import Backbone
 from .dcf import PARAM_NAMES, load_official_crest, param_shapes
 

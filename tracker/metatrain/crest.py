@@ -23,13 +23,14 @@ from typing import Any, Optional, Sequence as SequenceType
 import numpy as np
 import torch
 
+from foundation.errors import UserError
+from foundation.images import read_bgr, to_rgb
+
 from ..crest.backbone import DEFAULT_SDNET_LAYER, Backbone
 from ..crest.dcf import REDUCED_CHANNELS, TargetModel, hann2d, init_params, response_loss, sized_start
 from ..crest.online import CRESTOptions
 from ..crest.weights import CRESTWeights, save_crest_weights
 from ..crest.window import WindowGeometry, crop_windows
-from foundation.errors import UserError
-from foundation.images import read_bgr, to_rgb
 from .cache import FeatureCache, fingerprint
 from .config import TrainConfig, training_learner
 from .loop import TrainResult, learned_state, run_meta_training

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from foundation.images import read_bgr, to_rgb
+
 from ..sdnet import roi_align as R
 from ..sdnet.model import ModelConfig
 from ..sdnet.sampling import episode_samples

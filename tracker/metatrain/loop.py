@@ -24,6 +24,7 @@ import torch
 
 from foundation.errors import UserError
 from foundation.fileio import atomic_path
+
 from .episodes import episode_loader
 
 __all__ = ["CSV_FIELDS", "TrainResult", "learned_state", "run_meta_training",

@@ -22,11 +22,12 @@ from typing import Any, Callable, Optional, Sequence as SequenceType
 import torch
 
 from foundation.errors import UserError
+
 from ..sdnet.losses import fc_loss, pool_region, region_loss
 from ..sdnet.model import MetaSDNet, ModelConfig, conv_forward
 from .cache import FeatureCache, fingerprint
-from .episodes import EpisodeConfig, EpisodeDataset
 from .config import TrainConfig, training_learner
+from .episodes import EpisodeConfig, EpisodeDataset
 from .loop import TrainResult, learned_state, run_meta_training
 from .sources import Track
 

@@ -28,11 +28,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..api import Tracker
-from ..weights import frame1_learner
 from foundation.boxes import MIN_BOX, check_init_box, clip_to_image
 from foundation.errors import UserError
 from foundation.images import to_rgb
+
+from ..api import Tracker
+from ..weights import frame1_learner
 from .bbreg import BBoxRegressor
 from .features import make_features
 from .losses import fc_loss

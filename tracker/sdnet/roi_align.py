@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from foundation.boxes import xywh_to_cxcywh
+
 from .model import MEAN_PIXEL, ModelConfig
 
 __all__ = ["Region", "STRIDE", "OFFSET", "grid_cells", "make_region", "region_for_boxes",

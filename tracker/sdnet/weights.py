@@ -24,8 +24,14 @@ import numpy as np
 from foundation.checkpoint import FORMAT, torch_load
 from foundation.errors import UserError
 
-from ..weights import (TrackerWeights, common_fields, find_weights, read_tracker_state,
-                       save_tracker_weights, warn_untrained)
+from ..weights import (
+    TrackerWeights,
+    common_fields,
+    find_weights,
+    read_tracker_state,
+    save_tracker_weights,
+    warn_untrained,
+)
 from .model import ModelConfig, init_params, param_shapes
 
 __all__ = ["FAMILY", "SDNetWeights", "save_weights", "load_weights", "load_mat", "load_official",
