@@ -108,18 +108,27 @@ def clip_to_image(boxes: np.ndarray, width: int, height: int, min_size: float = 
     return np.stack([x1, y1, x2 - x1, y2 - y1], axis=-1)
 
 
-def check_init_box(box: Sequence[float], width: int, height: int) -> np.ndarray:
-    """The initial box as float ``(x, y, w, h)`` inside the image.
-
-    A box that is not 4 finite numbers, smaller than 4 px, or with no pixel inside the image is a
-    :class:`UserError`; a box partly outside the image is clipped to it (documented correction).
-    """
+def check_box(box: Sequence[float]) -> np.ndarray:
+    """The rule every tracker applies to a first box: 4 finite numbers with a positive width and
+    height, else a one-line :class:`UserError`."""
     try:
         b = np.asarray(box, dtype=float).reshape(4)
     except (TypeError, ValueError):
         raise UserError(f"the initial box must be 4 numbers x,y,w,h, got {box!r}") from None
     if not np.all(np.isfinite(b)):
-        raise UserError(f"the initial box {list(b)} has a non-finite value")
+        raise UserError(f"the initial box {_fmt(b)} has a non-finite value")
+    if b[2] <= 0 or b[3] <= 0:
+        raise UserError(f"the initial box {_fmt(b)} has no area (width and height must be > 0)")
+    return b
+
+
+def check_init_box(box: Sequence[float], width: int, height: int) -> np.ndarray:
+    """The initial box of the learned trackers as float ``(x, y, w, h)`` inside the image.
+
+    On top of :func:`check_box`: a box smaller than 4 px, or with no pixel inside the image, is a
+    :class:`UserError`; a box partly outside the image is clipped to it (documented correction).
+    """
+    b = check_box(box)
     if b[2] < MIN_BOX or b[3] < MIN_BOX:
         raise UserError(f"the initial box {_fmt(b)} is smaller than {MIN_BOX:g} px "
                         f"(width and height must be >= {MIN_BOX:g})")

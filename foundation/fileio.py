@@ -13,6 +13,8 @@ import tempfile
 from contextlib import contextmanager
 from typing import Iterator
 
+from .errors import UserError
+
 
 def _default_mode() -> int:
     mask = os.umask(0)
@@ -44,3 +46,41 @@ def atomic_write_text(path: str, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+
+
+def ensure_writable_dir(path: str, what: str, shown: str | None = None) -> str:
+    """Create folder ``path`` (with its parents) and check that a file can be written in it,
+    before any work starts; otherwise a one-line :class:`UserError` naming ``what`` (the flag),
+    and no folder of ours is left behind."""
+    target = os.path.abspath(path)
+    missing, p = [], target
+    while not os.path.lexists(p):
+        missing.append(p)
+        p = os.path.dirname(p)
+    shown = path if shown is None else shown
+    if not os.path.isdir(p):
+        raise UserError(f"{what} {shown}: {os.path.relpath(p)} exists and is not a folder")
+    created = []
+    try:
+        for d in reversed(missing):
+            os.mkdir(d)
+            created.append(d)
+        fd, probe = tempfile.mkstemp(dir=target, prefix=".probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        for d in reversed(created):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        raise UserError(f"{what} {shown}: cannot write there ({err.strerror or err})") from None
+    return path
+
+
+def ensure_writable_file(path: str, what: str) -> str:
+    """Check that file ``path`` can be written (its folder is created if missing)."""
+    if os.path.isdir(path):
+        raise UserError(f"{what} {path} is a folder; give a file name")
+    ensure_writable_dir(os.path.dirname(os.path.abspath(path)) or ".", what, shown=path)
+    return path

@@ -81,3 +81,20 @@ def list_frames(img_dir: str) -> list[str]:
         return []
     files = [os.path.join(img_dir, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS)]
     return sorted(files, key=lambda p: (frame_number(p) is None, frame_number(p) or 0, p))
+
+
+def image_size(image: Any) -> tuple[int, int]:
+    """``(width, height)`` of a numpy image or a PIL image."""
+    if isinstance(image, np.ndarray):
+        return int(image.shape[1]), int(image.shape[0])
+    if hasattr(image, "size") and hasattr(image, "mode"):  # PIL.Image
+        return int(image.size[0]), int(image.size[1])
+    raise UserError(f"unsupported image type {type(image).__name__}: pass a PIL image or a numpy array")
+
+
+def check_frame_size(image: Any, expected: tuple[int, int], where: str) -> None:
+    """One rule for every way of tracking: all frames of a sequence have the first one's size."""
+    size = image_size(image)
+    if size != tuple(expected):
+        raise UserError(f"{where} is {size[0]}x{size[1]} but the first frame is "
+                        f"{expected[0]}x{expected[1]}: the frames of one sequence must share a size")

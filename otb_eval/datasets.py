@@ -246,11 +246,21 @@ def _folder_attributes(folder: str) -> list[str]:
     return [str(a) for a in attrs]
 
 
-def _is_sequence_folder(path: str) -> bool:
-    if not os.path.isdir(os.path.join(path, "img")):
+def _has_annotation(path: str) -> bool:
+    try:
+        names = os.listdir(path)
+    except OSError:
         return False
-    return any(n.lower().startswith("groundtruth") and n.lower().endswith(".txt")
-               for n in os.listdir(path))
+    return any(n.lower().startswith("groundtruth") and n.lower().endswith(".txt") for n in names)
+
+
+def _is_sequence_folder(path: str) -> bool:
+    return os.path.isdir(os.path.join(path, "img")) and _has_annotation(path)
+
+
+def _without_frames(path: str) -> bool:
+    """An annotated folder with no ``img/``: not a sequence, but surely meant as one."""
+    return os.path.isdir(path) and not os.path.isdir(os.path.join(path, "img")) and _has_annotation(path)
 
 
 class OTBDataset:
@@ -278,6 +288,9 @@ class OTBDataset:
             wanted = []
             for name in sequences:
                 canon = canonical_name(name, [s.name for s in loaded])
+                if canon is None and canonical_name(name, self._frameless) is not None:
+                    raise UserError(f"sequence {name!r} in {root} has a ground-truth file but no "
+                                    "img/ folder of frames")
                 if canon is None:
                     raise UserError(f"sequence {name!r} is not in {root}")
                 wanted.append(canon)
@@ -292,6 +305,11 @@ class OTBDataset:
         except OSError as err:
             raise UserError(f"cannot list dataset folder {self.root}: {err.strerror}") from None
         present = [e for e in entries if _is_sequence_folder(os.path.join(self.root, e))]
+        self._frameless = [e for e in entries if _without_frames(os.path.join(self.root, e))]
+        if self._frameless:
+            shown = ", ".join(self._frameless[:5]) + (" ..." if len(self._frameless) > 5 else "")
+            warnings.warn(f"{self.root}: {len(self._frameless)} folder(s) with a ground-truth file "
+                          f"but no img/ folder skipped: {shown}", stacklevel=3)
         if self.version == "auto":
             if not present:
                 raise UserError(f"no OTB-format sequences (<Name>/img/ + groundtruth_rect.txt) "

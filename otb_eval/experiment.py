@@ -164,14 +164,22 @@ def track_frames(tracker: Any, frames: Iterable[Any], box: SequenceType[float],
 
     ``frames`` are image files (read as BGR arrays, faster than PIL) or images; the project's
     trackers accept both. ``on_frame(index, image, box)`` runs after each frame (drawing,
-    progress bars) and is not timed.
+    progress bars) and is not timed. The first box must be valid
+    (:func:`foundation.boxes.check_init_box`) and every frame the first frame's size, else a
+    :class:`UserError` names what is wrong before the tracker sees it.
     """
-    from foundation.images import read_bgr
+    from foundation.images import check_frame_size, image_size, read_bgr
 
     box = np.asarray(box, dtype=float).reshape(4)
     boxes, times = [], []
+    size = None
     for f, item in enumerate(frames):
         image = read_bgr(item) if isinstance(item, (str, os.PathLike)) else item
+        if size is None:
+            size = image_size(image)
+            B.check_box(box)
+        else:
+            check_frame_size(image, size, f"frame {f + 1}" + (f" ({item})" if isinstance(item, str) else ""))
         t0 = time.perf_counter()
         if f == 0:
             tracker.init(image, box.copy())
@@ -242,7 +250,7 @@ def run_experiment(tracker: TrackerSource, runs: SequenceType[Run], results_dir:
         raise UserError(f"expected a tracker (init/update) or a factory of one, got "
                         f"{type(tracker).__name__}")
     remove_stale_temporaries(results_dir, folder)
-    todo = [r for r in runs if not is_done(results_dir, folder, r.key)]
+    todo = [r for r in runs if not is_done(results_dir, folder, r.key, r.frames)]
     pending_keys = {r.key for r in todo}
     summary = RunSummary(folder, skipped=[r.key for r in runs if r.key not in pending_keys])
     bar = _progress(len(runs), folder, progress, initial=len(summary.skipped))

@@ -12,6 +12,7 @@ per-sequence ``.mat`` files (``results{1}.res`` with ``type`` ``'rect'``, ``jogg
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Sequence as SequenceType
 
@@ -56,8 +57,23 @@ def write_result(results_dir: str, tracker: str, seq: str, boxes: np.ndarray,
     return path
 
 
-def is_done(results_dir: str, tracker: str, seq: str) -> bool:
-    return os.path.isfile(result_path(results_dir, tracker, seq))
+def is_done(results_dir: str, tracker: str, seq: str, frames: int | None = None) -> bool:
+    """Whether a finished result exists: the box file parses and, when ``frames`` is given,
+    has one row per frame. A truncated or garbage file is not done (one warning line), so a
+    resumed evaluation tracks that sequence again instead of counting it."""
+    path = result_path(results_dir, tracker, seq)
+    if not os.path.isfile(path):
+        return False
+    try:
+        rows = len(parse_boxes(path))
+    except UserError as err:
+        problem = str(err)
+    else:
+        if frames is None or rows == frames:
+            return True
+        problem = f"{path} has {rows} rows for {frames} frames"
+    warnings.warn(f"{problem}; tracking {tracker}/{seq} again", stacklevel=2)
+    return False
 
 
 @dataclass

@@ -116,7 +116,7 @@ def test_open_frames_kinds(data):
     ("backbone-for-metasdnet", "takes no --backbone"),
     ("bad-option", "--option needs KEY=VALUE"),
     ("unknown-option", "unknown option"),
-    ("mistyped-option", "update_lr must be a number"),
+    ("mistyped-option", "update_lr must be a finite number"),
 ])
 def test_bad_input_is_one_line(data, tmp_path, capsys, case, match):
     empty = tmp_path / "empty"

@@ -17,11 +17,31 @@ from foundation.errors import UserError
 
 
 class Tracker:
-    """Base class: subclasses implement :meth:`init` and :meth:`update`."""
+    """Base class: subclasses implement :meth:`init` and :meth:`update`, starting them with
+    :meth:`_begin` and :meth:`_next` so that every tracker follows the same rules for a bad
+    first box, a frame of another size and ``update`` before ``init``."""
 
     def __init__(self, name: str, is_deterministic: bool = True):
         self.name = name
         self.is_deterministic = is_deterministic
+        self._frame_size: tuple[int, int] | None = None
+
+    def _begin(self, image: Any, box: Sequence[float]) -> np.ndarray:
+        """The first box checked by :func:`foundation.boxes.check_box`; remembers the frame size."""
+        from foundation.boxes import check_box
+        from foundation.images import image_size
+
+        checked = check_box(box)
+        self._frame_size = image_size(image)
+        return checked
+
+    def _next(self, image: Any) -> None:
+        """A later frame must come after ``init`` and have the first frame's size."""
+        from foundation.images import check_frame_size
+
+        if getattr(self, "_frame_size", None) is None:
+            raise UserError(f"tracker {self.name!r}: update() called before init(image, box)")
+        check_frame_size(image, self._frame_size, "this frame")
 
     def init(self, image: Any, box: Sequence[float]) -> None:
         raise NotImplementedError
@@ -46,9 +66,11 @@ class IdentityTracker(Tracker):
         self._box = np.zeros(4)
 
     def init(self, image: Any, box: Sequence[float]) -> None:
+        self._begin(image, box)
         self._box = np.asarray(box, dtype=float).copy()
 
     def update(self, image: Any) -> np.ndarray:
+        self._next(image)
         return self._box.copy()
 
 

@@ -91,8 +91,6 @@ class OpenCVTracker(Tracker):
                  min_side: int = 1) -> tuple[int, int, int, int]:
         """Round to whole pixels, grow sides under ``min_side`` about the centre, keep inside."""
         b = np.asarray(box, dtype=float).reshape(4)
-        if not np.all(np.isfinite(b)):
-            raise UserError(f"initial box {list(b)} is not finite")
         grow = np.maximum(min_side - b[2:], 0)
         b = np.concatenate([b[:2] - grow / 2, b[2:] + grow])
         x1, y1 = np.round(b[0]), np.round(b[1])
@@ -105,7 +103,7 @@ class OpenCVTracker(Tracker):
     def init(self, image: Any, box: Sequence[float]) -> None:
         frame = to_bgr(image)
         h, w = frame.shape[:2]
-        self._box = np.asarray(box, dtype=float).reshape(4).copy()
+        self._box = self._begin(frame, box).copy()
         ibox = self._int_box(self._box, w, h, MIN_SIDE)
         self._tracker = self._create()
         self._failed = False
@@ -120,8 +118,7 @@ class OpenCVTracker(Tracker):
             self._failed = True
 
     def update(self, image: Any) -> np.ndarray:
-        if self._tracker is None:
-            raise RuntimeError("update() called before init()")
+        self._next(image)
         if self._failed:
             return self._box.copy()
         ok, box = self._tracker.update(to_bgr(image))

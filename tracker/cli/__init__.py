@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from foundation.errors import UserError
 
@@ -27,12 +28,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(command: str):
+    """Warnings as one line each (``metatrack eval: warning: ...``), not file:line plus source."""
+    def fmt(message, category, filename, lineno, line=None) -> str:
+        return f"metatrack {command}: warning: {message}\n"
+
+    return fmt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    warnings.formatwarning = _one_line(args.command)
     try:
         return int(args.func(args) or 0)
     except UserError as err:

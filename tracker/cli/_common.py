@@ -14,6 +14,8 @@ def parse_names(text: str) -> list[str]:
 
 
 def _value(text: str):
+    if "," in text:   # a tuple option: scales=1,0.95,1.05
+        return [_value(t.strip()) for t in text.split(",")]
     for cast in (int, float):
         try:
             return cast(text)
@@ -23,7 +25,8 @@ def _value(text: str):
 
 
 def parse_key_values(pairs: list, flag: str) -> dict:
-    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (ints, floats and true/false converted);
+    """``["a=1", "b=x", "c=1,2"]`` -> ``{"a": 1, "b": "x", "c": [1, 2]}`` (ints, floats, true/false
+    and comma lists converted);
     a pair without ``=`` is one clear error naming ``flag``."""
     out = {}
     for pair in pairs:

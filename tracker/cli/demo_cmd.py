@@ -53,6 +53,11 @@ def run(args: argparse.Namespace) -> int:
         lo, hi = (int(v) for v in args.frames.split(":"))
     except ValueError:
         raise UserError(f"--frames must be MIN:MAX, got {args.frames!r}") from None
+    if args.sequences < 1 or args.workers < 1:
+        raise UserError("--sequences and --workers must be at least 1")
+    from foundation.fileio import ensure_writable_dir
+
+    ensure_writable_dir(args.out, "--out")
     t0 = time.perf_counter()
     data, results, report = (os.path.join(args.out, d) for d in ("data", "results", "report"))
     print(f"1/4 synthetic test set: {args.sequences} sequences -> {data}")

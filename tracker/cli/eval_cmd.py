@@ -30,8 +30,14 @@ def run(args: argparse.Namespace) -> int:
 
     from ..api import factory
 
+    from foundation.errors import UserError
+    from foundation.fileio import ensure_writable_dir
+
     factories = [factory(name) for name in args.trackers]  # an unknown name fails before any work
+    if args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
     dataset = load_dataset(args)
+    ensure_writable_dir(args.results, "--results")
     for name, make in zip(args.trackers, factories):
         summary = run_protocol(make, dataset, args.results, args.protocol,
                                workers=args.workers, progress=not args.no_progress)

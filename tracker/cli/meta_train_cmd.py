@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from foundation.errors import UserError
+    from foundation.fileio import ensure_writable_file
 
     from ..metatrain.sources import load_tracks
     from ._common import parse_key_values
@@ -105,11 +106,7 @@ def run(args: argparse.Namespace) -> int:
                                            ("--min-target-px", args.min_target_px != 0.0)) if used]
     if foreign:
         raise UserError(f"{', '.join(foreign)}: not an option of --tracker {args.tracker}")
-    tracks = load_tracks(args.dataset, args.format)
-    val = load_tracks(args.val_dataset, "otb") if args.val_dataset else None
-    # paths as the user typed them: weights must not carry this machine's folders
-    metadata = {"data": {"dataset": args.dataset, "format": args.format,
-                         "tracks": len(tracks), "val_dataset": args.val_dataset}}
+    # every setting and the output are checked before the data is read and training starts
     if args.tracker == "metacrest":
         from ..metatrain.crest import GEOMETRY_FIELDS, CRESTTrainConfig, meta_train_crest
 
@@ -117,16 +114,27 @@ def run(args: argparse.Namespace) -> int:
         tracking.update(max_target_px=args.max_target_px, min_target_px=args.min_target_px)
         tracking.update(parse_key_values(args.tracker_option, "--tracker-option"))
         config = CRESTTrainConfig(lookahead=args.lookahead, tracking=tracking, **common).validate()
-        result = meta_train_crest(tracks, config, args.out, resume=args.resume, val_tracks=val,
-                                  init=args.init, backbone=args.backbone,
-                                  backbone_layer=args.backbone_layer, progress=not args.no_progress,
-                                  metadata=metadata)
     else:
         from ..metatrain.train import MetaTrainConfig, meta_train
         from ..sdnet.model import ModelConfig
 
         config = MetaTrainConfig(adapt=args.adapt, pretrain_iterations=args.pretrain_iterations,
                                  model=ModelConfig.named(args.model).to_dict(), **common).validate()
+    for path, flag in ((args.init, "--init"), (args.backbone, "--backbone")):
+        if path is not None and not os.path.isfile(path):
+            raise UserError(f"{flag} {path} does not exist")
+    ensure_writable_file(args.out, "--out")
+    tracks = load_tracks(args.dataset, args.format)
+    val = load_tracks(args.val_dataset, "otb") if args.val_dataset else None
+    # paths as the user typed them: weights must not carry this machine's folders
+    metadata = {"data": {"dataset": args.dataset, "format": args.format,
+                         "tracks": len(tracks), "val_dataset": args.val_dataset}}
+    if args.tracker == "metacrest":
+        result = meta_train_crest(tracks, config, args.out, resume=args.resume, val_tracks=val,
+                                  init=args.init, backbone=args.backbone,
+                                  backbone_layer=args.backbone_layer, progress=not args.no_progress,
+                                  metadata=metadata)
+    else:
         result = meta_train(tracks, config, args.out, resume=args.resume, val_tracks=val,
                             init=args.init, progress=not args.no_progress, metadata=metadata)
     print(f"meta-trained {result.iterations} iterations in {result.seconds:.0f} s "

@@ -57,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
     ext = os.path.splitext(args.out)[1].lower()
     if ext not in (".mp4", ".avi", ".gif", ".png"):
         raise UserError(f"--out must end in .mp4, .avi, .gif or .png, got {args.out!r}")
+    from foundation.fileio import ensure_writable_file
+
+    if args.fps is not None and not (args.fps > 0 and np.isfinite(args.fps)):
+        raise UserError(f"--fps must be a positive number, got {args.fps}")
+    if args.cols is not None and args.cols < 1:
+        raise UserError(f"--cols must be at least 1, got {args.cols}")
+    ensure_writable_file(args.out, "--out")
     overrides = parse_colors(args.colors)
     ds = OTBDataset(args.dataset, "auto", sequences=[args.sequence])
     seq = ds[args.sequence]

@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
+    import math
 
     from foundation.errors import UserError
 
@@ -34,15 +34,20 @@ def run(args: argparse.Namespace) -> int:
     from ..sdnet.model import ModelConfig
     from ..sdnet.weights import SDNetWeights, save_weights
 
+    from foundation.fileio import ensure_writable_file
+
     if args.iterations < 1:
         raise UserError(f"--iterations must be at least 1, got {args.iterations}")
+    if not (args.lr > 0 and math.isfinite(args.lr)):
+        raise UserError(f"--lr must be a positive number, got {args.lr}")
     model = ModelConfig.named(args.model)
+    ensure_writable_file(args.out, "--out")
     tracks = load_tracks(args.dataset, args.format)
     params = pretrain(tracks, model, PretrainConfig(args.iterations, args.lr, seed=args.seed),
                       progress=not args.no_progress)
-    meta = {"data": {"dataset": os.path.abspath(args.dataset), "format": args.format,
+    meta = {"data": {"dataset": args.dataset, "format": args.format,
                      "tracks": len(tracks)},
             "stage": "multi-domain pretraining (no meta-learning yet)"}
-    save_weights(args.out, SDNetWeights(model, params, metadata=meta), meta)
+    save_weights(args.out, SDNetWeights(config=model, params=params, adapted=tuple(params), metadata=meta), meta)
     print(f"pretrained start written to {args.out}")
     return 0

@@ -35,7 +35,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..overlay import plot_colors
 
+    from foundation.fileio import ensure_writable_dir
+
     dataset = load_dataset(args)
+    ensure_writable_dir(args.out, "--out")
     trackers = args.trackers or tracker_folders(args.results)
     protocols = args.protocols or available_protocols(args.results, trackers)
     written = 0

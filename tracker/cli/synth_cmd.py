@@ -63,8 +63,13 @@ def run(args: argparse.Namespace) -> int:
     seed = _int(args.seed, "--seed")
     frames = parse_frames(args.frames)
     size = parse_size(args.size)
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise UserError(f"OUT {args.out} exists and is not a folder")
+    from foundation.fileio import ensure_writable_dir
+
+    if n < 1:
+        raise UserError(f"--sequences must be at least 1, got {n}")
+    if seed < 0:
+        raise UserError(f"--seed must be >= 0, got {seed}")
+    ensure_writable_dir(args.out, "OUT")
 
     from otb_eval.synthetic import generate
 

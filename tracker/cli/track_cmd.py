@@ -29,8 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="metacrest/crest: VGG-16 features (imagenet-vgg-verydeep-16.mat or a torch "
                         "state dict), needed with an official MetaCREST checkpoint")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a tracker option, e.g. update_lr=1e-4 (MetaCREST: tracker.crest.online."
-                        "CRESTOptions; MetaSDNet: tracker.sdnet.online.SDNetOptions); repeatable")
+                   help="a tracker option, checked against the family's options: e.g. "
+                        "lr_update=1e-4 for metasdnet/mdnet (tracker.sdnet.online.SDNetOptions), "
+                        "update_lr=1e-5 or scales=1,0.95,1.05 for metacrest/crest "
+                        "(tracker.crest.online.CRESTOptions); repeatable")
     p.add_argument("--mode", choices=["fast", "exact"], default=None,
                    help="metasdnet/mdnet: fast (RoIAlign on one search region, default) or exact "
                         "(107x107 crop per box, MDNet's way; slow)")
@@ -106,9 +108,9 @@ def run(args: argparse.Namespace) -> int:
         box = [float(v) for v in source.gt[0]]
     else:
         raise UserError(f"{args.input} has no ground truth: give the initial box with --box x,y,w,h")
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise UserError(f"--out {args.out} exists and is not a folder")
-    os.makedirs(args.out, exist_ok=True)
+    from foundation.fileio import ensure_writable_dir
+
+    ensure_writable_dir(args.out, "--out")
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -27,6 +27,7 @@ from foundation.errors import UserError
 from foundation.images import to_rgb
 
 from ..api import Tracker
+from ..options import check_option_types
 from ..weights import frame1_learner
 from .backbone import Backbone
 from .dcf import (
@@ -82,9 +83,7 @@ class CRESTOptions:
         def check(ok: bool, msg: str) -> None:
             if not ok:
                 raise UserError(msg)
-        defaults = CRESTOptions()
-        for f in fields(self):
-            _check_type(f.name, getattr(self, f.name), getattr(defaults, f.name))
+        check_option_types(self, "MetaCREST")
         check(self.window_factor > 1, f"window_factor must exceed 1, got {self.window_factor}")
         check(self.max_target_px >= max(self.min_target_px, 4.0),
               f"max_target_px ({self.max_target_px}) must be >= min_target_px and >= 4")
@@ -104,24 +103,6 @@ class CRESTOptions:
     @classmethod
     def known(cls) -> set:
         return {f.name for f in fields(cls)}
-
-
-def _check_type(key: str, value: Any, default: Any) -> None:
-    """An option of the wrong type (``update_lr="abc"`` from a command line) fails here, in one
-    line, not mid-tracking or after it was saved into weights."""
-    def number(v: Any, integral: bool = False) -> bool:
-        return not isinstance(v, bool) and isinstance(v, int if integral else (int, float))
-
-    if isinstance(default, bool):
-        ok, want = isinstance(value, bool), "true or false"
-    elif isinstance(default, str):
-        ok, want = isinstance(value, str), "a word"
-    elif isinstance(default, tuple):
-        ok, want = isinstance(value, (list, tuple)) and all(number(v) for v in value), "numbers (a,b,...)"
-    else:
-        ok, want = number(value, isinstance(default, int)), "an integer" if isinstance(default, int) else "a number"
-    if not ok:
-        raise UserError(f"MetaCREST option {key} must be {want}, got {value!r}")
 
 
 class MetaCRESTTracker(Tracker):
@@ -190,6 +171,7 @@ class MetaCRESTTracker(Tracker):
     # ------------------------------------------------------------------ got10k interface
     def init(self, image: Any, box: Sequence[float]) -> None:
         o = self.opts
+        self._begin(image, box)
         rgb = to_rgb(image)
         H, W = rgb.shape[:2]
         box = check_init_box(box, W, H)
@@ -245,6 +227,7 @@ class MetaCRESTTracker(Tracker):
         self.last_peak = 1.0
 
     def update(self, image: Any) -> np.ndarray:
+        self._next(image)
         o, g = self.opts, self.geometry
         rgb = to_rgb(image)
         H, W = rgb.shape[:2]

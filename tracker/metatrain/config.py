@@ -8,6 +8,7 @@ defaults. :func:`training_learner` is the one place a training run's engine is c
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
@@ -40,11 +41,20 @@ class TrainConfig:
     val_episodes: int = 16
 
     def validate(self) -> "TrainConfig":
-        """Each wrong setting is a one-line UserError."""
-        if self.iterations < 1:
-            raise UserError(f"--iterations must be at least 1, got {self.iterations}")
-        if self.meta_batch < 1:
-            raise UserError(f"--meta-batch must be at least 1, got {self.meta_batch}")
+        """Each wrong setting is a one-line UserError, before any work starts."""
+        for flag, value in (("--iterations", self.iterations), ("--meta-batch", self.meta_batch),
+                            ("--checkpoint-every", self.checkpoint_every), ("--val-episodes", self.val_episodes)):
+            if value < 1:
+                raise UserError(f"{flag} must be at least 1, got {value}")
+        for flag, value in (("--workers", self.workers), ("--val-every", self.val_every)):
+            if value < 0:
+                raise UserError(f"{flag} must be >= 0, got {value}")
+        for flag, value in (("--lr-start", self.lr_start), ("--lr-alpha", self.lr_alpha),
+                            ("--lr-attenuator", self.lr_attenuator), ("--alpha-init", self.alpha_init)):
+            if not (math.isfinite(value) and value >= 0):
+                raise UserError(f"{flag} must be a finite number >= 0, got {value:g}")
+        if not 0.0 < self.decay_fraction <= 1.0:
+            raise UserError(f"decay_fraction must be in (0, 1], got {self.decay_fraction:g}")
         if self.dropgrad not in (None, "binary", "gaussian"):
             raise UserError(f"--dropgrad must be binary or gaussian, got {self.dropgrad!r}")
         if not 0.0 <= self.dropgrad_rate < 1.0:

@@ -125,7 +125,8 @@ def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
         save_checkpoint(ckpt_path, {"learner": learner.checkpoint_state(), "iteration": iteration,
                                     "torch_rng": torch.get_rng_state(), "skipped": skipped,
                                     "train_config": asdict(config)}, metadata)
-        save_weights(learner, iteration)
+        if len(skipped) < iteration:   # weights only once something was learned
+            save_weights(learner, iteration)
 
     bar = tqdm(total=config.iterations, initial=it, desc="meta-train", unit="it", disable=not progress,
                dynamic_ncols=True)
@@ -186,4 +187,7 @@ def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
     finally:
         bar.close()
         log.close()
+    if it and len(skipped) >= it:
+        raise UserError(f"all {it} iterations had non-finite losses or gradients: nothing was "
+                        f"learned and no weights were written to {out} (lower the learning rates)")
     return TrainResult(it, skipped, last, time.perf_counter() - t0, ckpt_path, out)

@@ -48,6 +48,8 @@ class MetaTrainConfig(TrainConfig):
         super().validate()
         if self.adapt not in ("all", "fc"):
             raise UserError(f"--adapt must be all or fc, got {self.adapt!r}")
+        if self.pretrain_iterations < 0:
+            raise UserError(f"--pretrain-iterations must be >= 0, got {self.pretrain_iterations}")
         return self
 
     @property

@@ -33,6 +33,7 @@ from foundation.errors import UserError
 from foundation.images import to_rgb
 
 from ..api import Tracker
+from ..options import check_option_types
 from ..weights import frame1_learner
 from .bbreg import BBoxRegressor
 from .features import make_features
@@ -115,6 +116,7 @@ class SDNetOptions:
     chunk: int = 128                      # exact mode: crops per conv batch
 
     def validate(self) -> "SDNetOptions":
+        check_option_types(self, "MetaSDNet")
         if self.mode not in ("fast", "exact"):
             raise UserError(f"mode must be 'fast' or 'exact', got {self.mode!r}")
         if self.init not in ("meta", "finetune"):
@@ -213,6 +215,7 @@ class MetaSDNetTracker(Tracker):
     def init(self, image: Any, box: Sequence[float]) -> None:
         o = self.opts
         self.gamma = None
+        self._begin(image, box)
         self._rgb = to_rgb(image)
         H, W = self._rgb.shape[:2]
         self._size = (W, H)
@@ -338,6 +341,7 @@ class MetaSDNetTracker(Tracker):
 
     # ------------------------------------------------------------------ later frames
     def update(self, image: Any) -> np.ndarray:
+        self._next(image)
         o = self.opts
         self._rgb = to_rgb(image)
         H, W = self._rgb.shape[:2]
