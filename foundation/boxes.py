@@ -108,9 +108,10 @@ def clip_to_image(boxes: np.ndarray, width: int, height: int, min_size: float = 
     return np.stack([x1, y1, x2 - x1, y2 - y1], axis=-1)
 
 
-def check_box(box: Sequence[float]) -> np.ndarray:
+def check_box(box: Sequence[float], width: int | None = None, height: int | None = None) -> np.ndarray:
     """The rule every tracker applies to a first box: 4 finite numbers with a positive width and
-    height, else a one-line :class:`UserError`."""
+    height and, given the image size, some of it inside the image; else a one-line
+    :class:`UserError`."""
     try:
         b = np.asarray(box, dtype=float).reshape(4)
     except (TypeError, ValueError):
@@ -119,6 +120,9 @@ def check_box(box: Sequence[float]) -> np.ndarray:
         raise UserError(f"the initial box {_fmt(b)} has a non-finite value")
     if b[2] <= 0 or b[3] <= 0:
         raise UserError(f"the initial box {_fmt(b)} has no area (width and height must be > 0)")
+    if width is not None and height is not None and (
+            b[0] >= width or b[1] >= height or b[0] + b[2] <= 0 or b[1] + b[3] <= 0):
+        raise UserError(f"the initial box {_fmt(b)} lies outside the {width}x{height} image")
     return b
 
 

@@ -84,3 +84,20 @@ def ensure_writable_file(path: str, what: str) -> str:
         raise UserError(f"{what} {path} is a folder; give a file name")
     ensure_writable_dir(os.path.dirname(os.path.abspath(path)) or ".", what, shown=path)
     return path
+
+
+@contextmanager
+def output_dir(path: str, what: str) -> Iterator[str]:
+    """:func:`ensure_writable_dir` for a run's output folder: if the run fails and the folder
+    did not exist before, it is removed again when empty, so a failed run leaves no debris."""
+    existed = os.path.isdir(path)
+    ensure_writable_dir(path, what)
+    try:
+        yield path
+    except BaseException:
+        if not existed:
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+        raise

@@ -58,12 +58,26 @@ def to_rgb(image: Any) -> np.ndarray:
 
 
 def read_bgr(path: str) -> np.ndarray:
-    """Read an image file as 8-bit BGR (grey, RGBA and 16-bit files are converted)."""
+    """Read an image file as 8-bit BGR (grey, RGBA and 16-bit files are converted).
+
+    A missing, empty, undecodable or truncated file (a JPEG without its end marker, which the
+    decoder would otherwise fill with grey and complain about on stderr) is a one-line
+    :class:`UserError` naming it.
+    """
     import cv2
 
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise UserError(f"cannot read image {path}: {err.strerror}") from None
+    if not data:
+        raise UserError(f"cannot read image {path}: the file is empty")
+    if data[:2] == b"\xff\xd8" and data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
+        raise UserError(f"cannot read image {path}: the JPEG is truncated")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise UserError(f"cannot read image {path}")
+        raise UserError(f"cannot read image {path}: not a decodable image")
     return to_bgr(image)
 
 
@@ -84,8 +98,10 @@ def list_frames(img_dir: str) -> list[str]:
 
 
 def image_size(image: Any) -> tuple[int, int]:
-    """``(width, height)`` of a numpy image or a PIL image."""
+    """``(width, height)`` of a numpy image (HxW, HxWx1, HxWx3 or HxWx4) or a PIL image."""
     if isinstance(image, np.ndarray):
+        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) or not image.size:
+            raise UserError(f"unsupported image shape {image.shape}: expected HxW, HxWx3 or HxWx4")
         return int(image.shape[1]), int(image.shape[0])
     if hasattr(image, "size") and hasattr(image, "mode"):  # PIL.Image
         return int(image.size[0]), int(image.size[1])

@@ -122,9 +122,9 @@ def _regression(args: argparse.Namespace) -> int:
         l2_meta_reg=args.l2_meta_reg, l2_lambda0=args.l2_lambda0, l2_gamma=gamma,
         eval_tasks=args.eval_tasks, seed=args.seed, checkpoint_every=args.checkpoint_every,
     ).validate()
-    _check_out_dir(args.out)
     if args.resume and not (args.out / "checkpoint.pt").exists():
         raise ValueError(f"--resume: no checkpoint.pt in {args.out}")
+    _check_out_dir(args.out)
     # the 1-40-40-1 MLP gains nothing from intra-op threads and loses a lot to their overhead
     threads = os.environ.get("METALEARN_THREADS", "1")
     torch.set_num_threads(int(threads) if threads.isdigit() and int(threads) > 0 else 1)

@@ -177,7 +177,7 @@ def track_frames(tracker: Any, frames: Iterable[Any], box: SequenceType[float],
         image = read_bgr(item) if isinstance(item, (str, os.PathLike)) else item
         if size is None:
             size = image_size(image)
-            B.check_box(box)
+            B.check_box(box, *size)
         else:
             check_frame_size(image, size, f"frame {f + 1}" + (f" ({item})" if isinstance(item, str) else ""))
         t0 = time.perf_counter()

@@ -3,8 +3,9 @@
 For tests and benchmarks (ours and users'): the loaders are exercised on the layout they will
 meet, without the real data.
 
-Images are tiny; where a test never decodes them, every frame shares the bytes of one JPEG so
-that folders of 770 frames (David) cost milliseconds.
+Frames are 320 x 240, the size the generated boxes are drawn for, and cheap: every frame shares
+the bytes of one small JPEG (a smooth gradient) so that folders of 770 frames (David) cost
+milliseconds.
 """
 from __future__ import annotations
 
@@ -19,11 +20,15 @@ _JPEG = None
 def _jpeg_bytes() -> bytes:
     global _JPEG
     if _JPEG is None:
-        rng = np.random.default_rng(0)
-        ok, buf = cv2.imencode(".jpg", rng.integers(0, 255, (24, 32, 3), dtype=np.uint8))
+        ok, buf = cv2.imencode(".jpg", _gradient())
         assert ok
         _JPEG = buf.tobytes()
     return _JPEG
+
+
+def _gradient() -> np.ndarray:
+    yy, xx = np.mgrid[0:240, 0:320]
+    return np.stack([xx * 255 // 319, yy * 255 // 239, (xx + yy) * 255 // 558], axis=2).astype(np.uint8)
 
 
 def random_boxes(rng: np.random.Generator, n: int, width: float = 320, height: float = 240) -> np.ndarray:
@@ -48,7 +53,7 @@ def write_frames(folder: str, numbers, digits: int = 4, ext: str = ".jpg") -> li
             with open(path, "wb") as f:
                 f.write(data)
         else:
-            cv2.imwrite(path, np.full((24, 32, 3), 128, np.uint8))
+            cv2.imwrite(path, _gradient())
         paths.append(path)
     return paths
 

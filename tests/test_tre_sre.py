@@ -66,7 +66,7 @@ def test_tre_and_sre_resume_and_report_beside_ope(tree, tmp_path, capsys):
     assert len(first_walk) == 45 - start
     np.testing.assert_allclose(first_walk[0], ds["Walk"].anno[start], atol=1e-4)
     sre_left = np.loadtxt(results / "identity" / "sre" / "Walk_left.txt", delimiter=",")
-    np.testing.assert_allclose(sre_left[-1], sre_box(ds["Walk"].anno[0], "left", (32, 24)), atol=1e-4)
+    np.testing.assert_allclose(sre_left[-1], sre_box(ds["Walk"].anno[0], "left", (320, 240)), atol=1e-4)
 
     # a rerun does nothing: every run is found done
     capsys.readouterr()

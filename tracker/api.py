@@ -31,8 +31,9 @@ class Tracker:
         from foundation.boxes import check_box
         from foundation.images import image_size
 
-        checked = check_box(box)
-        self._frame_size = image_size(image)
+        size = image_size(image)
+        checked = check_box(box, *size)
+        self._frame_size = size
         return checked
 
     def _next(self, image: Any) -> None:

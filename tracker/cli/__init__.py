@@ -17,12 +17,19 @@ from foundation.errors import UserError
 SUBCOMMANDS = ["synth", "eval", "report", "pretrain", "meta-train", "track", "overlay", "demo"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (exit 2) instead of usage + message."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="metatrack",
         description="Meta-learned visual object tracking and the OTB toolkit around it.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in SUBCOMMANDS:
         importlib.import_module(f"{__name__}.{name.replace('-', '_')}_cmd").add_parser(sub)
     return parser
@@ -37,8 +44,15 @@ def _one_line(command: str):
 
 
 def main(argv: list[str] | None = None) -> int:
+    # OpenCV's video backend prints its own errors (a corrupt file) unless told to be quiet
+    import os
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:   # usage errors (2) and --help (0) as a return value for callers
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -26,22 +26,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from foundation.errors import UserError
+    from foundation.fileio import output_dir
     from otb_eval.experiment import run_protocol
 
     from ..api import factory
-
-    from foundation.errors import UserError
-    from foundation.fileio import ensure_writable_dir
 
     factories = [factory(name) for name in args.trackers]  # an unknown name fails before any work
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     dataset = load_dataset(args)
-    ensure_writable_dir(args.results, "--results")
-    for name, make in zip(args.trackers, factories):
-        summary = run_protocol(make, dataset, args.results, args.protocol,
-                               workers=args.workers, progress=not args.no_progress)
-        fps = f"{summary.fps:.1f} fps" if summary.frames else "nothing to do"
-        print(f"{name} ({args.protocol.upper()}): {len(summary.tracked)} runs tracked, "
-              f"{len(summary.skipped)} already done ({fps}) -> {args.results}/{summary.tracker}")
+    with output_dir(args.results, "--results"):
+        for name, make in zip(args.trackers, factories):
+            summary = run_protocol(make, dataset, args.results, args.protocol,
+                                   workers=args.workers, progress=not args.no_progress)
+            fps = f"{summary.fps:.1f} fps" if summary.frames else "nothing to do"
+            print(f"{name} ({args.protocol.upper()}): {len(summary.tracked)} runs tracked, "
+                  f"{len(summary.skipped)} already done ({fps}) -> {args.results}/{summary.tracker}")
     return 0

@@ -28,13 +28,12 @@ def run(args: argparse.Namespace) -> int:
     import math
 
     from foundation.errors import UserError
+    from foundation.fileio import ensure_writable_file
 
     from ..metatrain.pretrain import PretrainConfig, pretrain
     from ..metatrain.sources import load_tracks
     from ..sdnet.model import ModelConfig
     from ..sdnet.weights import SDNetWeights, save_weights
-
-    from foundation.fileio import ensure_writable_file
 
     if args.iterations < 1:
         raise UserError(f"--iterations must be at least 1, got {args.iterations}")

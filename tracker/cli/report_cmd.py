@@ -30,22 +30,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from foundation.fileio import output_dir
     from otb_eval.report import available_protocols, evaluate, markdown_table, write_report
     from otb_eval.results import tracker_folders
 
     from ..overlay import plot_colors
 
-    from foundation.fileio import ensure_writable_dir
-
     dataset = load_dataset(args)
-    ensure_writable_dir(args.out, "--out")
     trackers = args.trackers or tracker_folders(args.results)
     protocols = args.protocols or available_protocols(args.results, trackers)
     written = 0
-    for protocol in protocols:
-        performance = evaluate(dataset, args.results, trackers, args.policy, protocol)
-        written += len(write_report(performance, args.out, args.policy, protocol, plots=not args.no_plots,
-                                     colors=plot_colors(list(performance))))
-        print(markdown_table(performance, args.policy, protocol))
+    with output_dir(args.out, "--out"):
+        for protocol in protocols:
+            performance = evaluate(dataset, args.results, trackers, args.policy, protocol)
+            written += len(write_report(performance, args.out, args.policy, protocol,
+                                        plots=not args.no_plots, colors=plot_colors(list(performance))))
+            print(markdown_table(performance, args.policy, protocol))
     print(f"report written to {args.out} ({written} files; protocols: {', '.join(protocols)})")
     return 0

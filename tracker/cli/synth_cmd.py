@@ -57,24 +57,22 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
 
     n = _int(args.sequences, "--sequences")
     seed = _int(args.seed, "--seed")
     frames = parse_frames(args.frames)
     size = parse_size(args.size)
-    from foundation.fileio import ensure_writable_dir
+    from foundation.fileio import output_dir
 
     if n < 1:
         raise UserError(f"--sequences must be at least 1, got {n}")
     if seed < 0:
         raise UserError(f"--seed must be >= 0, got {seed}")
-    ensure_writable_dir(args.out, "OUT")
-
     from otb_eval.synthetic import generate
 
-    names = generate(args.out, n, seed=seed, split=args.split, frames=frames, size=size,
-                     progress=not args.no_progress, overwrite=args.overwrite)
+    with output_dir(args.out, "OUT"):
+        names = generate(args.out, n, seed=seed, split=args.split, frames=frames, size=size,
+                         progress=not args.no_progress, overwrite=args.overwrite)
     print(f"{len(names)} {args.split} sequences in {args.out}"
           + (f" ({names[0]} .. {names[-1]})" if names else ""))
     return 0

@@ -87,10 +87,7 @@ def _make_tracker(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     import sys
-    import time
     import warnings
-
-    import numpy as np
 
     from ..video import open_frames
 
@@ -108,15 +105,27 @@ def run(args: argparse.Namespace) -> int:
         box = [float(v) for v in source.gt[0]]
     else:
         raise UserError(f"{args.input} has no ground truth: give the initial box with --box x,y,w,h")
-    from foundation.fileio import ensure_writable_dir
+    from foundation.boxes import check_box
 
-    ensure_writable_dir(args.out, "--out")
+    check_box(box)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         trk = _make_tracker(args)
     for w in caught:  # e.g. untrained weights: one line, not a traceback-looking warning
         print(f"metatrack track: warning: {w.message}", file=sys.stderr)
+
+    from foundation.fileio import output_dir
+
+    with output_dir(args.out, "--out"):
+        return _track(args, trk, source, name, box)
+
+
+def _track(args: argparse.Namespace, trk, source, name: str, box) -> int:
+    """Track, drawing the video as it goes; write the boxes and times when all went well."""
+    import time
+
+    import numpy as np
 
     from ..overlay import VideoSink, colors_for, draw_frame
 
