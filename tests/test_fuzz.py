@@ -86,10 +86,10 @@ def ws(tmp_path_factory):
                        ("gt_3cols", "20,14,16\n" * N),
                        ("gt_empty", "")):
         _gt(_seq(root / name, "Seq"), text)
-    d = _seq(root / "noimg", "Seq")
-    for p in os.listdir(os.path.join(d, "img")):
-        os.unlink(os.path.join(d, "img", p))
-    os.rmdir(os.path.join(d, "img"))
+    for parent, name in ((root / "noimg", "Seq"), (root / "partnoimg", "NoImg")):
+        d = _seq(parent, name)
+        shutil.rmtree(os.path.join(d, "img"))
+    _seq(root / "partnoimg", "Good")
     os.makedirs(root / "emptydir")
     open(root / "afile", "w").write("a regular file\n")
     open(root / "garbage.pt", "wb").write(b"not a torch file")
@@ -228,8 +228,10 @@ CASES = [
                             NEW, *T], 2, "no OTB-format sequences"),
     ("eval-only-noimg", ["metatrack", "eval", "--dataset", "{W}/noimg", "--trackers", "identity", "--results", NEW,
                          *T], 2, "no OTB-format sequences"),
-    ("eval-sequence-noimg", ["metatrack", "eval", "--dataset", "{W}/noimg", "--sequences", "Seq", "--trackers",
-                             "identity", "--results", NEW, *T], 2, "no OTB-format"),
+    ("eval-sequence-noimg", ["metatrack", "eval", "--dataset", "{W}/partnoimg", "--sequences", "NoImg",
+                             "--trackers", "identity", "--results", NEW, *T], 2, "no img/ folder"),
+    ("eval-some-noimg", ["metatrack", "eval", "--dataset", "{W}/partnoimg", "--trackers", "identity",
+                         "--results", "{W}/ok/partnoimg", *T], 0, None),     # the rest runs; a warning names it
     ("eval-gt-malformed", ["metatrack", "eval", "--dataset", "{W}/gt_malformed", "--trackers", "identity",
                            "--results", NEW, *T], 2, "malformed row"),
     ("eval-gt-long", ["metatrack", "eval", "--dataset", "{W}/gt_long", "--trackers", "identity", "--results", NEW,
@@ -589,3 +591,37 @@ def test_metalearn_killed_resumes_to_the_same_results(tmp_path):
     a = json.load(open(full / "results.json"))
     b = json.load(open(resumed / "results.json"))
     assert a["mse"] == b["mse"]
+
+
+def test_eval_resume_redoes_garbage_and_truncated_results(ws, tmp_path, capfd):
+    """A result file that does not parse or lacks rows is not counted as done: it is redone,
+    with one warning line each, and ends equal to a clean run's."""
+    from tracker.cli import main
+
+    clean, resumed = str(tmp_path / "clean"), str(tmp_path / "resumed")
+    argv = ["eval", "--dataset", f"{ws}/data", "--trackers", "identity", "--no-progress"]
+    assert main(argv + ["--results", clean]) == 0
+    os.makedirs(os.path.join(resumed, "identity"))
+    open(os.path.join(resumed, "identity", "Good0.txt"), "w").write("garbage\n")
+    open(os.path.join(resumed, "identity", "Good1.txt"), "w").write("1,2,3,4\n")     # 1 row of 6
+    capfd.readouterr()
+    with pytest.warns(UserWarning) as record:
+        assert main(argv + ["--results", resumed]) == 0
+    redone = [str(w.message) for w in record if "tracking identity/Good" in str(w.message)]
+    assert len(redone) == 2 and all("\n" not in m for m in redone), redone
+    assert "Traceback" not in capfd.readouterr().err
+    assert _files(resumed) == _files(clean)
+
+
+def test_meta_train_that_learns_nothing_writes_no_weights(ws, tmp_path):
+    """Every iteration non-finite (a NaN learning signal): an error, not weights labelled trained."""
+    from tracker.metatrain.sources import load_tracks
+    from tracker.metatrain.train import MetaTrainConfig, meta_train
+    from tracker.sdnet.model import ModelConfig
+
+    out = str(tmp_path / "w.pt")
+    config = MetaTrainConfig(iterations=3, meta_batch=1, checkpoint_every=1, model=ModelConfig.tiny().to_dict())
+    with pytest.raises(UserError, match="all 3 iterations had non-finite"), pytest.warns(UserWarning):
+        meta_train(load_tracks(f"{ws}/data", "otb"), config, out, progress=False,
+                   nan_hook=lambda it, loss: loss * float("nan"))
+    assert not os.path.exists(out)
