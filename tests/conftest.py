@@ -12,3 +12,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fuzz suite's size and outcome, printed by every run that includes it."""
+    stats = terminalreporter.stats
+    counts = {k: sum(1 for r in stats.get(k, []) if "test_fuzz.py" in getattr(r, "nodeid", ""))
+              for k in ("passed", "failed")}
+    if any(counts.values()):
+        terminalreporter.write_line(f"fuzz suite: {counts['passed']} cases passed, {counts['failed']} failed")

@@ -189,6 +189,8 @@ CASES = [
     ("track-option-no-equals", track("{W}/data/Good0", "--option", "lr_update", "--out", NEW, *T), 2, "KEY=VALUE"),
     ("track-option-unknown-sdnet", track("{W}/data/Good0", "--option", "update_lr=1e-4", "--out", NEW, *T),
      2, "unknown option"),
+    ("track-option-help-example-sdnet", track("{W}/data/Good0", "--option", "lr_update=1e-4", "--out",
+                                              "{W}/ok/example", *TV), 0, None),   # the --help example works
     ("track-option-type-sdnet", track("{W}/data/Good0", "--option", "lr_update=abc", "--out", NEW, *T),
      2, "lr_update must be a finite number"),
     ("track-option-nan-sdnet", track("{W}/data/Good0", "--option", "lr_update=nan", "--out", NEW, *T),
@@ -369,6 +371,8 @@ MT = ["metatrack", "meta-train", "--dataset", "{W}/data", "--model", "tiny", "--
       "--no-progress"]
 CASES += [
     ("mt-out-folder", MT + ["--out", "{W}/emptydir"], 2, "is a folder"),
+    ("mt-out-missing-parent", MT + ["--out", "{W}/ok/not/yet/w.pt"], 0, None),     # documented: created
+    ("mt-lr-start-nan", MT + ["--out", NEW + ".pt", "--lr-start", "nan"], 2, "--lr-start"),
     ("mt-out-existing-weights-bad-lr", MT + ["--out", "{W}/keep/w.pt", "--lr-start", "-1"], 2, "--lr-start"),
     ("mt-out-parent-file", MT + ["--out", "{W}/afile/w.pt"], 2, "not a folder"),
     ("mt-out-proc", MT + ["--out", "/proc/x/w.pt"], 2, "cannot write"),
