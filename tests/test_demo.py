@@ -21,6 +21,7 @@ def test_demo_writes_results_plots_table_and_video(tmp_path, capsys):
     assert (out / "report" / "success_plots.png").stat().st_size > 1000
     videos = [f for f in os.listdir(out) if f.endswith(".mp4")]
     assert len(videos) == 1 and (out / videos[0]).stat().st_size > 1000
+    assert (out / "figure.png").stat().st_size > 1000        # the qualitative figure
     # a rerun resumes: nothing is tracked again and the results are untouched
     before = {f: (out / "results" / "mil" / f).read_bytes() for f in os.listdir(out / "results" / "mil")
               if f.endswith(".txt")}

@@ -98,7 +98,7 @@ def test_overlay_command(results, ext):
     assert os.path.getsize(out) > 0
     if ext == ".png":
         sheet = cv2.imread(out)
-        assert sheet.shape[1] == 3 * 320 + 4 * 4
+        assert sheet.shape[1] == 3 * 360 + 4 * 8        # 160-px frames upscaled to 360-px tiles
         # the baseline's red is on the sheet (BGR (25, 25, 230))
         assert ((sheet[:, :, 2] > 200) & (sheet[:, :, 0] < 60) & (sheet[:, :, 1] < 60)).any()
 
