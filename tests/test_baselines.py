@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import tracker
-from tracker import baselines
 from foundation.errors import UserError
+from tracker import baselines
 
 NAMES = ["kcf", "csrt", "mil", "mosse", "medianflow", "tld"]
 
@@ -44,8 +44,8 @@ def test_mil_tracks_a_synthetic_sequence(tmp_path):
 
 
 def test_mil_follows_an_easy_target():
-    from otb_eval import synthetic
     from foundation.boxes import iou
+    from otb_eval import synthetic
 
     plan = synthetic.plan(1, "val", 1, frames=(10, 10), attributes=["IV", "MB"])
     frames, gt, _, _ = synthetic.render(plan)

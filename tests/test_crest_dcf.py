@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from tracker.crest import dcf
-from tracker.crest import features as feat
 from foundation.errors import UserError
+from tracker.crest import dcf, features as feat
 
 
 def _identity_model(channels: int, template: torch.Tensor) -> dict:

@@ -9,9 +9,9 @@ import pytest
 import scipy.io
 import torch
 
+from foundation.errors import UserError
 from tracker.crest import features as feat
 from tracker.crest.features import FeatureConfig
-from foundation.errors import UserError
 
 TINY = FeatureConfig(channels=(2, 3, 4, 5))
 

@@ -12,20 +12,18 @@ import pytest
 import torch
 
 import tracker
+from foundation.boxes import iou
+from foundation.errors import UserError
+from foundation.images import to_rgb
 from meta_learning import MetaConfig, MetaLearner
 from meta_learning.l2f import Attenuator, task_embedding
-from foundation.boxes import iou
 from tracker.crest import dcf
 from tracker.crest.backbone import Backbone
-from tracker.crest.features import FeatureConfig
-from tracker.crest.features import init_params as vgg_init_params
+from tracker.crest.features import FeatureConfig, init_params as vgg_init_params
 from tracker.crest.online import CRESTTracker, MetaCRESTTracker
 from tracker.crest.weights import CRESTWeights, load_crest_weights, save_crest_weights
 from tracker.crest.window import WindowGeometry, crop_windows
-from foundation.errors import UserError
-from foundation.images import to_rgb
-from tracker.sdnet.model import MEAN_PIXEL, ModelConfig, conv_forward
-from tracker.sdnet.model import init_params as sdnet_init_params
+from tracker.sdnet.model import MEAN_PIXEL, ModelConfig, conv_forward, init_params as sdnet_init_params
 from tracker.sdnet.testing import patch_sequence
 from tracker.sdnet.weights import save_weights, untrained_weights
 

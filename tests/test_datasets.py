@@ -3,10 +3,9 @@ import os
 import numpy as np
 import pytest
 
-from otb_eval.datasets import (OTBDataset, canonical_name, official_folders, otb100_attributes,
-                               parse_boxes)
-from otb_eval.testing import make_quirky_otb2015_tree, make_sequence
 from foundation.errors import UserError
+from otb_eval.datasets import OTBDataset, canonical_name, official_folders, otb100_attributes, parse_boxes
+from otb_eval.testing import make_quirky_otb2015_tree, make_sequence
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,4 @@
 """The qualitative figure: frames in the order asked, upscaled, the legend outside the frames."""
-import cv2
 import numpy as np
 import pytest
 

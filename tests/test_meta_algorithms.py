@@ -5,9 +5,20 @@ import pytest
 import torch
 from torch import nn
 
-from meta_learning import (Attenuator, DropGrad, InnerLR, MetaConfig, MetaLearner, clamp_grads,
-                           dropgrad_noise, functional_loss, graddrop, l2_meta_grads,
-                           layerwise_lambdas, pcgrad)
+from meta_learning import (
+    Attenuator,
+    DropGrad,
+    InnerLR,
+    MetaConfig,
+    MetaLearner,
+    clamp_grads,
+    dropgrad_noise,
+    functional_loss,
+    graddrop,
+    l2_meta_grads,
+    layerwise_lambdas,
+    pcgrad,
+)
 
 
 def mlp():

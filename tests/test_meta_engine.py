@@ -4,8 +4,16 @@ import pytest
 import torch
 from torch import nn
 
-from meta_learning import (MetaConfig, MetaLearner, functional_loss, head_names, inner_loop,
-                           non_norm_names, prepare_batch_norm, select_names)
+from meta_learning import (
+    MetaConfig,
+    MetaLearner,
+    functional_loss,
+    head_names,
+    inner_loop,
+    non_norm_names,
+    prepare_batch_norm,
+    select_names,
+)
 
 
 def tiny_model() -> nn.Module:

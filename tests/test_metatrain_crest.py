@@ -14,14 +14,14 @@ import pytest
 import torch
 
 import tracker.metatrain.crest as crest_mod
+from foundation.errors import UserError
+from foundation.images import read_bgr
 from tracker.cli import main
 from tracker.crest.backbone import Backbone
 from tracker.crest.dcf import init_params
 from tracker.crest.online import CRESTOptions, MetaCRESTTracker
 from tracker.crest.weights import load_crest_weights
 from tracker.crest.window import WindowGeometry
-from foundation.errors import UserError
-from foundation.images import read_bgr
 from tracker.metatrain.crest import (
     GEOMETRY_FIELDS,
     CRESTEpisodeDataset,

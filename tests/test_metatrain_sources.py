@@ -4,8 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from otb_eval.testing import make_sequence, write_frames
 from foundation.errors import UserError
+from otb_eval.testing import make_sequence, write_frames
 from tracker.metatrain.sources import BoxFilter, load_tracks, vid_tracks
 
 VID_XML = """<annotation>

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from otb_eval import metrics as M
 from foundation import boxes as B
+from otb_eval import metrics as M
 
 
 def test_iou_and_center_error_by_hand():

@@ -5,11 +5,10 @@ import cv2
 import numpy as np
 import pytest
 
+from foundation.errors import UserError
 from otb_eval.results import write_result
 from tracker.cli import main
-from foundation.errors import UserError
-from tracker.overlay import (NAMED_COLORS, colors_for, contact_sheet, draw_box, draw_frame,
-                             parse_colors, write_frames)
+from tracker.overlay import NAMED_COLORS, colors_for, draw_box, draw_frame, parse_colors, write_frames
 from tracker.sdnet.testing import patch_sequence, write_otb_sequence
 
 
@@ -70,8 +69,6 @@ def test_video_gif_and_sheet(tmp_path):
 
     with Image.open(tmp_path / "a.gif") as g:
         assert g.n_frames == 5
-    sheet = contact_sheet(frames[:3], cols=2, width=100)
-    assert sheet.shape[1] == 2 * 100 + 3 * 4
     with pytest.raises(UserError):
         write_frames(str(tmp_path / "a.mov"), frames)
 

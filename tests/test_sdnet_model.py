@@ -7,7 +7,16 @@ import torch
 
 from tracker.sdnet import roi_align as R
 from tracker.sdnet.bbreg import BBoxRegressor, decode, encode
-from tracker.sdnet.model import (MetaSDNet, ModelConfig, binary_loss, conv_forward, fc_forward, init_params, lrn, param_shapes)
+from tracker.sdnet.model import (
+    MetaSDNet,
+    ModelConfig,
+    binary_loss,
+    conv_forward,
+    fc_forward,
+    init_params,
+    lrn,
+    param_shapes,
+)
 
 
 def test_vgg_m_shapes_and_official_names():
@@ -243,8 +252,8 @@ def test_fc_only_weights_take_the_same_step_without_a_conv_backward(scene):
 
 
 def test_fc_only_attenuator_is_recognised(scene):
-    from meta_learning import Attenuator
     from foundation.errors import UserError
+    from meta_learning import Attenuator
     from tracker.sdnet.online import MetaSDNetTracker
     from tracker.sdnet.weights import untrained_weights
 

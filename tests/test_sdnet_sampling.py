@@ -4,8 +4,7 @@ import pytest
 from scipy import stats
 
 from foundation.boxes import iou, xywh_to_cxcywh
-from tracker.sdnet.sampling import (MIN_SIZE, Sampler, episode_samples, gaussian, sample_iou, uniform,
-                                    whole)
+from tracker.sdnet.sampling import MIN_SIZE, Sampler, episode_samples, gaussian, sample_iou, uniform, whole
 
 BOX = np.array([200.0, 150.0, 60.0, 40.0])   # s = mean(w, h) = 50
 IMG = (640, 480)

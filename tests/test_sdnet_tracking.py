@@ -9,8 +9,8 @@ from foundation.boxes import iou
 from foundation.errors import UserError
 from tracker.sdnet.model import ModelConfig
 from tracker.sdnet.testing import patch_sequence, write_otb_sequence
-from tracker.weights import UntrainedWeightsWarning
 from tracker.sdnet.weights import untrained_weights
+from tracker.weights import UntrainedWeightsWarning
 
 # Threshold: IoU >= 0.5 on EVERY frame (OTB's success threshold). The patch moves by more than
 # its own width, over a background with the same texture statistics, so the first box (the

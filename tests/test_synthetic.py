@@ -7,10 +7,10 @@ import os
 import numpy as np
 import pytest
 
+from foundation.errors import UserError
 from otb_eval import synthetic
 from otb_eval.synthetic import scene, sources
 from tracker.cli import main
-from foundation.errors import UserError
 
 SIZE = (192, 144)
 FRAMES = (40, 50)

@@ -9,8 +9,8 @@ import torch
 from tracker.cli import main
 from tracker.sdnet.model import ModelConfig
 from tracker.sdnet.testing import patch_sequence, write_otb_sequence, write_video
-from tracker.video import open_frames
 from tracker.sdnet.weights import save_weights, untrained_weights
+from tracker.video import open_frames
 
 N = 6
 

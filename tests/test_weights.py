@@ -6,11 +6,11 @@ import pytest
 import scipy.io
 import torch
 
+from foundation.checkpoint import load_checkpoint, save_checkpoint
 from foundation.errors import UserError
 from tracker.sdnet.model import ModelConfig, param_shapes
-from foundation.checkpoint import load_checkpoint, save_checkpoint
-from tracker.weights import ENV_VAR, UntrainedWeightsWarning, find_weights
 from tracker.sdnet.weights import load_mat, load_weights, resolve_weights, save_weights, untrained_weights
+from tracker.weights import ENV_VAR, UntrainedWeightsWarning, find_weights
 
 
 def _vgg_m_mat(path, conv2_out=256, rng=np.random.default_rng(0)):

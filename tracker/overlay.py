@@ -14,7 +14,7 @@ import numpy as np
 from foundation.errors import UserError
 
 __all__ = ["NAMED_COLORS", "PALETTE", "parse_color", "parse_colors", "colors_for", "plot_colors", "draw_box",
-           "draw_frame", "VideoSink", "write_frames", "contact_sheet", "GT_COLOR"]
+           "draw_frame", "VideoSink", "write_frames", "GT_COLOR"]
 
 RGB = Tuple[int, int, int]
 NAMED_COLORS: Dict[str, RGB] = {
@@ -250,25 +250,3 @@ def write_frames(path: str, frames: Iterable[np.ndarray], fps: float = 25.0) -> 
         for f in frames:
             sink.write(f)
     return sink.frames
-
-
-def contact_sheet(images: Sequence[np.ndarray], cols: Optional[int] = None, width: int = 320,
-                  gap: int = 4) -> np.ndarray:
-    """Tile BGR images (each resized to ``width`` px wide) into one BGR image."""
-    import cv2
-
-    if not images:
-        raise UserError("no frames for the contact sheet")
-    cols = cols or min(len(images), 4)
-    tiles = []
-    for im in images:
-        h = int(round(im.shape[0] * width / im.shape[1]))
-        tiles.append(cv2.resize(im, (width, h), interpolation=cv2.INTER_AREA))
-    th = max(t.shape[0] for t in tiles)
-    rows = -(-len(tiles) // cols)
-    sheet = np.full((rows * th + (rows + 1) * gap, cols * width + (cols + 1) * gap, 3), 255, np.uint8)
-    for i, t in enumerate(tiles):
-        r, c = divmod(i, cols)
-        y, x = gap + r * (th + gap), gap + c * (width + gap)
-        sheet[y:y + t.shape[0], x:x + width] = t
-    return sheet
