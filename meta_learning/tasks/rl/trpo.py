@@ -1,8 +1,9 @@
 """TRPO step (Schulman et al. 2015) over a dict of tensors, for any differentiable objective.
 
-Written here rather than taken from a library: cherry (the learn2learn companion with a TRPO
-helper) pins old gym and is unmaintained, garage needs mujoco_py/TensorFlow-era pins; and a
-MAML outer step needs the objective as a closure that re-runs the inner loop, which neither takes.
+Written here rather than taken from a library: a MAML outer step needs the objective as a closure
+that re-runs the engine's inner loop for every candidate of the line search, which library TRPO
+updaters built around one policy module do not take; and the candidates are old (cherry-rl's last
+release, 0.2.0, is from 2023-06 with learn2learn's; garage's, 2021.3.0, from 2021-03).
 
 Step: g = grad of the surrogate loss; solve (H + damping I) x = -g with conjugate gradient, H the
 Hessian of the mean KL (Hessian-vector products by double backward); scale x to the max-KL
