@@ -33,7 +33,8 @@ setup(
         "scikit-image>=0.19",  # the synthetic benchmark's photographs ship inside it
     ],
     extras_require={
-        "test": ["pytest>=7", "higher==0.2.1"],
+        "rl": ["gymnasium[mujoco]>=1.0"],  # MuJoCo meta-RL environments (2D navigation needs nothing)
+        "test": ["pytest>=7", "higher==0.2.1", "gymnasium[mujoco]>=1.0"],
     },
     entry_points={
         "console_scripts": [

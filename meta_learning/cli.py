@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import List, NoReturn, Optional
 
+from foundation.errors import UserError
+
 __all__ = ["main", "build_parser"]
 
 
@@ -84,7 +86,46 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-resume", action="store_true", help="ignore any checkpoint in --out")
     r.add_argument("--no-plot", action="store_true")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_rl(sub)
     return parser
+
+
+def _add_rl(sub: argparse._SubParsersAction) -> None:
+    from .tasks.rl.envs import ENV_NAMES
+
+    r = sub.add_parser(
+        "rl", help="meta-RL: 2D navigation, HalfCheetah/Ant velocity and direction (MAML-TRPO)",
+        description="Meta-train a Gaussian MLP policy (VPG inner loop, TRPO outer loop), evaluate the start "
+                    "with the best training return after 0..4 VPG steps, write results.json, checkpoint.pt "
+                    "and returns.png into --out.  Resumes from a checkpoint in --out made with the same "
+                    "settings.  The MuJoCo environments need the extra: pip install -e \".[rl]\".")
+    r.add_argument("--env", choices=ENV_NAMES, required=True)
+    r.add_argument("--protocol", choices=["seed", "reduced"], default="seed",
+                   help="defaults for horizon/meta-batch/trajectories/eval tasks: the seed's (MuJoCo 200/40/40) "
+                        "or the reduced CPU one (MuJoCo 100/20/10); 2D navigation is 100/20/20 in both")
+    r.add_argument("--iterations", type=_nonneg_int, default=500, help="TRPO outer iterations (default 500)")
+    r.add_argument("--meta-batch", type=_positive_int, help="tasks per outer iteration")
+    r.add_argument("--trajectories", type=_int_at_least(2), help="trajectories per task and step")
+    r.add_argument("--horizon", type=_positive_int, help="steps per trajectory")
+    r.add_argument("--eval-tasks", type=_positive_int, help="held-out evaluation tasks")
+    r.add_argument("--inner-lr", type=float, default=0.1, help="VPG inner learning rate (default 0.1)")
+    r.add_argument("--l2f", action="store_true", help="L2F task-and-layer-wise attenuation")
+    r.add_argument("--dropgrad", choices=["binary", "gaussian"], help="DropGrad inner-gradient noise")
+    r.add_argument("--dropgrad-rate", type=_rate, default=0.1, help="DropGrad rate p (default 0.1)")
+    r.add_argument("--meta-sgd", action="store_true", help="learn element-wise inner learning rates")
+    r.add_argument("--first-order", action="store_true", help="first-order MAML")
+    r.add_argument("--hvp", choices=["first_order", "exact"], default="first_order",
+                   help="KL Hessian through the adaptation: first-order Jacobian (default, fast) or exact")
+    r.add_argument("--hvp-stride", type=_positive_int, default=5,
+                   help="use every k-th post-adaptation step in the KL Hessian (default 5)")
+    r.add_argument("--seed", type=_nonneg_int, default=0)
+    r.add_argument("--checkpoint-every", type=_positive_int, default=10)
+    r.add_argument("--out", type=Path, required=True, help="output folder")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", help="require a checkpoint in --out and continue it")
+    g.add_argument("--no-resume", action="store_true", help="ignore any checkpoint in --out")
+    r.add_argument("--no-plot", action="store_true")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _check_out_dir(path: Path) -> None:
@@ -136,6 +177,34 @@ def _regression(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rl(args: argparse.Namespace) -> int:
+    import torch
+
+    from .tasks.rl.envs import MUJOCO_ENVS, require_mujoco
+    from .tasks.rl.train import config_for, run
+
+    if args.inner_lr <= 0:
+        raise ValueError(f"--inner-lr must be positive, got {args.inner_lr}")
+    cfg = config_for(args.env, args.protocol, iterations=args.iterations, meta_batch=args.meta_batch,
+                     trajectories=args.trajectories, horizon=args.horizon, eval_tasks=args.eval_tasks,
+                     inner_lr=args.inner_lr, l2f=args.l2f, dropgrad=args.dropgrad,
+                     dropgrad_rate=args.dropgrad_rate, meta_sgd=args.meta_sgd, first_order=args.first_order,
+                     hvp=args.hvp, hvp_stride=args.hvp_stride, seed=args.seed,
+                     checkpoint_every=args.checkpoint_every).validate()
+    if args.env in MUJOCO_ENVS:
+        require_mujoco(args.env)
+    _check_out_dir(args.out)
+    if args.resume and not (args.out / "checkpoint.pt").exists():
+        raise ValueError(f"--resume: no checkpoint.pt in {args.out}")
+    threads = os.environ.get("METALEARN_THREADS", "1")
+    torch.set_num_threads(int(threads) if threads.isdigit() and int(threads) > 0 else 1)
+    results = run(cfg, args.out, resume=not args.no_resume, progress=not args.quiet, plot=not args.no_plot)
+    print(f"{cfg.env} {results['config']['method']}: return "
+          + ", ".join(f"{k} step{'s' if k != '1' else ''} {v['mean']:.1f} +- {v['ci95']:.1f}"
+                      for k, v in results["return"].items()) + f" -> {args.out / 'results.json'}")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``metalearn``; returns the exit status."""
     parser = build_parser()
@@ -146,7 +215,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if args.command == "regression":
             return _regression(args)
-    except ValueError as exc:
+        if args.command == "rl":
+            return _rl(args)
+    except (ValueError, UserError) as exc:
         print(f"metalearn: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from .dropgrad import DropGrad
 from .functional import LossFn, Params, Selection, inner_loop, select_names
-from .l2f import Attenuator, attenuate, task_embedding
+from .l2f import Attenuator, attenuate as _attenuate, task_embedding
 from .lr import InnerLR
 from .regularizers import l2_meta_grads, layerwise_lambdas
 from .surgery import clamp_grads, flatten_task_grads, graddrop, pcgrad, unflatten
@@ -145,7 +145,8 @@ class MetaLearner(nn.Module):
     # ------------------------------------------------------------------ inner loop
     def adapt(self, params: Optional[Mapping[str, Tensor]], loss_fn: LossFn, support: Any,
               steps: Optional[int] = None, training: bool = True, keep_path: bool = False,
-              rates: Optional[Mapping[str, Tensor]] = None) -> Tuple[Params, Dict[str, Any]]:
+              rates: Optional[Mapping[str, Tensor]] = None, attenuate: bool = True,
+              first_order: Optional[bool] = None) -> Tuple[Params, Dict[str, Any]]:
         """Task adaptation: L2F attenuation (if on), then ``steps`` (Meta-)SGD steps with DropGrad
         noise (training only).  ``params=None`` uses the start.  Returns the adapted params and
         ``info`` with ``gamma`` (None without L2F), the support ``losses`` per step and, with
@@ -153,17 +154,23 @@ class MetaLearner(nn.Module):
 
         ``rates`` replaces the held inner rates for this task: a start that is reshaped per task
         (MetaCREST resizes its filter template and the template's element-wise rates to each
-        target) passes the reshaped, still differentiable, rates with the reshaped ``params``."""
+        target) passes the reshaped, still differentiable, rates with the reshaped ``params``.
+
+        ``attenuate=False`` continues an adaptation that already began: ``params`` are the task's
+        adapted params and L2F (applied once per task, at its start) is skipped.  Interactive
+        tasks need this when every step sees new data (RL samples fresh trajectories with the
+        policy after each step).  ``first_order`` overrides the configured order for this call
+        (e.g. a cheap first-order Jacobian for a curvature estimate)."""
         cfg = self.config
         params = self.start() if params is None else dict(params)
         steps = cfg.inner_steps if steps is None else steps
         names = [n for n in self.inner_names if n in params]
         gamma = None
-        if self.attenuator is not None:
+        if self.attenuator is not None and attenuate:
             emb = task_embedding(loss_fn, params, support, names,
                                  differentiable=cfg.l2f_embedding == "differentiable")
             gamma = self.attenuator(emb)
-            params = attenuate(params, gamma, names)
+            params = _attenuate(params, gamma, names)
         transform = None
         if self.dropgrad is not None and training:
             it = int(self.iteration)
@@ -174,8 +181,9 @@ class MetaLearner(nn.Module):
         # first order at meta-test changes nothing numerically; no graph is needed there either
         path: Optional[List[Params]] = [] if keep_path else None
         lrs = self.inner_lr.rates() if rates is None else {**self.inner_lr.rates(), **rates}
+        order = cfg.first_order if first_order is None else first_order
         params, losses = inner_loop(loss_fn, params, support, steps, lrs, names,
-                                    first_order=cfg.first_order, grad_transform=transform, path=path)
+                                    first_order=order, grad_transform=transform, path=path)
         return params, {"gamma": gamma, "losses": losses, "names": names, "path": path}
 
     def task_loss(self, loss_fn: LossFn, support: Any, query: Any, steps: Optional[int] = None,
@@ -298,6 +306,23 @@ class MetaLearner(nn.Module):
             out["loss"] = float(torch.stack([l.detach() for l in losses]).mean()) \
                 if not isinstance(losses, Tensor) else float(losses.detach().mean())
         return out
+
+    def apply_update(self, deltas: Mapping[str, Tensor]) -> None:
+        """A custom outer step: add ``deltas`` (name -> tensor, names of :meth:`trainable`) to the
+        meta-parameters and count the iteration, instead of the Adam step of :meth:`outer_step`.
+        For outer optimisers that need the objective itself (TRPO's line search); surgery, l2
+        meta-regularisation and clamping are the caller's business there."""
+        params = self.trainable()
+        unknown = set(deltas) - set(params)
+        if unknown:
+            raise ValueError(f"apply_update: not trainable meta-parameters: {sorted(unknown)}")
+        with torch.no_grad():
+            for n, d in deltas.items():
+                if d.shape != params[n].shape:
+                    raise ValueError(f"apply_update: {n} has shape {tuple(params[n].shape)}, "
+                                     f"the step {tuple(d.shape)}")
+                params[n].add_(d.to(params[n].dtype))
+        self.iteration += 1
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_state(self) -> Dict[str, Any]:

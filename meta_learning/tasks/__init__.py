@@ -1,1 +1,1 @@
-"""Meta-learning problems built on the engine (sinusoid regression so far)."""
+"""Meta-learning problems built on the engine: sinusoid regression (regression.py) and meta-RL (rl/)."""
