@@ -6,7 +6,9 @@ are reported as one line on stderr with exit status 2, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import warnings
 import sys
 from pathlib import Path
 from typing import List, NoReturn, Optional
@@ -143,8 +145,9 @@ def _regression(args: argparse.Namespace) -> int:
 
     from .tasks.regression import RegressionConfig, load_gamma, run
 
-    if args.inner_lr <= 0 or args.outer_lr <= 0 or args.l2_lambda0 < 0:
-        raise ValueError("learning rates must be positive and --l2-lambda0 >= 0")
+    if not all(math.isfinite(v) and v > 0 for v in (args.inner_lr, args.outer_lr)) or \
+            not (math.isfinite(args.l2_lambda0) and args.l2_lambda0 >= 0):
+        raise ValueError("learning rates must be positive numbers and --l2-lambda0 >= 0")
     gamma = None
     if args.l2_gamma is not None:
         if args.l2_meta_reg is None:
@@ -183,8 +186,8 @@ def _rl(args: argparse.Namespace) -> int:
     from .tasks.rl.envs import MUJOCO_ENVS, require_mujoco
     from .tasks.rl.train import config_for, run
 
-    if args.inner_lr <= 0:
-        raise ValueError(f"--inner-lr must be positive, got {args.inner_lr}")
+    if not (math.isfinite(args.inner_lr) and args.inner_lr > 0):
+        raise ValueError(f"--inner-lr must be a positive number, got {args.inner_lr}")
     cfg = config_for(args.env, args.protocol, iterations=args.iterations, meta_batch=args.meta_batch,
                      trajectories=args.trajectories, horizon=args.horizon, eval_tasks=args.eval_tasks,
                      inner_lr=args.inner_lr, l2f=args.l2f, dropgrad=args.dropgrad,
@@ -193,9 +196,9 @@ def _rl(args: argparse.Namespace) -> int:
                      checkpoint_every=args.checkpoint_every).validate()
     if args.env in MUJOCO_ENVS:
         require_mujoco(args.env)
-    _check_out_dir(args.out)
     if args.resume and not (args.out / "checkpoint.pt").exists():
         raise ValueError(f"--resume: no checkpoint.pt in {args.out}")
+    _check_out_dir(args.out)
     threads = os.environ.get("METALEARN_THREADS", "1")
     torch.set_num_threads(int(threads) if threads.isdigit() and int(threads) > 0 else 1)
     results = run(cfg, args.out, resume=not args.no_resume, progress=not args.quiet, plot=not args.no_plot)
@@ -212,6 +215,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # usage errors (2) and --help (0), as a return value for callers
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    warnings.formatwarning = lambda message, *rest, **kw: f"metalearn {args.command}: warning: {message}\n"
     try:
         if args.command == "regression":
             return _regression(args)

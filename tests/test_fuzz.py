@@ -426,7 +426,26 @@ CASES += [
     ("ml-gamma-junk", ML + ["--l2-meta-reg", "eqc", "--l2-gamma", "{W}/gamma_junk.json", "--out", NEW],
      2, "gamma_junk.json"),
     ("ml-bad-surgery", ML + ["--surgery", "magic", "--out", NEW], 2, "invalid choice"),
+    ("ml-inner-lr-nan", ML + ["--inner-lr", "nan", "--out", NEW], 2, "learning rates"),
     ("ml-unknown-command", ["metalearn", "nope"], 2, "invalid choice"),
+]
+
+RL = ["metalearn", "rl", "--env", "2dnav", "--iterations", "1", "--meta-batch", "2", "--trajectories", "2",
+      "--horizon", "5", "--eval-tasks", "2", "--quiet", "--no-plot"]
+CASES += [
+    ("rl-bad-env", ["metalearn", "rl", "--env", "moon", "--out", NEW], 2, "invalid choice"),
+    ("rl-iterations-negative", RL + ["--iterations", "-1", "--out", NEW], 2, "--iterations"),
+    ("rl-meta-batch-0", RL + ["--meta-batch", "0", "--out", NEW], 2, "--meta-batch"),
+    ("rl-trajectories-1", RL + ["--trajectories", "1", "--out", NEW], 2, "--trajectories"),
+    ("rl-horizon-0", RL + ["--horizon", "0", "--out", NEW], 2, "--horizon"),
+    ("rl-inner-lr-nan", RL + ["--inner-lr", "nan", "--out", NEW], 2, "--inner-lr"),
+    ("rl-inner-lr-negative", RL + ["--inner-lr", "-0.1", "--out", NEW], 2, "--inner-lr"),
+    ("rl-dropgrad-rate", RL + ["--dropgrad", "binary", "--dropgrad-rate", "1.5", "--out", NEW], 2, "--dropgrad-rate"),
+    ("rl-bad-hvp", RL + ["--hvp", "magic", "--out", NEW], 2, "invalid choice"),
+    ("rl-out-under-file", RL + ["--out", "{W}/afile/o"], 2, "afile"),
+    ("rl-out-proc", RL + ["--out", "/proc/metalearn-fuzz"], 2, "cannot write"),
+    ("rl-resume-without-ckpt", RL + ["--resume", "--out", NEW], 2, "no checkpoint"),
+    ("rl-resume-and-no-resume", RL + ["--resume", "--no-resume", "--out", NEW], 2, "not allowed"),
 ]
 
 
