@@ -3,7 +3,7 @@
 Every class is one letter (Unicode category Lu/Ll/Lo, no decomposition, no "WITH" in its name);
 its Unicode script (the name before "CAPITAL LETTER"/"LETTER"/...) is its "alphabet".  Letters that
 render alike after size normalisation (Latin A / Greek Alpha / Cyrillic A, "l" / "I", "o" / "O") are
-removed: the first one met in a fixed script order is kept.  Braille, pictographs and symbols are
+removed: the first one met is kept, scripts taken Latin, Greek, Cyrillic, then alphabetically.  Braille, pictographs and symbols are
 not letters and never enter.  Scripts with fewer than ``MIN_LETTERS`` distinct letters are dropped.
 Train / val / test split by alphabet (a fixed split, the same for every seed, like Omniglot's).
 
@@ -31,11 +31,12 @@ import numpy as np
 from foundation.fileio import atomic_path
 
 __all__ = ["GlyphConfig", "Letter", "font_files", "letter_inventory", "split_alphabets", "render_glyph",
-           "render_glyphs", "cache_dir", "load_glyphs", "GlyphSet", "SPLITS"]
+           "render_glyphs", "cache_dir", "load_glyphs", "GlyphSet", "SPLITS", "write_image_folder"]
 
 SPLITS = ("train", "val", "test")
 MIN_LETTERS = 10
-_RENDER_VERSION = 1
+_RENDER_VERSION = 2
+_FIRST_SCRIPTS = ("Latin", "Greek", "Cyrillic")   # kept first where letters look alike
 _NAME_KEYS = (" CAPITAL LETTER", " SMALL LETTER", " SMALL CAPITAL", " LETTER", " SYLLABLE")
 # fonts whose charmaps cover code points they do not draw, or only symbols
 _SKIP_FONTS = ("LastResort", "Display", "STIXSiz", "STIXNonUni", "cmex", "cmsy", "cmmi")
@@ -138,8 +139,8 @@ def _normalised_shape(ink: np.ndarray, side: int = 24) -> Optional[np.ndarray]:
 
 @functools.lru_cache(maxsize=4)
 def letter_inventory(lookalike_iou: float = 0.85, min_letters: int = MIN_LETTERS) -> Tuple[Letter, ...]:
-    """Distinct letters in the bundled fonts, look-alikes removed, grouped by script (scripts in
-    alphabetical order, letters by code point)."""
+    """Distinct letters in the bundled fonts, look-alikes removed (Latin, Greek and Cyrillic
+    letters win over later scripts), grouped by script, letters by code point."""
     from matplotlib.ft2font import FT2Font
 
     fonts = font_files()
@@ -155,7 +156,8 @@ def letter_inventory(lookalike_iou: float = 0.85, min_letters: int = MIN_LETTERS
     reference = [p for p in fonts if os.path.basename(p) == "DejaVuSans.ttf"]
     kept: List[Letter] = []
     shapes: List[np.ndarray] = []
-    for script in sorted(by_script):
+    order = [s for s in _FIRST_SCRIPTS if s in by_script] + sorted(set(by_script) - set(_FIRST_SCRIPTS))
+    for script in order:
         for cp in by_script[script]:
             ch = chr(cp)
             drawn = [p for p in cover[cp] if _normalised_shape(_draw(ch, p, 32)) is not None]
@@ -286,3 +288,28 @@ def load_glyphs(cfg: Optional[GlyphConfig] = None, progress: bool = False) -> Gl
     except OSError as exc:
         warnings.warn(f"cannot write the glyph cache {path}: {exc}")
     return glyphs
+
+
+def write_image_folder(cfg: GlyphConfig, out: Path, progress: bool = False) -> int:
+    """Write the benchmark as ``out/<split>/<script>/<U+code>/<k>.png`` (black on white) and
+    ``out/letters.csv`` (split, script, code point, letter); returns the number of images."""
+    from PIL import Image
+    from tqdm import tqdm
+
+    from foundation.fileio import atomic_write_text
+
+    g = load_glyphs(cfg, progress=progress)
+    out = Path(out)
+    rows = ["split,script,code,letter"]
+    n = 0
+    for i in tqdm(range(len(g.chars)), desc="writing glyphs", disable=not progress, mininterval=1.0):
+        code = f"U+{ord(g.chars[i]):04X}"
+        folder = out / g.splits[i] / g.scripts[i].replace(" ", "_") / code
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, img in enumerate(g.images[i]):
+            with atomic_path(str(folder / f"{k:02d}.png")) as tmp:
+                Image.fromarray(255 - img).save(tmp, format="PNG")
+            n += 1
+        rows.append(f"{g.splits[i]},{g.scripts[i]},{code},{g.chars[i]}")
+    atomic_write_text(str(out / "letters.csv"), "\n".join(rows) + "\n")
+    return n
