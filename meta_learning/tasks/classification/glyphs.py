@@ -102,6 +102,7 @@ def _script(ch: str) -> Optional[str]:
     return name[:min(hits)].title() if hits else None
 
 
+@functools.lru_cache(maxsize=256)
 def _font(path: str, size: int):
     from PIL import ImageFont
 
@@ -117,6 +118,12 @@ def _draw(ch: str, font_path: str, size: int = 64, stroke: int = 0) -> np.ndarra
     ImageDraw.Draw(img).text((size, size), ch, fill=255, font=_font(font_path, size), stroke_width=stroke,
                              stroke_fill=255)
     return np.asarray(img, dtype=np.float32)
+
+
+def _has_ink(ch: str, font_path: str, size: int = 32) -> bool:
+    """Whether the font draws ``ch`` (some pixel above a quarter coverage), not a blank or box."""
+    mask = _font(font_path, size).getmask(ch, mode="L")
+    return mask.size[0] > 0 and mask.size[1] > 0 and max(mask.getextrema()) > 64
 
 
 def _normalised_shape(ink: np.ndarray, side: int = 24) -> Optional[np.ndarray]:
@@ -155,23 +162,24 @@ def letter_inventory(lookalike_iou: float = 0.85, min_letters: int = MIN_LETTERS
             by_script.setdefault(script, []).append(cp)
     reference = [p for p in fonts if os.path.basename(p) == "DejaVuSans.ttf"]
     kept: List[Letter] = []
-    shapes: List[np.ndarray] = []
+    total = sum(len(v) for v in by_script.values())
+    shapes = np.zeros((total, 24, 24), dtype=bool)   # the kept letters' shapes, first len(kept) rows
     order = [s for s in _FIRST_SCRIPTS if s in by_script] + sorted(set(by_script) - set(_FIRST_SCRIPTS))
     for script in order:
         for cp in by_script[script]:
             ch = chr(cp)
-            drawn = [p for p in cover[cp] if _normalised_shape(_draw(ch, p, 32)) is not None]
+            drawn = [p for p in cover[cp] if _has_ink(ch, p)]
             if not drawn:
                 continue
             ref = next((p for p in reference if p in drawn), drawn[0])
             shape = _normalised_shape(_draw(ch, ref, 48))
-            if shapes:
-                stack = np.stack(shapes)
+            if kept:
+                stack = shapes[:len(kept)]
                 inter = (stack & shape).sum((1, 2))
                 union = (stack | shape).sum((1, 2))
                 if float((inter / np.maximum(union, 1)).max()) > lookalike_iou:
                     continue
-            shapes.append(shape)
+            shapes[len(kept)] = shape
             kept.append(Letter(ch, script, tuple(drawn)))
     counts: Dict[str, int] = {}
     for letter in kept:
