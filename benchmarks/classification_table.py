@@ -218,8 +218,8 @@ def reading(summary: Dict[str, Any], floor: Dict[str, Any], shots: List[int]) ->
 
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--iterations", type=int, default=100)
-    p.add_argument("--val-every", type=int, default=25)
+    p.add_argument("--iterations", type=int, default=60)
+    p.add_argument("--val-every", type=int, default=20)
     p.add_argument("--val-tasks", type=int, default=40)
     p.add_argument("--top-k", type=int, default=1)
     p.add_argument("--seeds", type=int, default=3, help="seeds of MAML and +L2F (other rows: seed 0)")

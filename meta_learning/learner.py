@@ -168,7 +168,8 @@ class MetaLearner(nn.Module):
         adapted params and L2F (applied once per task, at its start) is skipped.  Interactive
         tasks need this when every step sees new data (RL samples fresh trajectories with the
         policy after each step).  ``first_order`` overrides the configured order for this call
-        (e.g. a cheap first-order Jacobian for a curvature estimate)."""
+        (e.g. a cheap first-order Jacobian for a curvature estimate, or evaluation, where nothing
+        differentiates through the adaptation: the same adapted values without the inner graph)."""
         cfg = self.config
         params = self.start() if params is None else dict(params)
         steps = cfg.inner_steps if steps is None else steps

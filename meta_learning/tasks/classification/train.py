@@ -165,7 +165,7 @@ def predict(learner: MetaLearner, loss_fn: Any, episode: Episode, steps: int) ->
     from torch.func import functional_call
 
     start = detach_params(learner.start())
-    fast, info = learner.adapt(start, loss_fn, episode.support, steps=steps, training=False)
+    fast, info = learner.adapt(start, loss_fn, episode.support, steps=steps, training=False, first_order=True)
     with torch.no_grad():
         logits = functional_call(learner.model, {k: v.detach() for k, v in fast.items()},
                                  (episode.query[0],), strict=False)
@@ -215,17 +215,19 @@ def train(cfg: ClassificationConfig, out_dir: Path, pools: Optional[Dict[str, Cl
     history: List[List[float]] = []
     top: List[Dict[str, Any]] = []      # {"iteration", "val_accuracy", "file"}, best first
     start_it, seconds = 0, 0.0
+    running: Optional[float] = None     # smoothed training loss
     if resume and ckpt.exists():
         state, _ = load_checkpoint(str(ckpt))
         if state.get("training_key") != r.training_key():
             raise UserError(f"{ckpt} was made with different settings; use another --out or --no-resume")
         learner.load_checkpoint_state(state["learner"])
         start_it, history, seconds, top = state["iteration"], state["history"], state["seconds"], state["top"]
+        running = state.get("running")
     end_it = r.iterations if stop_after is None else min(r.iterations, stop_after)
 
     def save(it: int) -> None:
         save_checkpoint(str(ckpt), {"learner": learner.checkpoint_state(), "iteration": it,
-                                    "history": history, "seconds": seconds, "top": top,
+                                    "history": history, "seconds": seconds, "top": top, "running": running,
                                     "training_key": r.training_key(), "config": r.to_dict()})
         keep = {t["file"] for t in top}
         for f in top_dir.glob("iter*.pt") if top_dir.exists() else []:
@@ -244,7 +246,6 @@ def train(cfg: ClassificationConfig, out_dir: Path, pools: Optional[Dict[str, Cl
 
     bar = tqdm(range(start_it, end_it), initial=start_it, total=r.iterations, disable=not progress,
                desc=f"meta-train {r.ways}-way {r.shots}-shot", dynamic_ncols=True, mininterval=1.0)
-    running: Optional[float] = history[-1][1] if history else None
     t0 = time.perf_counter()
     for it in bar:
         rng = episode_rng(r.seed, it)
