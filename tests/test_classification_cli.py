@@ -15,7 +15,7 @@ TINY = ["--image-size", "16", "--iterations", "4", "--meta-batch", "2", "--inner
         "--val-every", "2", "--val-tasks", "3", "--eval-tasks", "5", "--checkpoint-every", "2", "--quiet"]
 
 
-def _folder(root, classes=8, per_class=5, grey=False):
+def _folder(root, classes=20, per_class=5, grey=False):
     rng = np.random.default_rng(0)
     for c in range(classes):
         d = root / f"c{c}"
