@@ -52,19 +52,20 @@ PUBLISHED = {"MAML": (48.70, 63.11), "+L2F": (52.10, 69.38), "+GradDrop": (50.26
 
 
 def plan(args: argparse.Namespace) -> List[Tuple[str, int, int]]:
-    """(method, shots, seed) in the order they run: seed 0 of every Table A row first (L2F before
-    Table B needs its gamma), then Table B (5-shot, as in the seed), then the extra seeds."""
+    """(method, shots, seed) in the order they run, most needed first (a table cut short by its
+    budget still has them): the seed's Table A rows (MAML, +L2F, +GradDrop, +PCGrad) at seed 0, the
+    extra seeds of MAML and +L2F, Table B (5-shot as in the seed; it needs the +L2F gamma), then
+    +DropGrad and +L2F+DropGrad."""
     jobs: List[Tuple[str, int, int]] = []
-    for method in TABLE_A:
-        for shots in args.shots:
-            jobs.append((method, shots, 0))
-    for method in TABLE_B:
-        for shots in args.table_b_shots:
-            jobs.append((method, shots, 0))
+    for method in ("MAML", "+L2F", "+GradDrop", "+PCGrad"):
+        jobs += [(method, shots, 0) for shots in args.shots]
     for seed in range(1, args.seeds):
         for method in ("MAML", "+L2F"):
-            for shots in args.shots:
-                jobs.append((method, shots, seed))
+            jobs += [(method, shots, seed) for shots in args.shots]
+    for method in TABLE_B:
+        jobs += [(method, shots, 0) for shots in args.table_b_shots]
+    for method in ("+DropGrad", "+L2F+DropGrad"):
+        jobs += [(method, shots, 0) for shots in args.shots]
     return jobs
 
 

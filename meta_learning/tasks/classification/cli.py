@@ -129,7 +129,7 @@ def _classification(args: argparse.Namespace) -> int:
     import torch
 
     from ...cli import _check_out_dir
-    from .train import evaluate_checkpoint, method_name, run
+    from .train import evaluate_checkpoint, run
 
     cfg = _config(args)
     if args.evaluate is not None and not args.evaluate.is_file():

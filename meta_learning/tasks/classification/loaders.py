@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import pickle
 from collections import OrderedDict
 from pathlib import Path

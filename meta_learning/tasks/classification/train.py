@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -350,8 +349,10 @@ def evaluate_checkpoint(path: Path, cfg: ClassificationConfig, out_dir: Path, pr
         trained, members = state["config"], [state["learner"]["learner"]]
     else:
         raise UserError(f"{path} is neither a classification model.pt nor a checkpoint.pt")
-    if "ways" not in trained or "backbone" not in trained:
+    if not isinstance(trained, dict) or "ways" not in trained or "backbone" not in trained:
         raise UserError(f"{path} was not written by metalearn classification")
+    known = {f.name for f in fields(ClassificationConfig)}
+    trained = {k: v for k, v in trained.items() if k in known}
     if trained["ways"] != cfg.ways:
         raise UserError(f"{path} classifies {trained['ways']} ways; evaluate it with --ways {trained['ways']}")
     tcfg = ClassificationConfig(**{**trained, "l2_gamma": trained.get("l2_gamma")})
