@@ -141,7 +141,7 @@ def markdown(summary: Dict[str, Any], floor: Dict[str, Any], meta: Dict[str, Any
         f"not adapted), 28x28 grey images, 5 inner SGD steps at lr 0.01, Adam 1e-3, meta-batch 4 (1-shot) / "
         f"2 (5-shot), first order for the first {meta['first_order']} iterations then second order, meta-"
         f"gradients clamped to [-10, 10]; **{meta['iterations']} meta-iterations per run** (the seed trains "
-        f"50,000: this table is a {meta['iterations'] / 50000:.1%} budget so that the whole table fits "
+        f"50,000: this table is a {meta['iterations'] / 50000:.1%} budget, sized for "
         f"about {meta['budget_minutes']} minutes of one CPU core); validation every {meta['val_every']} "
         f"iterations on {meta['val_tasks']} fixed validation tasks; test score of the "
         f"{selection} "
@@ -149,8 +149,10 @@ def markdown(summary: Dict[str, Any], floor: Dict[str, Any], meta: Dict[str, Any
         f"predictions; `metalearn classification` does by default, this table keeps one to save 2/3 of "
         f"its evaluation time).",
         "",
-        f"Compute: {meta['run_seconds_total'] / 60:.1f} min of one torch thread for the {meta['runs']} runs "
-        f"finished (training + validation + test), on {meta['machine']} shared with other jobs.",
+        f"Compute: {meta['run_seconds_total'] / 60:.1f} min wall-clock for the {meta['runs']} runs finished "
+        f"(training + validation + test, one torch thread at nice 10, one run at a time) on {meta['machine']}, "
+        f"shared with other jobs that kept both cores busy, so the CPU time is below the wall-clock time; "
+        f"rows marked 'not run' did not fit the session and run with the same command (it resumes).",
         "",
         "Each cell: test accuracy (%) mean over seeds +- 95% CI. With one seed the CI is over the test tasks "
         "(1.96 sd / sqrt(tasks)); with several, the CI over seeds (Student t) is given and the mean task CI "

@@ -190,3 +190,15 @@ def test_first_order_evaluation_gives_the_same_adapted_values(pools):
     assert not learner.is_first_order()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert a["classifier.weight"].requires_grad and not b["classifier.weight"].requires_grad
+
+
+def test_pixel_floor_is_exact_on_constant_classes_and_chance_on_noise():
+    from meta_learning.tasks.classification.train import pixel_nn
+
+    rng = np.random.default_rng(0)
+    const = ArrayPool([np.repeat(rng.integers(0, 256, (1, 16, 16), dtype=np.uint8), 6, 0) for _ in range(6)],
+                      [str(i) for i in range(6)])
+    assert pixel_nn(const, 3, 1, 3, tasks=10)["mean"] == 1.0
+    noise = ArrayPool([rng.integers(0, 256, (6, 16, 16), dtype=np.uint8) for _ in range(6)], [str(i) for i in range(6)])
+    r = pixel_nn(noise, 3, 1, 3, tasks=200)
+    assert abs(r["mean"] - 1 / 3) < 3 * r["ci95"] + 0.02
