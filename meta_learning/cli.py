@@ -227,7 +227,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command in ("classification", "glyphs"):
             from .tasks.classification.cli import run_command
 
-            return run_command(args)
+            return run_command(args, _check_out_dir)
     except (ValueError, UserError) as exc:
         print(f"metalearn: error: {exc}", file=sys.stderr)
         return 2

@@ -7,13 +7,20 @@ import pytest
 import torch
 from torch import nn
 
+from foundation.checkpoint import load_checkpoint
 from meta_learning import MetaConfig, MetaLearner, functional_loss
 from meta_learning.tasks.classification import glyphs as G
 from meta_learning.tasks.classification.backbones import Conv4, ResNet12
 from meta_learning.tasks.classification.episodes import ArrayPool, episode_rng, sample_episode
-from meta_learning.tasks.classification.train import (ClassificationConfig, build_learner, evaluate, mean_ci,
-                                                      predict, run, train)
-from foundation.checkpoint import load_checkpoint
+from meta_learning.tasks.classification.train import (
+    ClassificationConfig,
+    build_learner,
+    evaluate,
+    mean_ci,
+    predict,
+    run,
+    train,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -125,16 +125,15 @@ def _config(args: argparse.Namespace):
     return ClassificationConfig(**values).validate()
 
 
-def _classification(args: argparse.Namespace) -> int:
+def _classification(args: argparse.Namespace, check_out_dir: Callable[[Path], None]) -> int:
     import torch
 
-    from ...cli import _check_out_dir
     from .train import evaluate_checkpoint, run
 
     cfg = _config(args)
     if args.evaluate is not None and not args.evaluate.is_file():
         raise ValueError(f"--evaluate: {args.evaluate} is not a file")
-    _check_out_dir(args.out)
+    check_out_dir(args.out)
     if args.resume and not (args.out / "checkpoint.pt").exists():
         raise ValueError(f"--resume: no checkpoint.pt in {args.out}")
     threads = os.environ.get("METALEARN_THREADS", "1")
@@ -149,17 +148,18 @@ def _classification(args: argparse.Namespace) -> int:
     return 0
 
 
-def _glyphs(args: argparse.Namespace) -> int:
-    from ...cli import _check_out_dir
+def _glyphs(args: argparse.Namespace, check_out_dir: Callable[[Path], None]) -> int:
     from .glyphs import GlyphConfig, write_image_folder
 
     cfg = GlyphConfig(image_size=args.image_size, seed=args.seed).validate()
-    _check_out_dir(args.out)
+    check_out_dir(args.out)
     n = write_image_folder(cfg, args.out, progress=not args.quiet)
     print(f"{n} glyph images -> {args.out}")
     return 0
 
 
-def run_command(args: argparse.Namespace) -> int:
-    """Run ``metalearn classification`` or ``metalearn glyphs``."""
-    return _classification(args) if args.command == "classification" else _glyphs(args)
+def run_command(args: argparse.Namespace, check_out_dir: Callable[[Path], None]) -> int:
+    """Run ``metalearn classification`` or ``metalearn glyphs``; ``check_out_dir`` is the command
+    line's writability check of the output folder (raises ValueError)."""
+    command = _classification if args.command == "classification" else _glyphs
+    return command(args, check_out_dir)
