@@ -1,19 +1,8 @@
 """meta_learning: one MAML-family engine on torch.func (MAML, FOMAML, Meta-SGD, L2F, DropGrad,
 PCGrad/GradDrop across meta-gradients, layer-wise l2 meta-regularisation).  See docs/meta_learning.md."""
 from .dropgrad import DropGrad, dropgrad_noise
-from .functional import (
-                         Params,
-                         detach_params,
-                         functional_loss,
-                         head_names,
-                         inner_grads,
-                         inner_loop,
-                         named_params,
-                         non_norm_names,
-                         prepare_batch_norm,
-                         select_names,
-                         sgd_step,
-)
+from .functional import (Params, detach_params, functional_loss, head_names, inner_grads, inner_loop,
+                         named_params, non_norm_names, prepare_batch_norm, select_names, sgd_step)
 from .l2f import Attenuator, attenuate, task_embedding
 from .learner import MetaConfig, MetaLearner
 from .lr import InnerLR
