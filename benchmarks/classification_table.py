@@ -151,8 +151,9 @@ def markdown(summary: Dict[str, Any], floor: Dict[str, Any], meta: Dict[str, Any
         "",
         f"Compute: {meta['run_seconds_total'] / 60:.1f} min wall-clock for the {meta['runs']} runs finished "
         f"(training + validation + test, one torch thread at nice 10, one run at a time) on {meta['machine']}, "
-        f"shared with other jobs that kept both cores busy, so the CPU time is below the wall-clock time; "
-        f"rows marked 'not run' did not fit the session and run with the same command (it resumes).",
+        f"shared with other jobs that kept both cores busy, so the CPU time is below the wall-clock time"
+        + ("; cells marked 'not run' did not fit the session (the same command resumes and runs them)."
+           if meta["runs"] < meta["planned"] else "."),
         "",
         "Each cell: test accuracy (%) mean over seeds +- 95% CI. With one seed the CI is over the test tasks "
         "(1.96 sd / sqrt(tasks)); with several, the CI over seeds (Student t) is given and the mean task CI "
@@ -266,6 +267,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             "val_tasks": args.val_tasks, "top_k": args.top_k, "eval_tasks": args.eval_tasks,
             "seeds": args.seeds, "shots": args.shots, "table_b_shots": args.table_b_shots,
             "budget_minutes": args.budget_minutes, "run_seconds_total": total, "runs": n_runs,
+            "planned": len(plan(args)),
             "glyphs": f"{sum(counts.values())} letters, train/val/test {counts['train']}/{counts['val']}/"
                       f"{counts['test']} classes split by script, 20 renderings each",
             "machine": f"{mach['cpus']}-CPU {mach['platform']}, torch {mach['torch']}", "date": mach["date"]}
