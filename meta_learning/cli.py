@@ -89,7 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-plot", action="store_true")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_rl(sub)
+    _add_classification(sub)
     return parser
+
+
+def _add_classification(sub: argparse._SubParsersAction) -> None:
+    from .tasks.classification.cli import add_parsers
+
+    add_parsers(sub, _positive_int, _nonneg_int, _rate)
 
 
 def _add_rl(sub: argparse._SubParsersAction) -> None:
@@ -221,6 +228,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _regression(args)
         if args.command == "rl":
             return _rl(args)
+        if args.command in ("classification", "glyphs"):
+            from .tasks.classification.cli import run_command
+
+            return run_command(args, _check_out_dir)
     except (ValueError, UserError) as exc:
         print(f"metalearn: error: {exc}", file=sys.stderr)
         return 2

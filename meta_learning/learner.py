@@ -38,6 +38,7 @@ class MetaConfig:
     inner_steps: int = 1                  # K inner SGD steps at meta-training (and default at test)
     inner_lr: float = 0.01                # MAML/L2F inner SGD lr; initial value when learned
     first_order: bool = False             # FOMAML: drop the second-order term
+    first_order_iterations: int = 0       # first order while iteration < this, then second order
     adapt: Selection = "all"              # tensors updated in the inner loop: all|head|no_norm|patterns
     lr_mode: str = "scalar"               # scalar | per_tensor | elementwise (Meta-SGD)
     learn_lr: bool = False                # meta-learn the inner rates (Meta-SGD)
@@ -65,6 +66,8 @@ class MetaConfig:
             if not ok:
                 raise ValueError(msg)
         check(self.inner_steps >= 0, f"inner_steps must be >= 0, got {self.inner_steps}")
+        check(self.first_order_iterations >= 0,
+              f"first_order_iterations must be >= 0, got {self.first_order_iterations}")
         check(self.lr_mode in ("scalar", "per_tensor", "elementwise"), f"bad lr_mode {self.lr_mode!r}")
         check(self.l2f_mode in ("sigmoid", "identity"), f"bad l2f_mode {self.l2f_mode!r}")
         check(self.l2f_embedding in ("detached", "differentiable"),
@@ -142,6 +145,11 @@ class MetaLearner(nn.Module):
         return {n: p for n, p in self.named_parameters()
                 if not (n.startswith("model.") and n[len("model."):] in self.frozen)}
 
+    def is_first_order(self) -> bool:
+        """First order now: always with ``first_order``, else during the first
+        ``first_order_iterations`` meta-iterations (the L2F/MAML++ switch to second order)."""
+        return self.config.first_order or int(self.iteration) < self.config.first_order_iterations
+
     # ------------------------------------------------------------------ inner loop
     def adapt(self, params: Optional[Mapping[str, Tensor]], loss_fn: LossFn, support: Any,
               steps: Optional[int] = None, training: bool = True, keep_path: bool = False,
@@ -160,7 +168,8 @@ class MetaLearner(nn.Module):
         adapted params and L2F (applied once per task, at its start) is skipped.  Interactive
         tasks need this when every step sees new data (RL samples fresh trajectories with the
         policy after each step).  ``first_order`` overrides the configured order for this call
-        (e.g. a cheap first-order Jacobian for a curvature estimate)."""
+        (e.g. a cheap first-order Jacobian for a curvature estimate, or evaluation, where nothing
+        differentiates through the adaptation: the same adapted values without the inner graph)."""
         cfg = self.config
         params = self.start() if params is None else dict(params)
         steps = cfg.inner_steps if steps is None else steps
@@ -181,7 +190,7 @@ class MetaLearner(nn.Module):
         # first order at meta-test changes nothing numerically; no graph is needed there either
         path: Optional[List[Params]] = [] if keep_path else None
         lrs = self.inner_lr.rates() if rates is None else {**self.inner_lr.rates(), **rates}
-        order = cfg.first_order if first_order is None else first_order
+        order = self.is_first_order() if first_order is None else first_order
         params, losses = inner_loop(loss_fn, params, support, steps, lrs, names,
                                     first_order=order, grad_transform=transform, path=path)
         return params, {"gamma": gamma, "losses": losses, "names": names, "path": path}
