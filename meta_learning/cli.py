@@ -223,6 +223,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except SystemExit as exc:  # usage errors (2) and --help (0), as a return value for callers
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     warnings.formatwarning = lambda message, *rest, **kw: f"metalearn {args.command}: warning: {message}\n"
+    out = getattr(args, "out", None)
+    existed = out is not None and Path(out).exists()
     try:
         if args.command == "regression":
             return _regression(args)
@@ -233,6 +235,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             return run_command(args, _check_out_dir)
     except (ValueError, UserError) as exc:
+        if out is not None and not existed:   # a failed run leaves no empty output folder behind
+            try:
+                Path(out).rmdir()
+            except OSError:
+                pass
         print(f"metalearn: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -448,6 +448,41 @@ CASES += [
     ("rl-resume-and-no-resume", RL + ["--resume", "--no-resume", "--out", NEW], 2, "not allowed"),
 ]
 
+CL = ["metalearn", "classification", "--ways", "2", "--shots", "1", "--iterations", "1", "--quiet"]
+CASES += [
+    ("cls-no-ways", ["metalearn", "classification", "--out", NEW, "--quiet"], 2, "--ways and --shots"),
+    ("cls-ways-0", CL + ["--ways", "0", "--out", NEW], 2, "--ways"),
+    ("cls-shots-word", CL + ["--shots", "one", "--out", NEW], 2, "--shots"),
+    ("cls-bad-dataset", CL + ["--dataset", "imagenet22k", "--out", NEW], 2, "invalid choice"),
+    ("cls-bad-backbone", CL + ["--backbone", "vgg", "--out", NEW], 2, "invalid choice"),
+    ("cls-bad-config", ["metalearn", "classification", "--config", "nope", "--out", NEW], 2, "invalid choice"),
+    ("cls-root-missing", CL + ["--dataset", "miniimagenet", "--out", NEW], 2, "needs --root"),
+    ("cls-root-not-folder", CL + ["--dataset", "miniimagenet", "--root", "{W}/afile", "--out", NEW],
+     2, "not a folder"),
+    ("cls-miniimagenet-empty", CL + ["--dataset", "miniimagenet", "--root", "{W}/emptydir", "--out", NEW],
+     2, "emptydir"),
+    ("cls-tieredimagenet-empty", CL + ["--dataset", "tieredimagenet", "--root", "{W}/emptydir", "--out", NEW],
+     2, "emptydir"),
+    ("cls-cifarfs-empty", CL + ["--dataset", "cifarfs", "--root", "{W}/emptydir", "--out", NEW], 2, "emptydir"),
+    ("cls-fc100-empty", CL + ["--dataset", "fc100", "--root", "{W}/emptydir", "--out", NEW], 2, "emptydir"),
+    ("cls-omniglot-empty", CL + ["--dataset", "omniglot", "--root", "{W}/emptydir", "--out", NEW], 2, "emptydir"),
+    ("cls-folder-empty", CL + ["--dataset", "folder", "--root", "{W}/emptydir", "--out", NEW], 2, "emptydir"),
+    ("cls-folder-of-otb", CL + ["--dataset", "folder", "--root", "{W}/data", "--out", NEW], 2, "data"),
+    ("cls-inner-lr-0", CL + ["--inner-lr", "0", "--out", NEW], 2, "--inner-lr"),
+    ("cls-inner-lr-nan", CL + ["--inner-lr", "nan", "--out", NEW], 2, "--inner-lr"),
+    ("cls-reg-without-gamma", CL + ["--l2-meta-reg", "eqc", "--out", NEW], 2, "--l2-gamma"),
+    ("cls-gamma-without-reg", CL + ["--l2-gamma", "{W}/gamma_bad.json", "--out", NEW], 2, "--l2-meta-reg"),
+    ("cls-gamma-junk", CL + ["--l2-meta-reg", "eqc", "--l2-gamma", "{W}/gamma_junk.json", "--out", NEW],
+     2, "gamma_junk.json"),
+    ("cls-evaluate-missing", CL + ["--evaluate", "{W}/none.pt", "--out", NEW], 2, "none.pt"),
+    ("cls-evaluate-garbage", CL + ["--evaluate", "{W}/garbage.pt", "--out", NEW], 2, "garbage.pt"),
+    ("cls-out-under-file", CL + ["--out", "{W}/afile/o"], 2, "afile"),
+    ("cls-out-proc", CL + ["--out", "/proc/metalearn-fuzz"], 2, "cannot write"),
+    ("cls-resume-without-ckpt", CL + ["--resume", "--out", NEW], 2, "no checkpoint"),
+    ("glyphs-out-under-file", ["metalearn", "glyphs", "{W}/afile/g", "--quiet"], 2, "afile"),
+    ("glyphs-image-size-0", ["metalearn", "glyphs", NEW, "--image-size", "0", "--quiet"], 2, "--image-size"),
+]
+
 
 def _run(argv):
     if argv[0] == "metatrack":

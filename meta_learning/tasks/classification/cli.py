@@ -133,9 +133,9 @@ def _classification(args: argparse.Namespace, check_out_dir: Callable[[Path], No
     cfg = _config(args)
     if args.evaluate is not None and not args.evaluate.is_file():
         raise ValueError(f"--evaluate: {args.evaluate} is not a file")
-    check_out_dir(args.out)
     if args.resume and not (args.out / "checkpoint.pt").exists():
         raise ValueError(f"--resume: no checkpoint.pt in {args.out}")
+    check_out_dir(args.out)
     threads = os.environ.get("METALEARN_THREADS", "1")
     torch.set_num_threads(int(threads) if threads.isdigit() and int(threads) > 0 else 1)
     if args.evaluate is not None:
