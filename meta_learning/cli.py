@@ -80,14 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--iterations", type=_nonneg_int, default=3000, help="meta-iterations (default 3000: the documented run; more helps)")
     r.add_argument("--meta-batch", type=_positive_int, default=25, help="tasks per meta-update (default 25)")
     r.add_argument("--eval-tasks", type=_positive_int, default=600)
-    r.add_argument("--seed", type=_nonneg_int, default=0)
-    r.add_argument("--checkpoint-every", type=_positive_int, default=1000)
-    r.add_argument("--out", type=Path, required=True, help="output folder")
-    g = r.add_mutually_exclusive_group()
-    g.add_argument("--resume", action="store_true", help="require a checkpoint in --out and continue it")
-    g.add_argument("--no-resume", action="store_true", help="ignore any checkpoint in --out")
-    r.add_argument("--no-plot", action="store_true")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_run_options(r, checkpoint_every=1000)
     _add_rl(sub)
     _add_classification(sub)
     return parser
@@ -127,8 +120,13 @@ def _add_rl(sub: argparse._SubParsersAction) -> None:
                    help="KL Hessian through the adaptation: first-order Jacobian (default, fast) or exact")
     r.add_argument("--hvp-stride", type=_positive_int, default=5,
                    help="use every k-th post-adaptation step in the KL Hessian (default 5)")
+    _add_run_options(r, checkpoint_every=10)
+
+
+def _add_run_options(r: argparse.ArgumentParser, checkpoint_every: int) -> None:
+    """What every training subcommand takes: the seed, checkpoints, the output folder, resume."""
     r.add_argument("--seed", type=_nonneg_int, default=0)
-    r.add_argument("--checkpoint-every", type=_positive_int, default=10)
+    r.add_argument("--checkpoint-every", type=_positive_int, default=checkpoint_every)
     r.add_argument("--out", type=Path, required=True, help="output folder")
     g = r.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="require a checkpoint in --out and continue it")
