@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import warnings
 import sys
+import warnings
 from pathlib import Path
 from typing import List, NoReturn, Optional
 
@@ -135,6 +135,19 @@ def _add_run_options(r: argparse.ArgumentParser, checkpoint_every: int) -> None:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _prepare_run(args: argparse.Namespace) -> None:
+    """Before a training run: ``--resume`` has a checkpoint, ``--out`` is writable, and torch
+    uses METALEARN_THREADS threads (default 1: these small models lose more to intra-op threads'
+    overhead than they gain)."""
+    import torch
+
+    if args.resume and not (args.out / "checkpoint.pt").exists():
+        raise ValueError(f"--resume: no checkpoint.pt in {args.out}")
+    _check_out_dir(args.out)
+    threads = os.environ.get("METALEARN_THREADS", "1")
+    torch.set_num_threads(int(threads) if threads.isdigit() and int(threads) > 0 else 1)
+
+
 def _check_out_dir(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -146,7 +159,6 @@ def _check_out_dir(path: Path) -> None:
 
 
 def _regression(args: argparse.Namespace) -> int:
-    import torch
 
     from .tasks.regression import RegressionConfig, load_gamma, run
 
@@ -171,12 +183,7 @@ def _regression(args: argparse.Namespace) -> int:
         l2_meta_reg=args.l2_meta_reg, l2_lambda0=args.l2_lambda0, l2_gamma=gamma,
         eval_tasks=args.eval_tasks, seed=args.seed, checkpoint_every=args.checkpoint_every,
     ).validate()
-    if args.resume and not (args.out / "checkpoint.pt").exists():
-        raise ValueError(f"--resume: no checkpoint.pt in {args.out}")
-    _check_out_dir(args.out)
-    # the 1-40-40-1 MLP gains nothing from intra-op threads and loses a lot to their overhead
-    threads = os.environ.get("METALEARN_THREADS", "1")
-    torch.set_num_threads(int(threads) if threads.isdigit() and int(threads) > 0 else 1)
+    _prepare_run(args)
     results = run(cfg, args.out, resume=not args.no_resume, progress=not args.quiet, plot=not args.no_plot)
     m = results["mse"]
     print(f"{results['config']['method']} {cfg.shots}-shot: "
@@ -186,7 +193,6 @@ def _regression(args: argparse.Namespace) -> int:
 
 
 def _rl(args: argparse.Namespace) -> int:
-    import torch
 
     from .tasks.rl.envs import MUJOCO_ENVS, require_mujoco
     from .tasks.rl.train import config_for, run
@@ -201,11 +207,7 @@ def _rl(args: argparse.Namespace) -> int:
                      checkpoint_every=args.checkpoint_every).validate()
     if args.env in MUJOCO_ENVS:
         require_mujoco(args.env)
-    if args.resume and not (args.out / "checkpoint.pt").exists():
-        raise ValueError(f"--resume: no checkpoint.pt in {args.out}")
-    _check_out_dir(args.out)
-    threads = os.environ.get("METALEARN_THREADS", "1")
-    torch.set_num_threads(int(threads) if threads.isdigit() and int(threads) > 0 else 1)
+    _prepare_run(args)
     results = run(cfg, args.out, resume=not args.no_resume, progress=not args.quiet, plot=not args.no_plot)
     print(f"{cfg.env} {results['config']['method']}: return "
           + ", ".join(f"{k} step{'s' if k != '1' else ''} {v['mean']:.1f} +- {v['ci95']:.1f}"
