@@ -27,6 +27,7 @@ from foundation.fileio import atomic_path, atomic_write_text
 
 from ..functional import detach_params, functional_loss
 from ..learner import MetaConfig, MetaLearner
+from ..stats import mean_ci95
 
 __all__ = ["RegressionConfig", "sample_tasks", "make_model", "build_learner", "train", "evaluate",
            "run", "EVAL_SEED", "load_gamma"]
@@ -217,12 +218,9 @@ def evaluate(learner: MetaLearner, loss_fn: Any, cfg: RegressionConfig, chunk: i
         errs.append(e)
         gammas.append(g)
     err = torch.cat(errs)  # (tasks, steps + 1)
-    n = err.shape[0]
     out = {}
     for k in cfg.eval_steps:
-        col = err[:, k].double()
-        ci = 1.96 * float(col.std(unbiased=True)) / math.sqrt(n) if n > 1 else 0.0
-        out[str(k)] = {"mean": float(col.mean()), "ci95": ci}
+        out[str(k)] = mean_ci95(err[:, k])
     gamma = None
     if learner.attenuator is not None:
         g = torch.cat(gammas).double().mean(0)

@@ -17,7 +17,6 @@ the iteration, the kept checkpoints and the history) continues exactly as an uni
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -33,6 +32,7 @@ from foundation.fileio import atomic_write_text
 
 from ...functional import detach_params, functional_loss
 from ...learner import MetaConfig, MetaLearner
+from ...stats import mean_ci95
 from .backbones import BACKBONES, make_backbone
 from .datasets import DATASETS, DEFAULT_IMAGE_SIZE, load_pools
 from .episodes import EVAL_SEED, VAL_SEED, ClassPool, Episode, episode_rng, sample_episode
@@ -140,10 +140,8 @@ def method_name(cfg: ClassificationConfig) -> str:
 
 
 def mean_ci(values: Sequence[float]) -> Dict[str, float]:
-    """Mean and 95% CI half-width 1.96 * std (n - 1) / sqrt(n) of per-task values."""
-    v = np.asarray(values, dtype=np.float64)
-    ci = 1.96 * float(v.std(ddof=1)) / math.sqrt(len(v)) if len(v) > 1 else 0.0
-    return {"mean": float(v.mean()), "ci95": ci, "tasks": int(len(v))}
+    """:func:`meta_learning.stats.mean_ci95` of per-task values, with their count."""
+    return {**mean_ci95(values), "tasks": int(len(values))}
 
 
 def build_learner(cfg: ClassificationConfig, channels: int) -> Tuple[MetaLearner, Any]:

@@ -28,11 +28,12 @@ from foundation.fileio import atomic_path, atomic_write_text
 
 from ...functional import detach_params
 from ...learner import MetaConfig, MetaLearner
+from ...stats import mean_ci95
 from .envs import ENV_NAMES, MUJOCO_ENVS, make_batch_env, require_mujoco
 from .losses import vpg_loss
 from .maml import HVP_MODES, adapt_from, adapt_tasks, outer_objective
 from .policy import GaussianMLPPolicy
-from .sampler import Episodes, process, rollout
+from .sampler import process, rollout
 from .trpo import TRPOConfig, trpo_step
 
 __all__ = ["RLConfig", "PROTOCOLS", "config_for", "build", "train", "evaluate", "run", "EVAL_SEED"]
@@ -249,9 +250,7 @@ def evaluate(env: Any, policy: GaussianMLPPolicy, learner: MetaLearner, cfg: RLC
     r = torch.cat(returns).double()  # (tasks, steps + 1)
     out = {}
     for k in range(cfg.eval_steps + 1):
-        col = r[:, k]
-        ci = 1.96 * float(col.std(unbiased=True)) / math.sqrt(len(col)) if len(col) > 1 else 0.0
-        out[str(k)] = {"mean": float(col.mean()), "ci95": ci}
+        out[str(k)] = mean_ci95(r[:, k])
     gamma_mean = [float(v) for v in torch.cat(gammas).double().mean(0)] if gammas else None
     return out, gamma_mean
 
