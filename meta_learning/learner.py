@@ -12,6 +12,10 @@ Usage pattern (any ``nn.Module``; ``loss_fn(params, batch) -> scalar``)::
 
 ``meta_batch_losses`` does the same for a meta-batch of equally shaped tasks under ``torch.func.vmap``
 (one batched computation instead of a Python loop; ~10x faster for the sinusoid MLP).
+
+Many processes (torchrun): ``learner.distribute(world)`` once, then each rank passes only its share
+of the meta-batch's tasks (``world.split(meta_batch)``) and ``outer_step`` all-reduces the
+meta-gradients, so every rank takes the same step as one process holding all the tasks would.
 """
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
+
+from foundation.distributed import SINGLE, World
 
 from .dropgrad import DropGrad
 from .functional import LossFn, Params, Selection, inner_loop, select_names
@@ -118,6 +124,7 @@ class MetaLearner(nn.Module):
                 raise ValueError(f"l2_gamma names not in the model: {sorted(unknown)}")
             self.lambdas = layerwise_lambdas(gamma, cfg.l2_lambda0, cfg.l2_meta_reg)
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
+        self.world: World = SINGLE
         self._pending: List[Dict[str, Tensor]] = []
         self._pending_losses: List[float] = []
         groups = [{"params": list(model.parameters()), "lr": cfg.outer_lr, "name": "start"}]
@@ -130,6 +137,50 @@ class MetaLearner(nn.Module):
         self.optimizer = torch.optim.Adam(groups)
 
     # ------------------------------------------------------------------ state
+    def distribute(self, world: World) -> "MetaLearner":
+        """Share meta-updates with the other ranks of ``world``: rank 0's meta-parameters are
+        broadcast (as DDP does, so all ranks start equal) and every later ``outer_step``
+        all-reduces the meta-gradients over the tasks of all ranks."""
+        self.world = world
+        if world.distributed:
+            with torch.no_grad():
+                for t in list(self.parameters()) + list(self.buffers()):
+                    world.broadcast_(t.data)
+        return self
+
+    def _reduce(self, params: Mapping[str, Tensor], grads: Mapping[str, Tensor], n_local: int,
+                loss_sum: float, summed: bool) -> Tuple[Dict[str, Tensor], int, float]:
+        """All ranks' meta-gradients as one process holding all tasks would get them: a sum over
+        tasks (``summed`` grads are sums already, else means over the local tasks), divided by the
+        number of tasks for the ``mean`` reduction. A tensor no rank has a gradient for keeps none
+        (Adam skips it, as in one process). Returns (grads, tasks in total, mean loss)."""
+        names = list(params)
+        ref = next(iter(params.values()))
+        scale = 1.0 if summed else float(n_local)
+        parts = [(grads[n] * scale if n in grads else torch.zeros_like(params[n])).reshape(-1) for n in names]
+        tail = torch.tensor([float(n in grads) for n in names] + [float(n_local), float(loss_sum)],
+                            dtype=torch.float64, device=ref.device)
+        flat = self.world.all_reduce_sum_(torch.cat(parts).to(torch.float64))
+        tail = self.world.all_reduce_sum_(tail)
+        total = int(round(float(tail[len(names)])))
+        divide = float(total) if self.config.task_reduction == "mean" else 1.0
+        out, offset = {}, 0
+        for k, n in enumerate(names):
+            size = params[n].numel()
+            if tail[k] > 0:
+                out[n] = (flat[offset:offset + size] / divide).view_as(params[n]).to(params[n].dtype)
+            offset += size
+        return out, total, float(tail[-1]) / max(total, 1)
+
+    def _gather_rows(self, flat: Tensor) -> Tensor:
+        """(T_local, D) per-task meta-gradients of every rank, concatenated in rank order."""
+        counts = self.world.all_gather_object(int(flat.shape[0]))
+        pad = flat.new_zeros((max(counts), flat.shape[1]))
+        pad[:flat.shape[0]] = flat
+        rows = [torch.empty_like(pad) for _ in counts]
+        torch.distributed.all_gather(rows, pad)
+        return torch.cat([r[:c] for r, c in zip(rows, counts)])
+
     def start(self) -> Params:
         """The meta-learned start theta0 as a name -> tensor dict (live parameters)."""
         return dict(self.model.named_parameters())
@@ -280,25 +331,44 @@ class MetaLearner(nn.Module):
             losses = torch.tensor(self._pending_losses)
             self._pending, self._pending_losses = [], []
         n_tasks = None
+        world = self.world
+        mean_loss = None
+        local_losses = None
+        if losses is not None:
+            local_losses = torch.stack([l.detach() for l in losses]) if not isinstance(losses, Tensor) \
+                else losses.detach().reshape(-1)
+        loss_sum = float(local_losses.sum()) if local_losses is not None else 0.0
         if cfg.surgery is not None or task_grads is not None:
             if task_grads is None:
                 task_grads = self.per_task_grads(losses)
             tg = {n: task_grads[n] for n in params if n in task_grads}
             flat, layout = flatten_task_grads(tg)
             n_tasks = flat.shape[0]
-            if cfg.surgery == "pcgrad":
-                combined = pcgrad(flat, generator, cfg.task_reduction)
-            elif cfg.surgery == "graddrop":
-                combined = graddrop(flat, generator, reduction=cfg.task_reduction)
+            if world.distributed and cfg.surgery is None:
+                grads, n_tasks, mean_loss = self._reduce(params, unflatten(flat.sum(0), layout), n_tasks,
+                                                         loss_sum, summed=True)
             else:
-                combined = flat.mean(0) if cfg.task_reduction == "mean" else flat.sum(0)
-            grads = unflatten(combined, layout)
+                if world.distributed:   # surgery needs every task's row
+                    flat = self._gather_rows(flat)
+                    n_tasks = flat.shape[0]
+                    mean_loss = sum(world.all_gather_object(loss_sum)) / max(n_tasks, 1)
+                if cfg.surgery == "pcgrad":
+                    combined = pcgrad(flat, generator, cfg.task_reduction)
+                elif cfg.surgery == "graddrop":
+                    combined = graddrop(flat, generator, reduction=cfg.task_reduction)
+                else:
+                    combined = flat.mean(0) if cfg.task_reduction == "mean" else flat.sum(0)
+                world.broadcast_(combined)   # one rank's random surgery decides for all
+                grads = unflatten(combined, layout)
         else:
             stacked = torch.stack(list(losses)) if not isinstance(losses, Tensor) else losses
             n_tasks = stacked.numel()
             total = stacked.mean() if cfg.task_reduction == "mean" else stacked.sum()
             g = torch.autograd.grad(total, list(params.values()), allow_unused=True)
             grads = {n: gi for n, gi in zip(params, g) if gi is not None}
+            if world.distributed:
+                grads, n_tasks, mean_loss = self._reduce(params, grads, n_tasks, loss_sum,
+                                                         summed=cfg.task_reduction == "sum")
         if self.lambdas:
             lam = {"model." + n: v for n, v in self.lambdas.items()}
             grads = l2_meta_grads(params, grads, lam)
@@ -312,8 +382,7 @@ class MetaLearner(nn.Module):
         self.iteration += 1
         out = {"grad_norm": gnorm, "tasks": float(n_tasks or 0)}
         if losses is not None:
-            out["loss"] = float(torch.stack([l.detach() for l in losses]).mean()) \
-                if not isinstance(losses, Tensor) else float(losses.detach().mean())
+            out["loss"] = mean_loss if mean_loss is not None else float(local_losses.mean())
         return out
 
     def apply_update(self, deltas: Mapping[str, Tensor]) -> None:
