@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import sys
 import time
@@ -57,12 +56,30 @@ def config(env: str, method: str, seed: int, args: argparse.Namespace):
                       **METHODS[method]).validate()
 
 
-def finished(out: Path, iterations: int) -> Optional[Dict[str, Any]]:
+def run_key(env: str, method: str, seed: int) -> str:
+    return f"{env} {method} seed {seed}"
+
+
+def saved_results() -> Dict[str, Dict[str, Any]]:
+    """Each finished run's whole ``results.json`` as the committed table keeps it, so that a run
+    finished in an earlier session counts as done when its working folder is gone."""
+    path = Path(ROOT) / "benchmarks" / "results" / "rl_table.json"
+    if not path.is_file():
+        return {}
+    runs = json.loads(path.read_text()).get("runs", {})
+    return {k: v["results"] for k, v in runs.items() if "results" in v}
+
+
+def finished(out: Path, cfg: Any, saved: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
+    """The run's results if it finished with exactly these settings (its folder first, else the
+    committed table's copy), else None."""
     done = out / "results.json"
-    if not done.exists():
+    res = json.loads(done.read_text()) if done.exists() else saved
+    if res is None or res["train"]["iterations"] != cfg.iterations:
         return None
-    res = json.loads(done.read_text())
-    return res if res["train"]["iterations"] == iterations else None
+    same = all(res["config"].get(k) == v for k, v in cfg.to_dict().items()
+               if k in res["config"] and not isinstance(v, (list, tuple)))
+    return res if same else None
 
 
 def summarise(results: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -168,6 +185,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     todo = plan(args)
+    saved = saved_results()
     for env, method, seed in todo:
         if args.report_only:
             break
@@ -175,7 +193,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             continue
         cfg = config(env, method, seed, args)
         out = run_dir(args.workdir, env, method, seed)
-        if finished(out, cfg.iterations):
+        if finished(out, cfg, saved.get(run_key(env, method, seed))):
             continue
         if args.budget_minutes is not None and time.perf_counter() - t0 > 60 * args.budget_minutes:
             print(f"budget reached: not starting {env} {method} seed {seed}", flush=True)
@@ -188,11 +206,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     missing, all_res = [], []
     for env, method, seed in todo:
         cfg = config(env, method, seed, args)
-        res = finished(run_dir(args.workdir, env, method, seed), cfg.iterations)
+        res = finished(run_dir(args.workdir, env, method, seed), cfg, saved.get(run_key(env, method, seed)))
         if res is None:
-            missing.append(f"{env} {method} seed {seed}")
+            missing.append(run_key(env, method, seed))
             continue
-        all_res.append(res)
+        all_res.append((run_key(env, method, seed), res))
         table.setdefault(env, {}).setdefault(method, []).append(res)
     summary = {env: {m: summarise(rs) for m, rs in rows.items()} for env, rows in table.items()}
     nav, hc = config("2dnav", "MAML", 0, args), config("halfcheetah-vel", "MAML", 0, args)
@@ -208,14 +226,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     }
     meta = {"machine": machine(), "protocols": protocols, "missing": missing, "finished": len(all_res),
             "nav_iterations": args.nav_iterations, "hc_iterations": args.hc_iterations, "seeds": args.seeds,
-            "train_minutes_total": sum(r["train"]["seconds"] for r in all_res) / 60,
-            "eval_minutes_total": sum(r.get("eval_seconds", 0.0) for r in all_res) / 60,
+            "train_minutes_total": sum(r["train"]["seconds"] for _, r in all_res) / 60,
+            "eval_minutes_total": sum(r.get("eval_seconds", 0.0) for _, r in all_res) / 60,
             "note": "train seconds are each run's own wall-clock training time, summed over resumed segments"}
     data = {"meta": meta, "table": summary,
-            "runs": {f"{r['config']['env']} {r['config']['method']} seed {r['config']['seed']}":
-                     {"return": r["return"], "train_seconds": r["train"]["seconds"],
+            "runs": {key: {"return": r["return"], "train_seconds": r["train"]["seconds"],
                       "eval_seconds": r.get("eval_seconds"), "best_iteration": r["train"]["best_iteration"],
-                      "best_train_return": r["train"]["best_return"]} for r in all_res}}
+                      "best_train_return": r["train"]["best_return"], "results": r} for key, r in all_res}}
     save("rl_table", data, markdown(summary, meta))
     return 0
 

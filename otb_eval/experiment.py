@@ -242,14 +242,26 @@ def _run_in_worker(*args: Any) -> tuple[str, int]:
 
 
 def run_experiment(tracker: TrackerSource, runs: SequenceType[Run], results_dir: str,
-                   folder: str, workers: int = 1, progress: bool = True) -> RunSummary:
-    """Do every run whose result is missing under ``results_dir/folder``; skip the rest."""
+                   folder: str, workers: int = 1, progress: bool = True,
+                   shard: tuple[int, int] = (0, 1), clean: bool = True) -> RunSummary:
+    """Do every run whose result is missing under ``results_dir/folder``; skip the rest.
+
+    ``shard=(i, n)`` does only runs ``i, i + n, i + 2n, ...`` of ``runs``: n processes (torchrun
+    ranks) with shards 0..n-1 share one evaluation, each run written once. The split is taken
+    over all runs, finished or not, so every process agrees on it whatever is already done.
+    ``clean=False`` leaves other processes' temporaries alone (the caller removed stale ones
+    before the processes started, :func:`otb_eval.results.remove_stale_temporaries`)."""
+    index, count = shard
+    if count < 1 or not 0 <= index < count:
+        raise UserError(f"shard {index} of {count} does not exist")
+    runs = list(runs)[index::count]
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
     if not (is_tracker(tracker) or callable(tracker)):
         raise UserError(f"expected a tracker (init/update) or a factory of one, got "
                         f"{type(tracker).__name__}")
-    remove_stale_temporaries(results_dir, folder)
+    if clean:
+        remove_stale_temporaries(results_dir, folder)
     todo = [r for r in runs if not is_done(results_dir, folder, r.key, r.frames)]
     pending_keys = {r.key for r in todo}
     summary = RunSummary(folder, skipped=[r.key for r in runs if r.key not in pending_keys])
@@ -282,12 +294,14 @@ def run_experiment(tracker: TrackerSource, runs: SequenceType[Run], results_dir:
 
 def run_protocol(tracker: TrackerSource, dataset: OTBDataset | SequenceType[Sequence],
                  results_dir: str, protocol: str = "ope", name: str | None = None,
-                 workers: int = 1, progress: bool = True) -> RunSummary:
+                 workers: int = 1, progress: bool = True, shard: tuple[int, int] = (0, 1),
+                 clean: bool = True) -> RunSummary:
     """Evaluate ``tracker`` (an object or a factory, see :data:`TrackerSource`) on ``dataset``
-    under ``protocol``; ``name`` (default: the tracker's ``name``) is its results folder."""
+    under ``protocol``; ``name`` (default: the tracker's ``name``) is its results folder.
+    ``shard`` and ``clean``: see :func:`run_experiment`."""
     folder = results_folder(tracker_name(tracker, name), protocol)
     runs = protocol_runs(protocol, dataset)
-    return run_experiment(tracker, runs, results_dir, folder, workers, progress)
+    return run_experiment(tracker, runs, results_dir, folder, workers, progress, shard, clean)
 
 
 def run_ope(tracker: TrackerSource, dataset: OTBDataset | SequenceType[Sequence],

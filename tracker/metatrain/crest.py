@@ -23,6 +23,7 @@ from typing import Any, Optional, Sequence as SequenceType
 import numpy as np
 import torch
 
+from foundation.distributed import SINGLE, World
 from foundation.errors import UserError
 from foundation.images import read_bgr, to_rgb
 
@@ -228,8 +229,10 @@ def default_training_backbone(backbone: Any = None, layer: str = DEFAULT_SDNET_L
 def meta_train_crest(tracks: SequenceType[Track], config: CRESTTrainConfig, out: str,
                      resume: bool = False, val_tracks: SequenceType[Track] | None = None,
                      init: Any = None, backbone: Any = None, backbone_layer: str = DEFAULT_SDNET_LAYER,
-                     progress: bool = True, metadata: Optional[dict] = None) -> TrainResult:
-    """Meta-train MetaCREST on ``tracks``; writes ``out`` (weights), ``out.ckpt``, ``out.csv``.
+                     progress: bool = True, metadata: Optional[dict] = None,
+                     world: World = SINGLE) -> TrainResult:
+    """Meta-train MetaCREST on ``tracks``; writes ``out`` (weights), ``out.ckpt``, ``out.csv``
+    (rank 0 of ``world`` alone under torchrun).
 
     ``init``: MetaCREST weights to continue from (its backbone is kept); else a seeded start on
     ``backbone`` (see :func:`default_training_backbone`). A MetaSDNet backbone gets a feature
@@ -268,4 +271,4 @@ def meta_train_crest(tracks: SequenceType[Track], config: CRESTTrainConfig, out:
                              lambda episode, training: crest_task_loss(learner, episode, training), save,
                              resume=resume, val_dataset=val,
                              schedule=lambda l, i: _schedule(l, config, i), metadata=meta,
-                             progress=progress)
+                             progress=progress, world=world)

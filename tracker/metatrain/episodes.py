@@ -162,10 +162,10 @@ class EpisodeDataset(torch.utils.data.Dataset):
         return sample_episode(self.tracks, index, self.seed, self.model, self.config, self.weights)
 
 
-def episode_loader(dataset: EpisodeDataset, start: int, count: int, workers: int = 0):
-    """Episodes ``start .. start + count - 1`` in order, read by ``workers`` processes."""
+def episode_loader(dataset: EpisodeDataset, indices: SequenceType[int] | range, workers: int = 0):
+    """Episodes ``indices`` in order, read by ``workers`` processes."""
     return torch.utils.data.DataLoader(
-        dataset, batch_size=None, sampler=range(start, start + count), num_workers=workers,
+        dataset, batch_size=None, sampler=indices, num_workers=workers,
         collate_fn=lambda e: e, persistent_workers=False, prefetch_factor=2 if workers else None,
         # its own generator: creating the iterator must not consume the global torch RNG that
         # DropGrad draws from, or a resumed run would diverge from an uninterrupted one

@@ -7,6 +7,12 @@ all: meta-batches of episodes, the outer step, a CSV log, atomic checkpoints eve
 ``checkpoint_every`` iterations and at the end, bit-identical resume (the torch RNG state that
 drives DropGrad is saved), validation, and an iteration with a non-finite loss or gradient skipped
 and rolled back instead of corrupting the weights.
+
+Under torchrun each rank takes its contiguous share of every meta-batch's episodes
+(:meth:`foundation.distributed.World.split`), the engine all-reduces the meta-gradients, and rank
+0 alone writes the log, checkpoints and weights and shows the progress bar. Each rank's torch RNG
+(DropGrad's noise) is saved in the checkpoint, so a resume with the same number of processes
+continues exactly.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from typing import Any, Callable, Optional, Tuple
 import numpy as np
 import torch
 
+from foundation.distributed import SINGLE, World
 from foundation.errors import UserError
 from foundation.fileio import atomic_path
 
@@ -84,12 +91,33 @@ def validation_loss(task_fn: TaskFn, dataset, n: int) -> float:
     return total / max(n, 1)
 
 
+def _episode_indices(first: int, last: int, meta_batch: int, world: World):
+    """This rank's episodes of iterations ``first .. last - 1`` (episode ``it * B + j``)."""
+    start, stop = world.split(meta_batch)
+    return [it * meta_batch + j for it in range(first, last) for j in range(start, stop)]
+
+
+def _restore_rng(state: dict, world: World) -> None:
+    """Each rank continues its own random stream; other process counts get fresh streams."""
+    per_rank = state.get("torch_rng_ranks")
+    if per_rank is not None and len(per_rank) == world.size:
+        torch.set_rng_state(per_rank[world.rank])
+        return
+    torch.set_rng_state(state["torch_rng"])
+    saved = len(per_rank) if per_rank is not None else 1
+    if saved != world.size:
+        warnings.warn(f"the checkpoint was written by {saved} process(es), this run has {world.size}: "
+                      "random inner-loop noise (DropGrad) continues from new streams")
+        if world.rank:
+            torch.manual_seed(int(state["iteration"]) * 1_000_003 + world.rank)
+
+
 def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
                       save_weights: Callable[[Any, int], None], resume: bool = False,
                       val_dataset=None, schedule: Optional[Callable[[Any, int], str]] = None,
                       metadata: Optional[dict] = None, progress: bool = True,
                       nan_hook: Optional[Callable[[int, torch.Tensor], torch.Tensor]] = None,
-                      ) -> TrainResult:
+                      world: World = SINGLE) -> TrainResult:
     """Run ``config.iterations`` meta-updates of ``learner`` and write ``out`` (tracker weights,
     through ``save_weights``), ``out + '.ckpt'`` (to resume from) and ``out + '.csv'`` (losses).
 
@@ -97,7 +125,8 @@ def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
     ``workers``, ``checkpoint_every``, ``val_every`` and ``val_episodes`` are read here, and all of
     it (bar ``iterations``) must match a checkpoint to resume from it. ``schedule(learner, it)``
     sets per-iteration learning rates / frozen tensors and names the phase for the log.
-    ``nan_hook(iteration, loss)`` lets tests inject a non-finite loss.
+    ``nan_hook(iteration, loss)`` lets tests inject a non-finite loss. ``world``: this process
+    among torchrun's (``config.meta_batch`` is the total over all ranks).
     """
     from tqdm.auto import tqdm
 
@@ -116,34 +145,47 @@ def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
         learner.load_checkpoint_state(state["learner"])
         it = int(state["iteration"])
         skipped = list(state.get("skipped", []))
-        torch.set_rng_state(state["torch_rng"])
-        _truncate_log(log_path, it)
-    elif os.path.exists(log_path):
+        _restore_rng(state, world)
+        if world.is_main:
+            _truncate_log(log_path, it)
+    elif os.path.exists(log_path) and world.is_main:
         os.unlink(log_path)
+    if config.meta_batch < world.size:
+        raise UserError(f"--meta-batch {config.meta_batch} is smaller than the {world.size} processes; "
+                        "every process needs at least one episode per iteration")
+    learner.distribute(world)
 
     def checkpoint(iteration: int) -> None:
+        rng = world.all_gather_object(torch.get_rng_state())
+        if not world.is_main:
+            return
         save_checkpoint(ckpt_path, {"learner": learner.checkpoint_state(), "iteration": iteration,
-                                    "torch_rng": torch.get_rng_state(), "skipped": skipped,
-                                    "train_config": asdict(config)}, metadata)
+                                    "torch_rng": rng[0], "skipped": skipped,
+                                    "train_config": asdict(config),
+                                    **({"torch_rng_ranks": rng} if world.distributed else {})}, metadata)
         if len(skipped) < iteration:   # weights only once something was learned
             save_weights(learner, iteration)
 
-    bar = tqdm(total=config.iterations, initial=it, desc="meta-train", unit="it", disable=not progress,
-               dynamic_ncols=True)
-    new_file = not os.path.isfile(log_path)
-    log = open(log_path, "a", newline="")
-    writer = csv.DictWriter(log, fieldnames=CSV_FIELDS)
-    if new_file:
-        writer.writeheader()
+    bar = tqdm(total=config.iterations, initial=it, desc="meta-train", unit="it",
+               disable=not (progress and world.is_main), dynamic_ncols=True)
+    log = writer = None
+    if world.is_main:
+        new_file = not os.path.isfile(log_path)
+        log = open(log_path, "a", newline="")
+        writer = csv.DictWriter(log, fieldnames=CSV_FIELDS)
+        if new_file:
+            writer.writeheader()
     t0 = time.perf_counter()
     last = float("nan")
-    loader = iter(episode_loader(dataset, it * config.meta_batch,
-                                 (config.iterations - it) * config.meta_batch, config.workers))
+    loader = iter(episode_loader(dataset, _episode_indices(it, config.iterations, config.meta_batch, world),
+                                 config.workers))
+    share = world.split(config.meta_batch)
+    n_local = share[1] - share[0]
     try:
         while it < config.iterations:
             phase = schedule(learner, it) if schedule is not None else "all"
             losses, support_losses, gammas = [], [], []
-            for _ in range(config.meta_batch):
+            for _ in range(n_local):
                 loss, info = task_fn(next(loader), True)
                 if nan_hook is not None:
                     loss = nan_hook(it, loss)
@@ -151,9 +193,14 @@ def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
                 support_losses.append(float(info["losses"][0].detach()) if info["losses"] else float("nan"))
                 if info["gamma"] is not None:
                     gammas.append(info["gamma"].detach())
-            total = float(torch.stack([l.detach() for l in losses]).sum())
-            row = {"iteration": it + 1, "phase": phase, "support_loss": f"{np.mean(support_losses):.4f}",
-                   "gamma_mean": f"{float(torch.stack(gammas).mean()):.4f}" if gammas else "",
+            # sums over every rank's episodes, so that all ranks see the same numbers and branch alike
+            sums = world.all_reduce_sum_(torch.tensor(
+                [float(torch.stack([l.detach() for l in losses]).sum()), float(np.sum(support_losses)),
+                 float(torch.stack(gammas).sum()) if gammas else 0.0,
+                 float(sum(g.numel() for g in gammas))], dtype=torch.float64))
+            total, support_mean = float(sums[0]), float(sums[1]) / config.meta_batch
+            row = {"iteration": it + 1, "phase": phase, "support_loss": f"{support_mean:.4f}",
+                   "gamma_mean": f"{float(sums[2] / sums[3]):.4f}" if sums[3] > 0 else "",
                    "val_query_loss": "", "skipped": 0}
             if not math.isfinite(total):
                 skipped.append(it + 1)
@@ -166,27 +213,30 @@ def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
                     learner.load_state_dict(snapshot[0])
                     learner.optimizer.load_state_dict(snapshot[1])
                     skipped.append(it + 1)
-                    row.update(query_loss=f"{total / len(losses):.4f}", grad_norm="nan", skipped=1)
+                    row.update(query_loss=f"{total / config.meta_batch:.4f}", grad_norm="nan", skipped=1)
                     warnings.warn(f"meta-train: iteration {it + 1} has a non-finite gradient; "
                                   "skipped and rolled back")
                 else:
-                    last = total / len(losses)
+                    last = total / config.meta_batch
                     row.update(query_loss=f"{last:.4f}", grad_norm=f"{stats['grad_norm']:.4f}")
             it += 1
-            if val_dataset is not None and ((config.val_every and it % config.val_every == 0)
+            if world.is_main and val_dataset is not None and ((config.val_every and it % config.val_every == 0)
                                             or (not config.val_every and it % config.checkpoint_every == 0)
                                             or it == config.iterations):
                 row["val_query_loss"] = f"{validation_loss(task_fn, val_dataset, config.val_episodes):.4f}"
             row["seconds"] = f"{time.perf_counter() - t0:.2f}"
-            writer.writerow(row)
+            if writer is not None:
+                writer.writerow(row)
             bar.set_postfix(query=row["query_loss"], phase=phase)
             bar.update(1)
             if it % config.checkpoint_every == 0 or it == config.iterations:
-                log.flush()
+                if log is not None:
+                    log.flush()
                 checkpoint(it)
     finally:
         bar.close()
-        log.close()
+        if log is not None:
+            log.close()
     if it and len(skipped) >= it:
         raise UserError(f"all {it} iterations had non-finite losses or gradients: nothing was "
                         f"learned and no weights were written to {out} (lower the learning rates)")

@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional, Sequence as SequenceType
 
 import torch
 
+from foundation.distributed import SINGLE, World
 from foundation.errors import UserError
 
 from ..sdnet.losses import fc_loss, pool_region, region_loss
@@ -105,11 +106,13 @@ def tracker_weights(learner, config: MetaTrainConfig, metadata: dict):
 def meta_train(tracks: SequenceType[Track], config: MetaTrainConfig, out: str,
                resume: bool = False, val_tracks: SequenceType[Track] | None = None,
                init: Any = None, progress: bool = True, metadata: Optional[dict] = None,
-               nan_hook: Optional[Callable[[int, torch.Tensor], torch.Tensor]] = None) -> TrainResult:
+               nan_hook: Optional[Callable[[int, torch.Tensor], torch.Tensor]] = None,
+               world: World = SINGLE) -> TrainResult:
     """Meta-train on ``tracks`` and write tracker weights to ``out`` (plus ``out + '.ckpt'`` to
     resume from and ``out + '.csv'`` with the losses). ``init`` is starting weights
     (:class:`~tracker.sdnet.weights.SDNetWeights` or a path) or None for the seeded untrained start.
-    ``nan_hook(iteration, loss)`` lets tests inject a non-finite loss."""
+    ``nan_hook(iteration, loss)`` lets tests inject a non-finite loss. ``world``: this process
+    among torchrun's (see :func:`~tracker.metatrain.loop.run_meta_training`)."""
     from ..sdnet.weights import resolve_weights, save_weights
 
     config.validate()
@@ -154,4 +157,4 @@ def meta_train(tracks: SequenceType[Track], config: MetaTrainConfig, out: str,
 
     return run_meta_training(learner, config, out, dataset, task_fn, save, resume=resume,
                              val_dataset=val, schedule=lambda l, i: _apply_schedule(l, config, i),
-                             metadata=meta, progress=progress, nan_hook=nan_hook)
+                             metadata=meta, progress=progress, nan_hook=nan_hook, world=world)
