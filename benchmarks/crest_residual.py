@@ -16,7 +16,6 @@ import shutil
 import sys
 import warnings
 
-
 from _util import ROOT, machine, save
 
 # (tracker, residual, residual_iters: Adam iterations of metacrest's spatial branch at frame 1)

@@ -38,9 +38,9 @@ from _util import machine, median, relative, save, time_repeats
 def run_sequence(make, seq, frames=None):
     import numpy as np
 
-    from otb_eval.experiment import track_sequence
-    from otb_eval.datasets import Sequence
     from foundation.boxes import iou
+    from otb_eval.datasets import Sequence
+    from otb_eval.experiment import track_sequence
 
     if frames is not None:
         seq = Sequence(seq.name, seq.img_files[:frames], seq.anno[:frames], seq.attributes,
@@ -170,9 +170,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
     import tracker
+    from foundation.images import read_bgr
     from otb_eval.datasets import OTBDataset
     from otb_eval.synthetic import generate
-    from foundation.images import read_bgr
 
     with tempfile.TemporaryDirectory() as tmp:
         generate(tmp, args.sequences, seed=args.seed, split="test",

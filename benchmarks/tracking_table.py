@@ -22,7 +22,6 @@ import os
 import shutil
 
 import numpy as np
-
 from _util import DOCS, ROOT, machine, save
 from baselines import synthetic_split
 
@@ -46,8 +45,8 @@ def family(tensors) -> str:
 
 def gamma_per_layer(name: str, dataset) -> dict[str, list[float]] | None:
     """gamma of each adapted tensor on each sequence's first frame, or None without L2F."""
-    from tracker.api import make
     from foundation.images import read_bgr
+    from tracker.api import make
 
     trk = make(name)
     out: dict[str, list[float]] = {}
@@ -271,6 +270,7 @@ def add_seeds(folder: str, args) -> None:
     import re
 
     from _util import RESULTS
+
     from otb_eval.datasets import OTBDataset
     from otb_eval.experiment import run_ope
     from otb_eval.report import evaluate
@@ -333,13 +333,13 @@ def main() -> None:
         print(md)
         return
 
+    from foundation.checkpoint import load_checkpoint
     from otb_eval.datasets import OTBDataset
     from otb_eval.experiment import run_ope
     from otb_eval.report import evaluate
     from otb_eval.results import time_path
     from tracker.api import factory
     from tracker.baselines import available_baselines
-    from foundation.checkpoint import load_checkpoint
     from tracker.weights import find_weights
 
     data = synthetic_split("test", args.sequences, args.seed)
