@@ -9,6 +9,7 @@ seed 0 of the DropGrad rows, then seeds 1 and 2); ``--budget-minutes`` stops sta
 ``--report-only`` rewrites the table from the finished runs without training.
 
     nice -n 10 python benchmarks/rl_table.py > runs/rl_table.log 2>&1 &
+    nice -n 10 python benchmarks/rl_table.py --reverse > runs/rl_table2.log 2>&1 &   # the second CPU
 """
 from __future__ import annotations
 
@@ -80,6 +81,21 @@ def finished(out: Path, cfg: Any, saved: Optional[Dict[str, Any]] = None) -> Opt
     same = all(res["config"].get(k) == v for k, v in cfg.to_dict().items()
                if k in res["config"] and not isinstance(v, (list, tuple)))
     return res if same else None
+
+
+def claim(out: Path):
+    """An exclusive lock on the run's folder (an open file), or None when another worker holds it:
+    several workers (one per CPU) share the plan without training one run twice."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    handle = open(out / ".lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
 
 
 def summarise(results: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -180,13 +196,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--budget-minutes", type=float, default=None, help="start no new run after this much wall time")
     p.add_argument("--report-only", action="store_true", help="write the table from finished runs only")
     p.add_argument("--env", choices=["2dnav", "halfcheetah-vel"], default=None,
-                   help="train only this environment's runs (two processes, one per environment, use both CPUs)")
+                   help="train only this environment's runs")
+    p.add_argument("--reverse", action="store_true",
+                   help="take the plan from its end (a second worker; runs in progress are locked)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     todo = plan(args)
     saved = saved_results()
-    for env, method, seed in todo:
+    for env, method, seed in (reversed(todo) if args.reverse else todo):
         if args.report_only:
             break
         if args.env is not None and env != args.env:
@@ -198,8 +216,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.budget_minutes is not None and time.perf_counter() - t0 > 60 * args.budget_minutes:
             print(f"budget reached: not starting {env} {method} seed {seed}", flush=True)
             break
+        lock = claim(out)
+        if lock is None:   # another worker trains this run now
+            continue
         t = time.perf_counter()
-        res = run(cfg, out, resume=True, progress=False, plot=seed == 0)
+        with lock:
+            res = run(cfg, out, resume=True, progress=False, plot=seed == 0)
         print(f"{env} {method} seed {seed}: " + ", ".join(f"{k}: {v['mean']:.1f}" for k, v in res["return"].items())
               + f" ({time.perf_counter() - t:.0f} s)", flush=True)
     table: Dict[str, Dict[str, Any]] = {}
