@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Optional, Union
-
-import torch
+from typing import TYPE_CHECKING, Optional, Union
 
 from .errors import UserError
+
+if TYPE_CHECKING:  # torch is imported where a device is resolved: `metatrack --help` needs only the text
+    import torch
 
 __all__ = ["DEVICE_CHOICES_HELP", "resolve_device", "describe_device"]
 
@@ -34,6 +35,8 @@ def resolve_device(spec: Union[str, torch.device, None] = "auto") -> torch.devic
     >>> resolve_device("cpu")
     device(type='cpu')
     """
+    import torch
+
     if isinstance(spec, torch.device):
         spec = str(spec)
     text = (spec or "auto").strip().lower()
@@ -59,6 +62,8 @@ def resolve_device(spec: Union[str, torch.device, None] = "auto") -> torch.devic
 
 def describe_device(device: torch.device) -> str:
     """A short human name for logs and results (``cpu``, ``cuda:0 (NVIDIA H200)``)."""
+    import torch
+
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return str(device)
