@@ -86,10 +86,10 @@ def save_tracker_weights(path: str, weights: TrackerWeights,
     return save_checkpoint(path, state, meta)
 
 
-def read_tracker_state(path: str, family: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """``(state, metadata)`` of a weights file of ``family``; another family's file or a
-    checkpoint without weights is a one-line error."""
-    state, metadata = load_checkpoint(path)
+def read_tracker_state(path: str, family: str, map_location: Any = "cpu") -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """``(state, metadata)`` of a weights file of ``family``, its tensors on ``map_location``
+    (a tracker's device); another family's file or a checkpoint without weights is a one-line error."""
+    state, metadata = load_checkpoint(path, map_location)
     if "model" not in state:
         raise UserError(f"{path}: checkpoint holds no tracker weights ('model' missing)")
     found = state.get("family") or DEFAULT_FAMILY

@@ -76,6 +76,22 @@ class Backbone:
 
     stride = STRIDE
 
+    # ------------------------------------------------------------------ device
+    @property
+    def device(self) -> torch.device:
+        """Where the weights live, and so where patches are sent and features come out."""
+        first = next(iter(self.params.values()), None)
+        return first.device if first is not None else torch.get_default_device()
+
+    def to(self, device: Any) -> "Backbone":
+        """This backbone with its weights on ``device``: itself when they are there already (so
+        the CPU path shares the weights' tensors as before), else a moved copy, leaving the
+        weights object it came from untouched."""
+        moved = {k: v.to(device) for k, v in self.params.items()}
+        if all(moved[k] is v for k, v in self.params.items()):
+            return self
+        return Backbone(self.kind, moved, dict(self.config), self.feature_scale)
+
     # ------------------------------------------------------------------ geometry
     def map_size(self, window: int) -> int:
         """Feature cells along a window side of ``window`` pixels (cropped with the border)."""
@@ -94,8 +110,10 @@ class Backbone:
     # ------------------------------------------------------------------ features
     def __call__(self, patches: Any) -> Tensor:
         """``N x P x P x 3`` RGB uint8 patches (window plus border) -> ``N x C x n x n`` features,
-        multiplied by ``feature_scale``. Runs without autograd: the backbone is frozen."""
-        x = torch.from_numpy(np.ascontiguousarray(patches)) if isinstance(patches, np.ndarray) else patches
+        multiplied by ``feature_scale``. Runs without autograd: the backbone is frozen. The patches
+        go to the backbone's device as uint8 (a quarter of the bytes of floats)."""
+        x = (torch.from_numpy(np.ascontiguousarray(patches)).to(self.device) if isinstance(patches, np.ndarray)
+             else patches.to(self.device))
         if x.dim() == 3:
             x = x.unsqueeze(0)
         with torch.no_grad():
@@ -121,7 +139,8 @@ class Backbone:
 
     # ------------------------------------------------------------------ persistence
     def state(self) -> Dict[str, Any]:
-        return {"kind": self.kind, "params": {k: v.clone() for k, v in self.params.items()},
+        """What a weights file stores (tensors on the CPU, whatever device the backbone ran on)."""
+        return {"kind": self.kind, "params": {k: v.detach().cpu().clone() for k, v in self.params.items()},
                 "config": dict(self.config), "feature_scale": float(self.feature_scale)}
 
     @classmethod

@@ -56,11 +56,13 @@ def param_shapes(in_channels: int, kernel_hw: Tuple[int, int],
 def init_params(in_channels: int, kernel_hw: Tuple[int, int], reduced: int = REDUCED_CHANNELS,
                 generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
     """Small random weights (zero biases): the start of meta-training, or of the ordinary
-    N-iteration CREST start, before any learning."""
+    N-iteration CREST start, before any learning. Drawn on the CPU, where a seeded generator gives
+    the same numbers for every device; the caller moves them."""
     shapes = param_shapes(in_channels, kernel_hw, reduced)
-    p = {k: torch.zeros(s) for k, s in shapes.items()}
-    p["conv1.weight"] = torch.randn(shapes["conv1.weight"], generator=generator) * (1.0 / in_channels) ** 0.5
-    p["cf.weight"] = torch.randn(shapes["cf.weight"], generator=generator) * 1e-3
+    p = {k: torch.zeros(s) for k, s in shapes.items()}   # device: CPU start, see above
+    p["conv1.weight"] = (torch.randn(shapes["conv1.weight"], generator=generator)  # device: CPU start
+                         * (1.0 / in_channels) ** 0.5)
+    p["cf.weight"] = torch.randn(shapes["cf.weight"], generator=generator) * 1e-3  # device: CPU start
     return p
 
 
@@ -88,12 +90,13 @@ RESIDUAL_WIDTH = 32
 def residual_params(in_channels: int, branch: str, width: int = RESIDUAL_WIDTH,
                     generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
     """A residual branch (1x1 conv C -> width, ReLU, 3x3 conv width -> 1) whose last layer is
-    zero, so adding it leaves the response unchanged until it is trained."""
-    return {f"{branch}.conv1.weight": torch.randn(width, in_channels, 1, 1, generator=generator)
+    zero, so adding it leaves the response unchanged until it is trained. On the CPU, like
+    :func:`init_params`."""
+    return {f"{branch}.conv1.weight": torch.randn(width, in_channels, 1, 1, generator=generator)  # device: CPU
             * (2.0 / in_channels) ** 0.5,
-            f"{branch}.conv1.bias": torch.zeros(width),
-            f"{branch}.conv2.weight": torch.zeros(1, width, 3, 3),
-            f"{branch}.conv2.bias": torch.zeros(1)}
+            f"{branch}.conv1.bias": torch.zeros(width),   # device: CPU start
+            f"{branch}.conv2.weight": torch.zeros(1, width, 3, 3),   # device: CPU start
+            f"{branch}.conv2.bias": torch.zeros(1)}   # device: CPU start
 
 
 def residual_forward(params: Mapping[str, Tensor], branch: str, features: Tensor) -> Tensor:
@@ -138,16 +141,17 @@ def response_loss(params: Mapping[str, Tensor], batch: Tuple[Tensor, Tensor]) ->
 
 def gaussian_label(map_hw: Tuple[int, int], target_hw_cells: Tuple[float, float],
                    shift: Tuple[float, float] = (0.0, 0.0), a: float = LABEL_A,
-                   sigma_factor: float = LABEL_SIGMA) -> Tensor:
+                   sigma_factor: float = LABEL_SIGMA, device: Optional[torch.device] = None) -> Tensor:
     """The regression target ``exp(-a (x^2/sx^2 + y^2/sy^2))`` on an ``H x W`` map, with
     ``s = sigma_factor x target size in cells`` per axis and (x, y) measured from the centre cell
     ``(H // 2, W // 2)`` plus ``shift = (dy, dx)`` (memory frames store shifted labels).
-    1 at the target's centre; narrow so the filter localises to a cell."""
+    1 at the target's centre; narrow so the filter localises to a cell. On ``device`` (that of
+    the features it is compared with; torch's default when None)."""
     h, w = map_hw
     sy = max(sigma_factor * float(target_hw_cells[0]), 1e-6)
     sx = max(sigma_factor * float(target_hw_cells[1]), 1e-6)
-    y = torch.arange(h, dtype=torch.float32) - (h // 2 + shift[0])
-    x = torch.arange(w, dtype=torch.float32) - (w // 2 + shift[1])
+    y = torch.arange(h, dtype=torch.float32, device=device) - (h // 2 + shift[0])
+    x = torch.arange(w, dtype=torch.float32, device=device) - (w // 2 + shift[1])
     return torch.exp(-a * ((y[:, None] / sy) ** 2 + (x[None, :] / sx) ** 2))
 
 
@@ -164,10 +168,12 @@ def masked_loss(response: Tensor, label: Tensor, threshold: float = MASK_THRESHO
     return torch.sum((torch.exp(label) * m * diff) ** 2) / (m.sum() + 1.0)
 
 
-def hann2d(h: int, w: int) -> Tensor:
+def hann2d(h: int, w: int, device: Optional[torch.device] = None) -> Tensor:
     """``H x W`` outer product of symmetric Hann windows: multiplied into the features, it damps
-    the crop's border (background, out-of-image padding) so responses favour the centre."""
-    return torch.outer(torch.hann_window(h, periodic=False), torch.hann_window(w, periodic=False))
+    the crop's border (background, out-of-image padding) so responses favour the centre. On
+    ``device`` (the features'; torch's default when None)."""
+    return torch.outer(torch.hann_window(h, periodic=False, device=device),
+                       torch.hann_window(w, periodic=False, device=device))
 
 
 def resize_template(weight: Tensor, alpha: Tensor, kernel_hw: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
@@ -241,7 +247,7 @@ def load_official_crest(obj: Mapping[str, Any], in_channels: Optional[int] = Non
         for key in PARAM_NAMES:
             if key not in d:
                 raise UserError(f"MetaCREST checkpoint: '{part}' lacks {key}")
-            out[key] = torch.as_tensor(d[key]).detach().float().clone()
+            out[key] = torch.as_tensor(d[key]).detach().float().clone()   # device: where the file was mapped
         parts.append(out)
     init, alpha = parts
     w1, wc = init["conv1.weight"], init["cf.weight"]

@@ -66,26 +66,29 @@ def param_shapes(config: FeatureConfig = FeatureConfig()) -> Dict[str, Tuple[int
 
 def init_params(config: FeatureConfig = FeatureConfig(),
                 generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
-    """He-normal weights and zero biases: a starting point for training our compact backbone."""
+    """He-normal weights and zero biases: a starting point for training our compact backbone
+    (on the CPU, where a seeded generator draws the same numbers for every device)."""
     params: Dict[str, Tensor] = {}
     for key, shape in param_shapes(config).items():
         if key.endswith(".weight"):
             fan_in = shape[1] * shape[2] * shape[3]
-            params[key] = torch.randn(shape, generator=generator) * (2.0 / fan_in) ** 0.5
+            params[key] = torch.randn(shape, generator=generator) * (2.0 / fan_in) ** 0.5  # device: CPU start
         else:
-            params[key] = torch.zeros(shape)
+            params[key] = torch.zeros(shape)   # device: CPU start
     return params
 
 
 def preprocess(image: Union[np.ndarray, Tensor]) -> Tensor:
     """RGB ``H x W x 3`` (or ``N x H x W x 3``) pixels in [0, 255] -> ``N x 3 x H x W`` minus the
-    ImageNet mean, the only normalisation VGG-16 was trained with (no std scaling)."""
-    x = image.float() if isinstance(image, Tensor) else torch.from_numpy(np.array(image, dtype=np.float32))
+    ImageNet mean, the only normalisation VGG-16 was trained with (no std scaling). A tensor
+    stays on its device (the backbone's); numpy pixels give a CPU tensor."""
+    x = (image.float() if isinstance(image, Tensor)
+         else torch.from_numpy(np.array(image, dtype=np.float32)))   # device: numpy in, CPU out
     if x.dim() == 3:
         x = x.unsqueeze(0)
     if x.dim() != 4 or x.shape[-1] != 3:
         raise ValueError(f"expected H x W x 3 or N x H x W x 3 RGB, got {tuple(x.shape)}")
-    mean = torch.tensor(MEAN_RGB, dtype=x.dtype)
+    mean = torch.tensor(MEAN_RGB, dtype=x.dtype, device=x.device)
     return (x - mean).permute(0, 3, 1, 2).contiguous()
 
 
@@ -121,7 +124,8 @@ def load_vgg16_mat(path: Union[str, Path], config: FeatureConfig = FeatureConfig
         if name not in found:
             raise UserError(f"{path}: layer {name} is missing")
         params[f"{name}.weight"] = to_torch(found[name].filters)
-        params[f"{name}.bias"] = torch.from_numpy(np.ascontiguousarray(found[name].biases, dtype=np.float32))
+        params[f"{name}.bias"] = torch.from_numpy(  # device: CPU, as read; the tracker moves the backbone
+            np.ascontiguousarray(found[name].biases, dtype=np.float32))
     _check_shapes(params, config, str(path))
     return params
 
@@ -139,6 +143,6 @@ def load_vgg16_state_dict(obj: Mapping[str, Any], config: FeatureConfig = Featur
             key = f"features.{idx}.{part}"
             if key not in obj:
                 raise UserError(f"VGG-16 state dict: layer {name} is missing ({key})")
-            params[f"{name}.{part}"] = torch.as_tensor(obj[key]).detach().float().clone()
+            params[f"{name}.{part}"] = torch.as_tensor(obj[key]).detach().float().clone()  # device: obj's
     _check_shapes(params, config, "VGG-16 state dict")
     return params

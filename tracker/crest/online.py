@@ -17,12 +17,13 @@ lives in ``meta_learning``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from foundation.boxes import MIN_BOX, check_init_box, clip_to_image
+from foundation.devices import resolve_device
 from foundation.errors import UserError
 from foundation.images import to_rgb
 
@@ -111,31 +112,38 @@ class MetaCRESTTracker(Tracker):
     ``weights``: our MetaCREST ``.pt``, an official MetaCREST checkpoint (then ``backbone`` =
     ``imagenet-vgg-verydeep-16.mat`` or a VGG-16 state dict), a :class:`CRESTWeights`, or None for
     the shipped ``weights/<name>.pt``. Other keywords are :class:`CRESTOptions` fields.
+
+    ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``auto``) holds every tensor: the backbone, the
+    target model, its start, labels, windows and the online updates. Default: the CPU
+    (bit-reproducible; docs/tracker.md, "Devices").
     """
 
     weights_fallback: Tuple[str, ...] = ()
 
     def __init__(self, name: str = "metacrest", weights: Any = None, backbone: Any = None,
-                 options: Optional[CRESTOptions] = None, **overrides: Any) -> None:
+                 options: Optional[CRESTOptions] = None, device: Union[str, torch.device] = "cpu",
+                 **overrides: Any) -> None:
         unknown = sorted(set(overrides) - CRESTOptions.known())
         if unknown:
             raise UserError(f"unknown option(s) for {name}: {', '.join(unknown)}; "
                             f"known: {', '.join(sorted(CRESTOptions.known()))}")
-        super().__init__(name, is_deterministic=True)
-        w = resolve_crest_weights(name, weights, backbone, self.weights_fallback)
+        self.device = resolve_device(device)
+        # on a GPU, cuDNN's backward convolutions may reorder sums from run to run
+        super().__init__(name, is_deterministic=self.device.type == "cpu")
+        w = resolve_crest_weights(name, weights, backbone, self.weights_fallback, map_location=self.device)
         if w is None:
             bb = default_backbone(name, backbone)
             start = init_params(bb.out_channels, _TEMPLATE, generator=torch.Generator().manual_seed(0))
             w = CRESTWeights(backbone=bb, params=start, alpha={k: torch.full_like(v, 1e-6)
                                                                for k, v in start.items()}, trained=False)
         self.weights = w
-        self.backbone: Backbone = w.backbone
+        self.backbone: Backbone = w.backbone.to(self.device)
         trained_with = {k: (tuple(v) if k == "scales" else v) for k, v in w.options.items()
                         if k in CRESTOptions.known()}
         self.opts = replace(options or replace(CRESTOptions(), **trained_with), **overrides).validate()
         if self.opts.init == "meta" and w.alpha is None:
             raise UserError(f"{name}: the weights have no meta-learned rates (alpha); use init='train'")
-        self.start = {k: v.detach().float() for k, v in w.params.items()}
+        self.start = {k: v.detach().float().to(self.device) for k, v in w.params.items()}
         self._learner = None      # learner() builds it on first use
         if self.opts.init == "meta":
             self.learner()
@@ -145,8 +153,8 @@ class MetaCRESTTracker(Tracker):
     def learner(self):
         """The engine holding the start, the element-wise rates and the L2F attenuator (if any)."""
         if self._learner is None:
-            self._learner = frame1_learner(self.weights, TargetModel(self.start), self.opts.inner_steps,
-                                           initial_rate=1e-6)
+            self._learner = frame1_learner(self.weights, TargetModel(self.start).to(self.device),
+                                           self.opts.inner_steps, initial_rate=1e-6)
         return self._learner
 
     # ------------------------------------------------------------------ features
@@ -184,15 +192,16 @@ class MetaCRESTTracker(Tracker):
         if n < 3:
             raise UserError(f"the window ({g.window} px) is too small for the backbone: raise "
                             "min_target_px or window_factor")
-        self._hann = hann2d(n, n)[None, None] if o.hann else None
+        self._hann = hann2d(n, n, self.device)[None, None] if o.hann else None
         # motion prior: a Gaussian on the response around the window's centre, s = 0.6 x target size
         centre_shift = (g.cell_of((g.window - 1) / 2.0) - n // 2,) * 2
-        self._prior = gaussian_label((n, n), g.target_cells, centre_shift, a=0.5, sigma_factor=o.motion_sigma)
+        self._prior = gaussian_label((n, n), g.target_cells, centre_shift, a=0.5, sigma_factor=o.motion_sigma,
+                                     device=self.device)
         if not self.weights.trained and self.backbone.feature_scale == 1.0:
             patches = crop_windows(rgb, self.centre, [g.frame_side(self.size)], g.window, g.border)
             self.backbone.calibrate(patches)
         feats = self._window_features(rgb, self.centre, [g.frame_side(self.size)])
-        label = g.label()
+        label = g.label(device=self.device)
         support = (feats, label[None])
         torch.manual_seed(o.seed)
         if o.init == "meta":
@@ -205,11 +214,12 @@ class MetaCRESTTracker(Tracker):
                           dict(zip(info["names"], info["gamma"].detach().tolist())))
             params = {k: v.detach().clone() for k, v in adapted.items()}
         else:
-            gen = torch.Generator().manual_seed(o.seed)
-            params = init_params(self.backbone.out_channels, g.kernel, o.reduced, generator=gen)
+            gen = torch.Generator().manual_seed(o.seed)   # on the CPU: the same start on every device
+            params = {k: v.to(self.device) for k, v in
+                      init_params(self.backbone.out_channels, g.kernel, o.reduced, generator=gen).items()}
         if o.residual:
-            params.update(residual_params(self.backbone.out_channels, "res_s",
-                                          generator=torch.Generator().manual_seed(o.seed + 1)))
+            params.update({k: v.to(self.device) for k, v in residual_params(
+                self.backbone.out_channels, "res_s", generator=torch.Generator().manual_seed(o.seed + 1)).items()})
         self.params = {k: v.requires_grad_(True) for k, v in params.items()}
         self._memory: List[Tuple[torch.Tensor, torch.Tensor]] = [(feats, label)]
         if o.init == "train":
@@ -250,7 +260,7 @@ class MetaCRESTTracker(Tracker):
                 self.size = self.size * ((1.0 - o.scale_smoothing) + o.scale_smoothing * o.scales[best])
                 self.size = np.maximum(self.size, MIN_BOX)
             # the target now sits (oy, ox) from that window's centre: remember it there
-            self._memory.append((feats[best:best + 1], g.label((oy, ox))))
+            self._memory.append((feats[best:best + 1], g.label((oy, ox), self.device)))
             self._memory = self._memory[-o.memory:]
         if o.update_every and self.frame % o.update_every == 0:
             self._fit(o.update_steps, self._optimizer)

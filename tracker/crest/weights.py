@@ -59,7 +59,7 @@ def _check(params: Dict[str, Any], backbone: Backbone, source: str, what: str) -
     missing = [k for k in PARAM_NAMES if k not in params]
     if missing:
         raise UserError(f"{source}: {what} lacks {', '.join(missing)}")
-    out = {k: torch.as_tensor(params[k]).detach().float() for k in PARAM_NAMES}
+    out = {k: torch.as_tensor(params[k]).detach().float() for k in PARAM_NAMES}   # device: as mapped
     w1, wc = out["conv1.weight"], out["cf.weight"]
     if w1.dim() != 4 or wc.dim() != 4:
         raise UserError(f"{source}: {what} conv1.weight / cf.weight must be 4-D")
@@ -76,11 +76,13 @@ def save_crest_weights(path: str, weights: CRESTWeights, metadata: Optional[Dict
     return save_tracker_weights(path, weights, metadata)
 
 
-def load_crest_weights(path: str, backbone: Any = None) -> CRESTWeights:
+def load_crest_weights(path: str, backbone: Any = None, map_location: Any = "cpu") -> CRESTWeights:
     """Our MetaCREST ``.pt``, or an official MetaCREST checkpoint with ``backbone`` = VGG-16
-    (``imagenet-vgg-verydeep-16.mat``, a state-dict file, or a :class:`Backbone`)."""
+    (``imagenet-vgg-verydeep-16.mat``, a state-dict file, or a :class:`Backbone`). The file's
+    tensors load onto ``map_location`` (a VGG-16 given as a file stays on the CPU until the
+    tracker moves its backbone)."""
     path = os.fspath(path)
-    obj = torch_load(path)
+    obj = torch_load(path, map_location)
     if isinstance(obj, dict) and "meta_init" in obj:
         if backbone is None:
             raise UserError(f"{path} is an official MetaCREST checkpoint (target model only): also "
@@ -91,7 +93,7 @@ def load_crest_weights(path: str, backbone: Any = None) -> CRESTWeights:
         # the official code meta-trains on raw VGG-16 features: its own tracking lrs apply
         return CRESTWeights(backbone=bb, params=init, alpha=alpha,
                             metadata={"imported_from": path, "format": "official"}, source=path)
-    state, metadata = read_tracker_state(path, FAMILY)
+    state, metadata = read_tracker_state(path, FAMILY, map_location)
     bb = backbone if isinstance(backbone, Backbone) else (
         Backbone.vgg16(backbone) if backbone is not None else Backbone.from_state(state["backbone"]))
     params = _check(state["model"], bb, path, "model")
@@ -106,18 +108,18 @@ def load_crest_weights(path: str, backbone: Any = None) -> CRESTWeights:
 
 
 def resolve_crest_weights(name: str, weights: Any = None, backbone: Any = None,
-                          fallback: tuple = ()) -> Optional[CRESTWeights]:
+                          fallback: tuple = (), map_location: Any = "cpu") -> Optional[CRESTWeights]:
     """Weights for tracker ``name``: ``weights`` (a path or :class:`CRESTWeights`), else the
     shipped ``<name>.pt`` or one of ``fallback``; None when there are none (the caller then
-    builds an untrained start on :func:`default_backbone`)."""
+    builds an untrained start on :func:`default_backbone`). Files load onto ``map_location``."""
     if isinstance(weights, CRESTWeights):
         return weights
     if weights is not None:
-        return load_crest_weights(weights, backbone)
+        return load_crest_weights(weights, backbone, map_location)
     for candidate in (name, *fallback):
         path = find_weights(candidate)
         if path is not None:
-            return load_crest_weights(path, backbone)
+            return load_crest_weights(path, backbone, map_location)
     return None
 
 

@@ -14,10 +14,11 @@ Coordinates: window pixel ``u`` (0 .. window - 1) has its centre at ``u``; the w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+import torch
 from torch import Tensor
 
 from .backbone import Backbone
@@ -64,13 +65,15 @@ class WindowGeometry:
         """Window pixel -> feature cell coordinate (fractional)."""
         return (u - self.cell0) / self.stride
 
-    def label(self, offset_px: Tuple[float, float] = (0.0, 0.0)) -> Tensor:
+    def label(self, offset_px: Tuple[float, float] = (0.0, 0.0),
+              device: Optional[torch.device] = None) -> Tensor:
         """The Gaussian label of a target whose centre is ``offset_px = (dy, dx)`` normalised
-        pixels from the window's centre, on the ``map_size x map_size`` response."""
+        pixels from the window's centre, on the ``map_size x map_size`` response, on ``device``
+        (the features')."""
         c = (self.window - 1) / 2.0
         n = self.map_size
         shift = (self.cell_of(c + offset_px[0]) - n // 2, self.cell_of(c + offset_px[1]) - n // 2)
-        return gaussian_label((n, n), self.target_cells, shift)
+        return gaussian_label((n, n), self.target_cells, shift, device=device)
 
     def peak_offset_px(self, dy_cells: float, dx_cells: float) -> Tuple[float, float]:
         """A response cell ``(n // 2 + dy, n // 2 + dx)`` -> offset from the window's centre,

@@ -7,6 +7,8 @@ Targets (one row per training box ``b`` for the ground truth ``g``, centre form)
 Fitted once on frame 1 with 1000 boxes from uniform (0.3, 1.5, 1.1) whose IoU >= 0.6, ridge
 alpha 1000 (MDNet). Features and targets are centred (the intercept is not penalised); the system
 is solved by Cholesky in its primal (D x D) or dual (N x N) form, whichever is smaller, in float64.
+It lives on the CPU whatever the tracker's device: it takes and gives numpy arrays (the tracker
+hands it ``features.cpu().numpy()``), and a float64 solve of this size is no work for a CPU.
 """
 from __future__ import annotations
 
@@ -53,8 +55,8 @@ class BBoxRegressor:
     def fit(self, feats: np.ndarray, boxes: np.ndarray, gt: np.ndarray) -> "BBoxRegressor":
         import torch
 
-        X = torch.as_tensor(np.asarray(feats), dtype=torch.float64).reshape(len(boxes), -1)
-        Y = torch.from_numpy(encode(boxes, gt))
+        X = torch.as_tensor(np.asarray(feats), dtype=torch.float64).reshape(len(boxes), -1)  # device: CPU
+        Y = torch.from_numpy(encode(boxes, gt))   # device: CPU, numpy in
         if len(X) == 0:
             return self
         x_mean, y_mean = X.mean(0), Y.mean(0)
@@ -68,7 +70,7 @@ class BBoxRegressor:
             K = Xc @ Xc.T
             K.diagonal().add_(self.alpha)
             w = Xc.T @ torch.cholesky_solve(Yc, torch.linalg.cholesky(K))
-        self.weight, self.x_mean, self.y_mean = w.numpy(), x_mean.numpy(), y_mean.numpy()
+        self.weight, self.x_mean, self.y_mean = w.numpy(), x_mean.numpy(), y_mean.numpy()  # device: CPU
         return self
 
     def predict(self, feats: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ class _RegionFrame:
         """``N x C x 3 x 3`` features of ``boxes``."""
         o = self.owner
         if not len(boxes):
-            return torch.zeros(0, o.config.channels[2], 3, 3)
+            return torch.zeros(0, o.config.channels[2], 3, 3, device=o.device)
         grid = R.roi_grid(boxes, self.region, tuple(self.fmap.shape[2:]), o.config, o.stride).to(o.device)
         with torch.no_grad():
             return pool_region(self.fmap, grid, o.config)
@@ -77,7 +77,7 @@ class _CropFrame:
             for i in range(0, len(boxes), o.chunk):
                 crops = R.to_tensor(R.crop_boxes(self.rgb, boxes[i:i + o.chunk], o.config))
                 out.append(conv_forward(self.params, crops.to(o.device), o.config))
-        return torch.cat(out, 0) if out else torch.zeros(0, o.config.channels[2], 3, 3)
+        return torch.cat(out, 0) if out else torch.zeros(0, o.config.channels[2], 3, 3, device=o.device)
 
 
 class CropFeatures:

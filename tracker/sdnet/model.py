@@ -169,12 +169,14 @@ def binary_loss(logits: Tensor, labels: Tensor) -> Tensor:
 def init_params(config: ModelConfig, seed: int = 0, dtype: torch.dtype = torch.float32) -> Dict[str, Tensor]:
     """A deterministic start that needs no ImageNet: He-normal conv filters and fc layers
     (MDNet initialises fc layers with N(0, 0.01), which is too small for random conv features),
-    biases 0.1 for conv (so ReLUs are alive) and 0 for fc. Seeded; independent of global RNGs."""
+    biases 0.1 for conv (so ReLUs are alive) and 0 for fc. Seeded; independent of global RNGs.
+    Made on the CPU (a CPU generator draws the same numbers for every device); users move it."""
     g = torch.Generator().manual_seed(int(seed))
     out: Dict[str, Tensor] = {}
     for name, shape in param_shapes(config).items():
         if name.endswith("bias"):
-            out[name] = torch.full(shape, 0.1 if name.startswith("features") else 0.0, dtype=dtype)
+            out[name] = torch.full(shape, 0.1 if name.startswith("features") else 0.0,  # device: CPU start
+                                   dtype=dtype)
             continue
         fan_in = 1
         for s in shape[1:]:
@@ -184,7 +186,7 @@ def init_params(config: ModelConfig, seed: int = 0, dtype: torch.dtype = torch.f
             std /= MEAN_PIXEL / 2  # inputs span +-128: keep conv1 outputs O(1) before LRN
         if name == "fc.fc6.weight":
             std = 0.01
-        out[name] = torch.randn(shape, generator=g, dtype=torch.float64).mul_(std).to(dtype)
+        out[name] = torch.randn(shape, generator=g, dtype=torch.float64).mul_(std).to(dtype)  # device: CPU start
     return out
 
 
@@ -215,7 +217,7 @@ class MetaSDNet(nn.Module):
             raise ValueError(f"parameters missing: {missing}")
         with torch.no_grad():
             for name, p in self.named_parameters():
-                src = torch.as_tensor(params[name])
+                src = torch.as_tensor(params[name])   # device: the source's; copy_ moves it into p
                 if tuple(src.shape) != tuple(p.shape):
                     raise ValueError(f"{name}: expected shape {tuple(p.shape)}, got {tuple(src.shape)}")
                 p.copy_(src)

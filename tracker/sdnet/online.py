@@ -23,12 +23,13 @@ departures are marked "CPU:" and listed in docs/tracker.md).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from foundation.boxes import MIN_BOX, check_init_box, clip_to_image
+from foundation.devices import resolve_device
 from foundation.errors import UserError
 from foundation.images import to_rgb
 
@@ -162,6 +163,10 @@ class MetaSDNetTracker(Tracker):
     an :class:`~tracker.sdnet.weights.SDNetWeights`, or None for the shipped ``weights/<name>.pt``
     (untrained seeded start with one warning if there is none). Other keywords are
     :class:`SDNetOptions` fields; ``options=SDNetOptions(...)`` passes them at once.
+
+    ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``auto``) holds every tensor of the tracker: the
+    weights load onto it, and the frame-1 step, the features and the online updates run there.
+    The default is the CPU, whose results are bit-reproducible (docs/tracker.md, "Devices").
     """
 
     # other shipped names whose weights serve when ``<name>.pt`` is missing (none: a variant such
@@ -170,7 +175,7 @@ class MetaSDNetTracker(Tracker):
 
     def __init__(self, name: str = "metasdnet", weights: Any = None,
                  options: Optional[SDNetOptions] = None, model_config: Optional[ModelConfig] = None,
-                 device: str = "cpu", **overrides: Any) -> None:
+                 device: Union[str, torch.device] = "cpu", **overrides: Any) -> None:
         opts = options or SDNetOptions()
         known = {f.name for f in fields(SDNetOptions)}
         unknown = sorted(set(overrides) - known)
@@ -178,11 +183,12 @@ class MetaSDNetTracker(Tracker):
             raise UserError(f"unknown option(s) for {name}: {', '.join(unknown)}; "
                             f"known: {', '.join(sorted(known))}")
         self.opts = replace(opts, **overrides).validate()
-        super().__init__(name, is_deterministic=True)
+        self.device = resolve_device(device)
+        # on a GPU, atomics in the backward passes (RoIAlign's grid_sample, cuDNN) reorder sums
+        super().__init__(name, is_deterministic=self.device.type == "cpu")
         self.weights = resolve_weights(name, weights, model_config, self.opts.seed,
-                                       self.weights_fallback)
+                                       self.weights_fallback, map_location=self.device)
         self.config = self.weights.config
-        self.device = torch.device(device)
         self.start = {k: v.detach().to(self.device).float() for k, v in self.weights.params.items()}
         self.extractor = make_features(self.opts.mode, self.config, self.opts.dense, self.opts.chunk,
                                        self.device)
@@ -271,7 +277,8 @@ class MetaSDNetTracker(Tracker):
         computed once and reused for the rest of frame 1)."""
         o = self.opts
         boxes = np.concatenate([pos, neg], 0)
-        labels = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))]).long().to(self.device)
+        labels = torch.cat([torch.ones(len(pos), device=self.device),
+                            torch.zeros(len(neg), device=self.device)]).long()
         learner = self.learner()
         if not any(n.startswith("features.") for n in learner.inner_names):
             self._frame1 = self.extractor.frame(self.start, self._rgb, cover, box, o.max_region_init)
@@ -317,10 +324,11 @@ class MetaSDNetTracker(Tracker):
         pool = min(max(o.batch_neg, o.batch_neg_pool), len(neg))
         # shuffled once; each iteration takes the next contiguous slice (cycling, like MDNet)
         # shuffled once (one gather), then consecutive slices are views: MDNet's cycling order
-        pos = pos[torch.randperm(len(pos), generator=g)]
-        neg = neg[torch.randperm(len(neg), generator=g)]
-        labels = torch.cat([torch.ones(o.batch_pos), torch.zeros(min(o.batch_neg, pool))]).long()
-        labels = labels.to(pos.device)
+        # (a CPU generator: the same order on every device)
+        pos = pos[torch.randperm(len(pos), generator=g).to(pos.device)]
+        neg = neg[torch.randperm(len(neg), generator=g).to(neg.device)]
+        labels = torch.cat([torch.ones(o.batch_pos, device=pos.device),
+                            torch.zeros(min(o.batch_neg, pool), device=pos.device)]).long()
         params = [p for grp in self.optimizer.param_groups for p in grp["params"]]
         for it in range(iters):
             pb = _rows(pos, it * o.batch_pos, o.batch_pos)
@@ -394,7 +402,7 @@ def _rows(x: torch.Tensor, start: int, n: int) -> torch.Tensor:
     start %= m
     if start + n <= m:
         return x[start:start + n]
-    return x[torch.arange(start, start + n) % m]
+    return x[torch.arange(start, start + n, device=x.device) % m]
 
 
 def _reach(box: np.ndarray, o: SDNetOptions) -> np.ndarray:

@@ -137,16 +137,18 @@ def crop_boxes(image_rgb: np.ndarray, boxes: np.ndarray, config: ModelConfig) ->
 
 
 def to_tensor(pixels: np.ndarray) -> Tensor:
-    """``(N x) H x W x 3`` uint8 RGB -> ``N x 3 x H x W`` float32 minus the mean pixel."""
+    """``(N x) H x W x 3`` uint8 RGB -> ``N x 3 x H x W`` float32 minus the mean pixel, on the CPU
+    (the numpy side; callers move it to their device)."""
     arr = pixels if pixels.ndim == 4 else pixels[None]
-    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float()
+    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float()  # device: CPU, see above
     return t.sub_(MEAN_PIXEL)
 
 
 def roi_grid(boxes: np.ndarray, region: Region, feat_hw: Tuple[int, int], config: ModelConfig,
              stride: int = STRIDE) -> Tensor:
     """grid_sample coordinates ``1 x 3N x 3 x 2`` (align_corners=True) of every box's 3 x 3 cells
-    on a feature map of ``stride`` region pixels per cell (16; 8 for the dense forward)."""
+    on a feature map of ``stride`` region pixels per cell (16; 8 for the dense forward). On the
+    CPU (numpy geometry); callers move it to the feature map's device."""
     k = grid_cells(config)
     n_in = config.input_size
     crops = crops_of(boxes, config)                                  # N x 4 image coords
@@ -163,7 +165,7 @@ def roi_grid(boxes: np.ndarray, region: Region, feat_hw: Tuple[int, int], config
     grid = np.empty((n, k, k, 2), dtype=np.float32)
     grid[..., 0] = gx[:, None, :]
     grid[..., 1] = gy[:, :, None]
-    return torch.from_numpy(grid.reshape(1, n * k, k, 2))
+    return torch.from_numpy(grid.reshape(1, n * k, k, 2))   # device: CPU, see above
 
 
 def roi_align(feats: Tensor, grid: Tensor, k: int = 3) -> Tensor:

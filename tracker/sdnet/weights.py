@@ -65,7 +65,7 @@ def _check_params(params: Mapping[str, Any], config: ModelConfig, source: str) -
         raise UserError(f"{source}: parameters missing: {', '.join(missing)}")
     out = {}
     for name, shape in shapes.items():
-        t = torch.as_tensor(params[name]).float()
+        t = torch.as_tensor(params[name]).float()   # device: where the file was mapped to
         if tuple(t.shape) != tuple(shape):
             raise UserError(f"{source}: {name} has shape {tuple(t.shape)}, expected {tuple(shape)} "
                             f"for the architecture {config}")
@@ -100,10 +100,10 @@ def untrained_weights(config: Optional[ModelConfig] = None, seed: int = 0, alpha
 _OFFICIAL_KEY = re.compile(r"^(?:module\.)?(features\.conv[123]|fc\.fc[456])(?:\.\d+)?\.(weight|bias)$")
 
 
-def load_official(path_or_obj: Any, source: str = "checkpoint") -> SDNetWeights:
+def load_official(path_or_obj: Any, source: str = "checkpoint", map_location: Any = "cpu") -> SDNetWeights:
     """An official Meta-Tracker checkpoint (``meta_init`` + ``meta_alpha``) -> our names (VGG-M);
-    every layer adapts at frame 1, as Meta-Tracker's."""
-    obj = torch_load(path_or_obj) if isinstance(path_or_obj, (str, os.PathLike)) else path_or_obj
+    every layer adapts at frame 1, as Meta-Tracker's. A path's tensors load onto ``map_location``."""
+    obj = torch_load(path_or_obj, map_location) if isinstance(path_or_obj, (str, os.PathLike)) else path_or_obj
     source = str(path_or_obj) if isinstance(path_or_obj, (str, os.PathLike)) else source
     if not isinstance(obj, dict) or "meta_init" not in obj:
         raise UserError(f"{source}: not a Meta-Tracker checkpoint (no 'meta_init' dict)")
@@ -153,7 +153,7 @@ def load_mat(path: str) -> Dict[str, Any]:
             raise UserError(f"{path}: layer {layer.name} (conv{i}) has {layer.biases.size} biases, "
                             f"expected {want[0]}")
         out[f"features.conv{i}.weight"] = to_torch(layer.filters)
-        out[f"features.conv{i}.bias"] = torch.from_numpy(layer.biases.astype(np.float32))
+        out[f"features.conv{i}.bias"] = torch.from_numpy(layer.biases.astype(np.float32))  # device: CPU, as read
     return out
 
 
@@ -171,14 +171,16 @@ def _adapted_before_it_was_recorded(params: Mapping[str, Any], alpha: Optional[M
             return names if width == len(names) else fc
         raise UserError(f"{source}: the L2F attenuator takes {width} inputs; the network has "
                         f"{len(names)} tensors ({len(fc)} in fc4-6)")
-    if alpha is not None and all(float(torch.as_tensor(v).abs().max()) == 0.0
+    if alpha is not None and all(float(torch.as_tensor(v).abs().max()) == 0.0   # device: v's
                                  for k, v in alpha.items() if k.startswith("features.")):
         return fc
     return names
 
 
-def load_weights(path: str, seed: int = 0) -> SDNetWeights:
-    """MetaSDNet weights from our ``.pt``, an official checkpoint, or a MatConvNet ``.mat``."""
+def load_weights(path: str, seed: int = 0, map_location: Any = "cpu") -> SDNetWeights:
+    """MetaSDNet weights from our ``.pt``, an official checkpoint, or a MatConvNet ``.mat``;
+    torch files load onto ``map_location`` (a ``.mat`` and the seeded parts stay on the CPU until
+    the tracker moves them)."""
     if str(path).lower().endswith(".mat"):
         base = untrained_weights(ModelConfig(), seed)
         base.params.update(load_mat(path))
@@ -186,13 +188,13 @@ def load_weights(path: str, seed: int = 0) -> SDNetWeights:
                          "note": "conv1-3 from the .mat; fc4-6 seeded untrained, rates 1e-4"}
         base.trained, base.source = True, str(path)
         return base
-    obj = torch_load(path)
+    obj = torch_load(path, map_location)
     if isinstance(obj, dict) and "meta_init" in obj:
         return load_official(obj, str(path))
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise UserError(f"{path}: unknown weights format (expected a metatrack checkpoint, an "
                         "official Meta-Tracker checkpoint with meta_init/meta_alpha, or a .mat)")
-    state, metadata = read_tracker_state(path, FAMILY)
+    state, metadata = read_tracker_state(path, FAMILY, map_location)
     config = ModelConfig.from_dict(state.get("model_config") or metadata.get("architecture") or {})
     params = _check_params(state["model"], config, str(path))
     alpha = _check_params(state["alpha"], config, f"{path} alpha") if state.get("alpha") else None
@@ -206,18 +208,19 @@ def load_weights(path: str, seed: int = 0) -> SDNetWeights:
 
 
 def resolve_weights(name: str, weights: Any = None, config: Optional[ModelConfig] = None, seed: int = 0,
-                    fallback: Tuple[str, ...] = ()) -> SDNetWeights:
+                    fallback: Tuple[str, ...] = (), map_location: Any = "cpu") -> SDNetWeights:
     """Weights for tracker ``name``: ``weights`` (a path or :class:`SDNetWeights`) if given, else
     the shipped ``<name>.pt`` (or one of ``fallback`` names), else the untrained start with ONE
-    :class:`~tracker.weights.UntrainedWeightsWarning` per name and process."""
+    :class:`~tracker.weights.UntrainedWeightsWarning` per name and process. Files load onto
+    ``map_location``."""
     if isinstance(weights, SDNetWeights):
         return weights
     if weights is not None:
-        return load_weights(os.fspath(weights), seed)
+        return load_weights(os.fspath(weights), seed, map_location)
     for candidate in (name, *fallback):
         path = find_weights(candidate)
         if path is not None:
-            return load_weights(path, seed)
+            return load_weights(path, seed, map_location)
     warn_untrained(name, "runs with UNTRAINED weights (a seeded start, no meta-training): expect "
                          "poor accuracy")
     return untrained_weights(config, seed)
