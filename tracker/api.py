@@ -4,10 +4,18 @@ A tracker follows got10k's interface: ``init(image, box)`` on the first frame an
 ``update(image) -> box`` on each later one, boxes as ``(x, y, w, h)`` floats. Images may be PIL RGB
 (got10k) or numpy BGR (OpenCV). ``track(img_files, box)`` makes any of our trackers usable by
 got10k's own experiments without subclassing got10k (which would import matplotlib.pyplot).
+
+``make(name, device=...)`` puts a tracker's tensors on a device (``cpu``, ``cuda``, ``cuda:N``,
+``auto``, or a ``torch.device``), checked when the tracker is made: a device that is not there is
+one :class:`UserError` line. Without ``device`` our trackers run on the CPU, bit-reproducibly.
+Trackers with no tensors (``identity``, the OpenCV baselines) take any device and run on the
+CPU, so one ``metatrack eval --device cuda`` can compare them with ours; a registered factory
+without a ``device`` parameter takes only the CPU.
 """
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -60,9 +68,10 @@ class Tracker:
 
 
 class IdentityTracker(Tracker):
-    """Repeats the first box: the floor every real tracker must beat, and a fast test double."""
+    """Repeats the first box: the floor every real tracker must beat, and a fast test double.
+    ``device`` is accepted and ignored: nothing here is a tensor."""
 
-    def __init__(self, name: str = "identity"):
+    def __init__(self, name: str = "identity", device: Any = None):
         super().__init__(name, is_deterministic=True)
         self._box = np.zeros(4)
 
@@ -91,7 +100,21 @@ class TrackerSpec:
             factory = getattr(importlib.import_module(module_name), attr)
         kwargs = {**self.defaults, **options}
         kwargs.setdefault("name", self.name)
+        if "device" in kwargs and not _takes_device(factory):
+            device = kwargs.pop("device")
+            if device is not None and str(device) != "cpu":
+                raise UserError(f"tracker {self.name!r} runs on the CPU only (its factory takes no "
+                                f"device); got device {str(device)!r}")
         return factory(**kwargs)
+
+
+def _takes_device(factory: Callable[..., Any]) -> bool:
+    """Whether ``factory`` accepts ``device=`` (a parameter of that name or ``**kwargs``)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):   # a builtin without a signature: pass what it was given
+        return True
+    return any(p.name == "device" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 _REGISTRY: dict[str, TrackerSpec] = {}
@@ -118,9 +141,20 @@ def spec(name: str) -> TrackerSpec:
         raise UserError(f"unknown tracker {name!r}; known trackers: {', '.join(names())}") from None
 
 
-def make(name: str, **options: Any) -> Tracker:
-    """Build the tracker registered as ``name`` with ``options`` overriding its defaults."""
-    return spec(name).build(**options)
+def _device_option(device: Any) -> Any:
+    """``device`` checked to exist (an absent CUDA device is one UserError line)."""
+    from foundation.devices import resolve_device
+
+    return resolve_device(device)
+
+
+def make(name: str, device: Any = None, **options: Any) -> Tracker:
+    """Build the tracker registered as ``name`` with ``options`` overriding its defaults, its
+    tensors on ``device`` (None: the tracker's default, the CPU; see the module's docstring)."""
+    s = spec(name)
+    if device is not None:
+        options["device"] = _device_option(device)
+    return s.build(**options)
 
 
 @dataclass(frozen=True)
@@ -135,9 +169,12 @@ class TrackerFactory:
         return make(self.name, **self.options)
 
 
-def factory(name: str, **options: Any) -> TrackerFactory:
-    """A factory of the tracker registered as ``name``; an unknown name fails here, before work."""
+def factory(name: str, device: Any = None, **options: Any) -> TrackerFactory:
+    """A factory of the tracker registered as ``name``; an unknown name and an absent device fail
+    here, before work. The device travels as its name (``"cuda:0"``), so factories pickle."""
     spec(name)
+    if device is not None:
+        options["device"] = str(_device_option(device))
     return TrackerFactory(name, dict(options))
 
 

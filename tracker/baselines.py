@@ -66,9 +66,10 @@ def available_baselines() -> list[str]:
 
 
 class OpenCVTracker(Tracker):
-    """One of OpenCV's trackers (``algorithm`` in :data:`BASELINES`) under the got10k interface."""
+    """One of OpenCV's trackers (``algorithm`` in :data:`BASELINES`) under the got10k interface.
+    ``device`` is accepted and ignored: OpenCV's trackers run on the CPU and hold no tensors."""
 
-    def __init__(self, name: str | None = None, algorithm: str | None = None):
+    def __init__(self, name: str | None = None, algorithm: str | None = None, device: Any = None):
         algorithm = (algorithm or name or "").lower()
         if algorithm not in BASELINES:
             raise UserError(f"unknown OpenCV tracker {algorithm!r}; known: {', '.join(BASELINES)}")
