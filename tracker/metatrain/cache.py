@@ -37,12 +37,14 @@ class FeatureCache:
 
     ``half`` stores fp16 on disk (MetaCREST's large maps) and returns what a later read returns,
     so a first visit and a resumed run see the same numbers. ``folder=None`` keeps memory only.
+    Files hold CPU tensors, so runs on any device share them; ``device`` is where a read puts
+    them (that of the features ``compute`` makes; None: where they were saved, the CPU).
     """
 
     def __init__(self, folder: Optional[str], weights_key: str, capacity: int = 0,
-                 half: bool = False) -> None:
+                 half: bool = False, device: Optional[torch.device] = None) -> None:
         self.folder = os.path.join(folder, weights_key) if folder else None
-        self.capacity, self.half = capacity, half
+        self.capacity, self.half, self.device = capacity, half, device
         self._store: Dict[str, Tensor] = {}
 
     def _path(self, key: str) -> str:
@@ -52,7 +54,7 @@ class FeatureCache:
         path = self._path(key) if self.folder else None
         if path and os.path.isfile(path):
             try:
-                feats = torch.load(path, weights_only=True)
+                feats = torch.load(path, weights_only=True, map_location=self.device)
                 return feats.float() if self.half else feats
             except Exception:  # noqa: BLE001 - a damaged entry is recomputed
                 pass
@@ -61,7 +63,7 @@ class FeatureCache:
         stored = feats.half() if self.half else feats
         if path:
             with atomic_path(path) as tmp:
-                torch.save(stored, tmp)
+                torch.save(stored.cpu(), tmp)
         return stored.float() if self.half else stored
 
     def get(self, key: str, compute: Callable[[], Tensor]) -> Tensor:

@@ -23,6 +23,7 @@ from typing import Any, Optional, Sequence as SequenceType
 import numpy as np
 import torch
 
+from foundation.devices import resolve_device
 from foundation.distributed import SINGLE, World
 from foundation.errors import UserError
 from foundation.images import read_bgr, to_rgb
@@ -93,6 +94,9 @@ class CRESTEpisodeDataset(torch.utils.data.Dataset):
     centre is then the cached frame-t2 map shifted by the whole-cell displacement (the filter is
     a convolution, so this is the same up to the window's border cells and sub-cell rounding)
     and the label is placed at that shift. Without a cache, windows are cropped exactly.
+
+    Episodes are made on the backbone's device (the training device when episodes are read in
+    the training process; the CPU for loader worker processes, which must not touch a GPU).
     """
 
     def __init__(self, tracks: SequenceType[Track], seed: int, backbone: Backbone, options: CRESTOptions,
@@ -108,7 +112,7 @@ class CRESTEpisodeDataset(torch.utils.data.Dataset):
             geometry = json.dumps({k: getattr(options, k) for k in GEOMETRY_FIELDS}, sort_keys=True)
             backbone_key = repr((backbone.kind, sorted(backbone.config.items()), backbone.feature_scale))
             self.cache = FeatureCache(cache, "crest-" + fingerprint(backbone.params, geometry, backbone_key),
-                                      half=True)
+                                      half=True, device=backbone.device)
 
     def __len__(self) -> int:
         return self.total
@@ -169,9 +173,10 @@ class CRESTEpisodeDataset(torch.utils.data.Dataset):
                 fq = _shift(fq, int(cells[1]), int(cells[0]))
                 offset = (float(cells[1] * g.stride), float(cells[0] * g.stride))
         if self.options.hann:
-            hann = hann2d(g.map_size, g.map_size)
+            hann = hann2d(g.map_size, g.map_size, fs.device)
             fs, fq = fs * hann, fq * hann
-        return CRESTEpisode(track.name, frames, (fs, g.label()[None]), (fq, g.label(offset)[None]), g.kernel)
+        return CRESTEpisode(track.name, frames, (fs, g.label(device=fs.device)[None]),
+                            (fq, g.label(offset, fs.device)[None]), g.kernel)
 
 
 def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -185,17 +190,22 @@ def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return out
 
 
-def build_crest_learner(config: CRESTTrainConfig, start: dict, alpha: Optional[dict] = None):
-    """The engine holding the target-model start, its element-wise rates and g_phi."""
-    return training_learner(TargetModel(start), config, "all", "mean", alpha)
+def build_crest_learner(config: CRESTTrainConfig, start: dict, alpha: Optional[dict] = None,
+                        device: Any = "cpu"):
+    """The engine holding the target-model start, its element-wise rates and g_phi, on ``device``
+    (the model moves first, so what the engine builds from it is made there)."""
+    return training_learner(TargetModel(start).to(resolve_device(device)), config, "all", "mean", alpha)
 
 
 def crest_task_loss(learner, episode: CRESTEpisode, training: bool = True):
     """Query loss after one meta-SGD step on the support pair from the start resized to the
-    episode's kernel (L2F and DropGrad inside ``learner.adapt``); returns (loss, info)."""
+    episode's kernel (L2F and DropGrad inside ``learner.adapt``); returns (loss, info). The
+    episode's tensors move to the learner's device (a no-op when made there)."""
     start, rates = sized_start(learner.start(), learner.inner_lr.rates(), episode.kernel)
-    fast, info = learner.adapt(start, response_loss, episode.support, training=training, rates=rates)
-    return response_loss(fast, episode.query), info
+    device = start["cf.weight"].device
+    support, query = (tuple(t.to(device) for t in pair) for pair in (episode.support, episode.query))
+    fast, info = learner.adapt(start, response_loss, support, training=training, rates=rates)
+    return response_loss(fast, query), info
 
 
 def _schedule(learner, config: CRESTTrainConfig, iteration: int) -> str:
@@ -230,25 +240,29 @@ def meta_train_crest(tracks: SequenceType[Track], config: CRESTTrainConfig, out:
                      resume: bool = False, val_tracks: SequenceType[Track] | None = None,
                      init: Any = None, backbone: Any = None, backbone_layer: str = DEFAULT_SDNET_LAYER,
                      progress: bool = True, metadata: Optional[dict] = None,
-                     world: World = SINGLE) -> TrainResult:
+                     world: World = SINGLE, device: Any = "cpu") -> TrainResult:
     """Meta-train MetaCREST on ``tracks``; writes ``out`` (weights), ``out.ckpt``, ``out.csv``
     (rank 0 of ``world`` alone under torchrun).
 
     ``init``: MetaCREST weights to continue from (its backbone is kept); else a seeded start on
     ``backbone`` (see :func:`default_training_backbone`). A MetaSDNet backbone gets a feature
     scale calibrated on 16 training windows (unit RMS); VGG-16 keeps its raw scale, which the
-    reference learning rates are for.
+    reference learning rates are for. ``device``: where the engine runs, and the backbone too
+    unless loader workers (``config.workers``) compute the features, on the CPU.
     """
     from ..crest.weights import load_crest_weights
 
     config.validate()
+    device = resolve_device(device)
+    # forked loader workers cannot use the parent's GPU: with workers, features are the CPU's
+    features_on = device if config.workers == 0 else torch.device("cpu")
     opts = config.options()
     alpha = None
     if init is not None:
         w = init if isinstance(init, CRESTWeights) else load_crest_weights(init, backbone)
-        bb, start, alpha = w.backbone, w.params, w.alpha
+        bb, start, alpha = w.backbone.to(features_on), w.params, w.alpha
     else:
-        bb = default_training_backbone(backbone, backbone_layer)
+        bb = default_training_backbone(backbone, backbone_layer).to(features_on)
         if bb.kind == "sdnet":
             probe = CRESTEpisodeDataset(tracks, 10**7 + config.seed, bb, opts, config.lookahead)
             bb.calibrate([probe.windows(i)[3] for i in range(16)])
@@ -257,7 +271,7 @@ def meta_train_crest(tracks: SequenceType[Track], config: CRESTTrainConfig, out:
         start = init_params(bb.out_channels, (side, side), config.reduced,
                             generator=torch.Generator().manual_seed(config.seed))
     torch.manual_seed(config.seed)
-    learner = build_crest_learner(config, start, alpha)
+    learner = build_crest_learner(config, start, alpha, device)
     dataset = CRESTEpisodeDataset(tracks, config.seed, bb, opts, config.lookahead, cache=config.feature_cache)
     val = (CRESTEpisodeDataset(val_tracks, 10**6 + config.seed, bb, opts, config.lookahead,
                                cache=config.feature_cache) if val_tracks else None)

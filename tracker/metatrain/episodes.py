@@ -47,6 +47,8 @@ class EpisodeConfig:
 @dataclass
 class FrameSet:
     """One frame's samples: where they are, their labels, and how to make the network input.
+    Its tensors are on the CPU (episodes are read in loader worker processes, which must not
+    touch a GPU); the trainer moves them to its device.
 
     The search region depends only on the ground-truth box (it covers every box the episode
     samplers can draw), so a frame's conv features are the same in every episode that uses it:
@@ -116,7 +118,7 @@ def _frame_set(frame: str, image_size: tuple[int, int], gt: np.ndarray, pos: np.
     boxes = np.concatenate([pos, neg], 0)
     region = frame_region(gt, image_size, config, max_side)
     grid = R.roi_grid(boxes, region, (R.feature_size(region.height), R.feature_size(region.width)), config)
-    labels = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))]).long()
+    labels = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))]).long()   # device: CPU, see FrameSet
     if shuffled:
         labels = 1 - labels
     return FrameSet(frame, region, grid, labels, boxes, iou(boxes, gt[None, :]))

@@ -59,7 +59,7 @@ def learned_state(learner) -> dict:
     attenuator and the names of the tensors the inner step adapts."""
     params = {k: v.detach().clone() for k, v in learner.model.named_parameters()}
     rates = learner.inner_lr.rates()
-    alpha = {k: (torch.as_tensor(rates[k]).detach().clone().expand_as(params[k]).clone()
+    alpha = {k: (torch.as_tensor(rates[k]).detach().clone().expand_as(params[k]).clone()  # device: the rate's
                  if k in rates else torch.zeros_like(params[k])) for k in params}
     att = ({k: v.detach().clone() for k, v in learner.attenuator.state_dict().items()}
            if learner.attenuator is not None else None)
@@ -112,6 +112,19 @@ def _restore_rng(state: dict, world: World) -> None:
             torch.manual_seed(int(state["iteration"]) * 1_000_003 + world.rank)
 
 
+def _device(learner) -> torch.device:
+    """Where the learner's tensors (and so its random draws) live."""
+    return next(learner.parameters()).device
+
+
+def _restore_cuda_rng(state: dict, world: World, device: torch.device) -> None:
+    """On a GPU each rank continues its own CUDA stream when the process count is the same (else
+    the seeded stream continues; :func:`_restore_rng` has warned)."""
+    saved = state.get("cuda_rng_ranks")
+    if device.type == "cuda" and saved is not None and len(saved) == world.size:
+        torch.cuda.set_rng_state(saved[world.rank], device)
+
+
 def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
                       save_weights: Callable[[Any, int], None], resume: bool = False,
                       val_dataset=None, schedule: Optional[Callable[[Any, int], str]] = None,
@@ -146,6 +159,7 @@ def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
         it = int(state["iteration"])
         skipped = list(state.get("skipped", []))
         _restore_rng(state, world)
+        _restore_cuda_rng(state, world, _device(learner))
         if world.is_main:
             _truncate_log(log_path, it)
     elif os.path.exists(log_path) and world.is_main:
@@ -157,12 +171,16 @@ def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
 
     def checkpoint(iteration: int) -> None:
         rng = world.all_gather_object(torch.get_rng_state())
+        device = _device(learner)   # DropGrad draws from the CUDA generator on a GPU: keep it too
+        cuda_rng = world.all_gather_object(torch.cuda.get_rng_state(device)) if device.type == "cuda" else None
         if not world.is_main:
             return
         save_checkpoint(ckpt_path, {"learner": learner.checkpoint_state(), "iteration": iteration,
                                     "torch_rng": rng[0], "skipped": skipped,
                                     "train_config": asdict(config),
-                                    **({"torch_rng_ranks": rng} if world.distributed else {})}, metadata)
+                                    **({"torch_rng_ranks": rng} if world.distributed else {}),
+                                    **({"cuda_rng_ranks": cuda_rng} if cuda_rng is not None else {})},
+                        metadata)
         if len(skipped) < iteration:   # weights only once something was learned
             save_weights(learner, iteration)
 

@@ -9,9 +9,11 @@ The result is a start for ``metatrack meta-train --init``: fc6 is replaced by a 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Sequence as SequenceType
+from typing import Any, Sequence as SequenceType
 
 import torch
+
+from foundation.devices import resolve_device
 
 from ..sdnet.losses import pool_region
 from ..sdnet.model import ModelConfig, binary_loss, conv_forward, fc_forward, init_params
@@ -28,15 +30,17 @@ class PretrainConfig:
 
 
 def pretrain(tracks: SequenceType[Track], model: ModelConfig, config: PretrainConfig = PretrainConfig(),
-             episodes: EpisodeConfig = EpisodeConfig(), progress: bool = True) -> dict:
-    """Shared layers trained with one fc6 head per track; returns start parameters (fc6 fresh)."""
+             episodes: EpisodeConfig = EpisodeConfig(), progress: bool = True, device: Any = "cpu") -> dict:
+    """Shared layers trained with one fc6 head per track; returns start parameters (fc6 fresh)
+    on ``device``, where the training runs (the seeded starts are drawn on the CPU, so every
+    device starts from the same numbers)."""
     from tqdm.auto import tqdm
 
-
-    params = {k: v.clone().requires_grad_(True) for k, v in init_params(model, config.seed).items()}
+    device = resolve_device(device)
+    params = {k: v.clone().to(device).requires_grad_(True) for k, v in init_params(model, config.seed).items()}
     g = torch.Generator().manual_seed(config.seed)
-    heads_w = (torch.randn((len(tracks), 2, model.fc_dim), generator=g) * 0.01).requires_grad_(True)
-    heads_b = torch.zeros((len(tracks), 2), requires_grad=True)
+    heads_w = torch.randn((len(tracks), 2, model.fc_dim), generator=g).mul(0.01).to(device).requires_grad_(True)
+    heads_b = torch.zeros((len(tracks), 2), device=device, requires_grad=True)
     shared = [v for k, v in params.items() if not k.startswith("fc.fc6")]
     opt = torch.optim.Adam(shared + [heads_w, heads_b], lr=config.lr)
     no_shuffle = EpisodeConfig(**{**asdict(episodes), "shuffle_prob": 0.0})
@@ -49,14 +53,14 @@ def pretrain(tracks: SequenceType[Track], model: ModelConfig, config: PretrainCo
                                 model, no_shuffle)
             d = names[ep.track]
             s = ep.support
-            feats = pool_region(conv_forward(params, s.pixels(), model), s.grid, model)
+            feats = pool_region(conv_forward(params, s.pixels().to(device), model), s.grid.to(device), model)
             head = {**params, "fc.fc6.weight": heads_w[d], "fc.fc6.bias": heads_b[d]}
-            loss = loss + binary_loss(fc_forward(head, feats), s.labels) / len(s.labels)
+            loss = loss + binary_loss(fc_forward(head, feats), s.labels.to(device)) / len(s.labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         bar.set_postfix(loss=f"{float(loss.detach()) / config.frames_per_iteration:.3f}")
     fresh = init_params(model, config.seed + 1)
     out = {k: v.detach().clone() for k, v in params.items()}
-    out["fc.fc6.weight"], out["fc.fc6.bias"] = fresh["fc.fc6.weight"], fresh["fc.fc6.bias"]
+    out["fc.fc6.weight"], out["fc.fc6.bias"] = fresh["fc.fc6.weight"].to(device), fresh["fc.fc6.bias"].to(device)
     return out

@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional, Sequence as SequenceType
 
 import torch
 
+from foundation.devices import resolve_device
 from foundation.distributed import SINGLE, World
 from foundation.errors import UserError
 
@@ -61,28 +62,32 @@ class MetaTrainConfig(TrainConfig):
 class ConvFeatures:
     """conv3 features of episodes' search regions at FIXED conv weights (``adapt='fc'``: conv
     neither adapts nor meta-learns), through the one :class:`~tracker.metatrain.cache.FeatureCache`:
-    a frame's region does not depend on the episode, so each frame goes through conv1-3 once."""
+    a frame's region does not depend on the episode, so each frame goes through conv1-3 once.
+    Features are computed, kept and pooled on the conv weights' device."""
 
     def __init__(self, conv_params: dict, model: ModelConfig, capacity: int = 20000,
                  folder: Optional[str] = None):
         self.params = {k: v.detach() for k, v in conv_params.items()}
         self.model = model
-        self.cache = FeatureCache(folder, fingerprint(self.params), capacity)
+        self.device = next(iter(self.params.values())).device
+        self.cache = FeatureCache(folder, fingerprint(self.params), capacity, device=self.device)
 
     def __call__(self, fs) -> tuple:
         """A :class:`~tracker.metatrain.episodes.FrameSet` -> ``(pooled features, labels)``."""
         r = fs.region
         key = f"{os.path.abspath(fs.frame)}|{r.ox:.6f},{r.oy:.6f},{r.sx:.6f},{r.sy:.6f},{r.width},{r.height}"
-        feats = self.cache.get(key, lambda: conv_forward(self.params, fs.pixels(), self.model))
+        feats = self.cache.get(key, lambda: conv_forward(self.params, fs.pixels().to(self.device), self.model))
         with torch.no_grad():
-            pooled = pool_region(feats, fs.grid, self.model)
-        return pooled, fs.labels
+            pooled = pool_region(feats, fs.grid.to(self.device), self.model)
+        return pooled, fs.labels.to(self.device)
 
 
 def build_learner(config: MetaTrainConfig, start: Optional[dict] = None,
-                  alpha: Optional[dict] = None):
-    """The engine holding theta0 (``start`` or the seeded untrained init), alpha and g_phi."""
-    model = MetaSDNet(ModelConfig.from_dict(config.model), start, seed=config.seed)
+                  alpha: Optional[dict] = None, device: Any = "cpu"):
+    """The engine holding theta0 (``start`` or the seeded untrained init), alpha and g_phi, all
+    on ``device`` (the model moves first, so the rates and attenuator the engine builds from it
+    are made there)."""
+    model = MetaSDNet(ModelConfig.from_dict(config.model), start, seed=config.seed).to(resolve_device(device))
     return training_learner(model, config, "all" if config.adapt == "all" else "fc.*", "sum", alpha)
 
 
@@ -107,15 +112,17 @@ def meta_train(tracks: SequenceType[Track], config: MetaTrainConfig, out: str,
                resume: bool = False, val_tracks: SequenceType[Track] | None = None,
                init: Any = None, progress: bool = True, metadata: Optional[dict] = None,
                nan_hook: Optional[Callable[[int, torch.Tensor], torch.Tensor]] = None,
-               world: World = SINGLE) -> TrainResult:
+               world: World = SINGLE, device: Any = "cpu") -> TrainResult:
     """Meta-train on ``tracks`` and write tracker weights to ``out`` (plus ``out + '.ckpt'`` to
     resume from and ``out + '.csv'`` with the losses). ``init`` is starting weights
     (:class:`~tracker.sdnet.weights.SDNetWeights` or a path) or None for the seeded untrained start.
     ``nan_hook(iteration, loss)`` lets tests inject a non-finite loss. ``world``: this process
-    among torchrun's (see :func:`~tracker.metatrain.loop.run_meta_training`)."""
+    among torchrun's (see :func:`~tracker.metatrain.loop.run_meta_training`). ``device``: where the
+    engine and every step run (episodes are read on the CPU and moved there)."""
     from ..sdnet.weights import resolve_weights, save_weights
 
     config.validate()
+    device = resolve_device(device)
     model_cfg = ModelConfig.from_dict(config.model)
     start = alpha = None
     if init is not None:
@@ -129,9 +136,9 @@ def meta_train(tracks: SequenceType[Track], config: MetaTrainConfig, out: str,
         from .pretrain import PretrainConfig, pretrain
 
         start = pretrain(tracks, model_cfg, PretrainConfig(config.pretrain_iterations, seed=config.seed),
-                         progress=progress)
+                         progress=progress, device=device)
     torch.manual_seed(config.seed)
-    learner = build_learner(config, start, alpha)
+    learner = build_learner(config, start, alpha, device)
     if config.adapt == "fc":
         loss_fn = fc_loss
         prepare = ConvFeatures({k: v for k, v in learner.model.named_parameters()
@@ -140,7 +147,7 @@ def meta_train(tracks: SequenceType[Track], config: MetaTrainConfig, out: str,
         loss_fn = region_loss(model_cfg)
 
         def prepare(fs):
-            return fs.batch()
+            return tuple(t.to(device) for t in fs.batch())
     ep_cfg = EpisodeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.episodes.items()})
     dataset = EpisodeDataset(tracks, config.seed, model_cfg, ep_cfg)
     val = (EpisodeDataset(val_tracks, 10**6 + config.seed, model_cfg, ep_cfg)
