@@ -9,7 +9,7 @@ from tracker.weights import find_weights
 def test_demo_writes_results_plots_table_and_video(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--sequences", "1", "--frames", "12:14",
-                 "--workers", "1"]) == 0
+                 "--workers", "1", "--device", "cpu"]) == 0      # --device is accepted (tests/test_devices.py)
     printed = capsys.readouterr().out
     perf = json.loads((out / "report" / "performance.json").read_text())
     shipped = [f"meta{family}{variant}" for family in ("sdnet", "crest")

@@ -410,6 +410,34 @@ CASES += [
     ("mt-bad-format", MT + ["--out", NEW + ".pt", "--format", "coco"], 2, "invalid choice"),
 ]
 
+# ---- --device on every command that computes with tensors: cpu is accepted; cuda:99 exists on no
+# machine (without CUDA: "built without CUDA"; with one GPU: "does not exist"), one line either way
+CUDA99 = ["--device", "cuda:99"]
+CASES += [
+    ("track-device-cpu", track("{W}/data/Good0", "--weights", "{W}/sdnet.pt", "--device", "cpu",
+                               "--out", "{W}/ok/device", *TV), 0, None),
+    ("track-device-cuda99", track("{W}/data/Good0", *CUDA99, "--out", NEW, *T), 2, "--device cuda:99"),
+    ("track-device-word", track("{W}/data/Good0", "--device", "gpu", "--out", NEW, *T), 2, "is not a device"),
+    ("track-device-cuda99-identity", track("{W}/data/Good0", "--tracker", "identity", *CUDA99, "--out", NEW, *T),
+     2, "--device cuda:99"),
+    ("eval-device-cpu", ["metatrack", "eval", "--dataset", "{W}/data", "--trackers", "identity", "--results",
+                         "{W}/ok/device-results", "--device", "cpu", *T], 0, None),
+    ("eval-device-cuda99", ["metatrack", "eval", "--dataset", "{W}/data", "--trackers", "metasdnet,identity",
+                            "--results", NEW, *CUDA99, *T], 2, "--device cuda:99"),
+    ("eval-device-empty", ["metatrack", "eval", "--dataset", "{W}/data", "--trackers", "identity", "--results",
+                           NEW, "--device", "cuda:x", *T], 2, "is not a device"),
+    ("demo-device-cuda99", ["metatrack", "demo", "--out", NEW, *CUDA99], 2, "--device cuda:99"),
+    ("pretrain-device-cuda99", ["metatrack", "pretrain", "--dataset", "{W}/data", "--out", NEW + ".pt", *CUDA99, *T],
+     2, "--device cuda:99"),
+    ("pretrain-device-cpu", ["metatrack", "pretrain", "--dataset", "{W}/data", "--model", "tiny", "--iterations",
+                             "1", "--out", "{W}/ok/device-pre.pt", "--device", "cpu", *T], 0, None),
+    ("mt-device-cuda99", MT + ["--out", NEW + ".pt", *CUDA99], 2, "--device cuda:99"),
+    ("mt-device-cuda99-existing", MT + ["--out", "{W}/keep/w.pt", *CUDA99], 2, "--device cuda:99"),
+    ("mt-device-cpu", MT + ["--out", "{W}/ok/device-mt.pt", "--device", "cpu"], 0, None),
+    ("mt-crest-device-cuda99", ["metatrack", "meta-train", "--tracker", "metacrest", "--dataset", "{W}/data",
+                                "--out", NEW + ".pt", *CUDA99, "--no-progress"], 2, "--device cuda:99"),
+]
+
 ML = ["metalearn", "regression", "--shots", "5", "--iterations", "2", "--meta-batch", "2", "--eval-tasks", "5",
       "--quiet", "--no-plot"]
 CASES += [
@@ -562,6 +590,10 @@ API_CASES = [
     ("make-metacrest-option-type", lambda t: _api_make("metacrest", memory=2.5), "must be an integer"),
     ("make-metasdnet-missing-weights", lambda t: _api_make("metasdnet", weights=os.path.join(t, "x.pt")),
      "does not exist"),
+    ("make-device-cuda99", lambda t: _api_make("metasdnet", device="cuda:99"), "cuda:99"),
+    ("make-device-cuda99-mil", lambda t: _api_make("mil", device="cuda:99"), "cuda:99"),
+    ("make-device-word", lambda t: _api_make("metacrest", device="gpu"), "is not a device"),
+    ("factory-device-cuda99", lambda t: __import__("tracker").factory("crest", device="cuda:99"), "cuda:99"),
 ] + [
     (f"update-before-init-{n}", (lambda n: lambda t: _update_first(n))(n), "before init")
     for n in ("identity", "mil", "metasdnet", "mdnet", "metacrest", "crest")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from foundation.devices import resolve_device
 from tracker.cli import main
 from tracker.sdnet.model import ModelConfig
 from tracker.sdnet.testing import patch_sequence, write_otb_sequence, write_video
@@ -79,6 +80,7 @@ def test_track_frame_folder(data, tmp_path, monkeypatch):
     out = str(tmp_path / "out")
     assert main(["track", data["folder"], "--box", "30 40 28 24", "--weights", data["weights"],
                  "--mode", "fast", "--out", out, "--no-progress"]) == 0
+    assert made.pop("device") == resolve_device("auto")      # --device's default
     assert made == {"weights": data["weights"], "mode": "fast"}
     boxes, times, n_video = _outputs(out, "frames")
     assert boxes.shape == (N, 4) and n_video == N
@@ -172,6 +174,7 @@ def test_track_with_metacrest_options(data, tmp_path, monkeypatch):
     assert main(["track", data["folder"], "--box", "30 40 28 24", "--tracker", "crest",
                  "--option", "init_iters=5", "--option", "update_lr=1e-4", "--option", "subcell=false",
                  "--out", out, "--no-progress", "--no-video"]) == 0
+    assert made.pop("device") == resolve_device("auto")
     assert made == {"init_iters": 5, "update_lr": 1e-4, "subcell": False}
     boxes = np.loadtxt(os.path.join(out, "frames.txt"), delimiter=",")
     assert boxes.shape == (N, 4) and np.all(boxes[:, 2:] > 0)

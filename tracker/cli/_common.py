@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from foundation.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def parse_names(text: str) -> list[str]:
@@ -37,6 +41,22 @@ def parse_key_values(pairs: list, flag: str) -> dict:
     return out
 
 
+def add_device_arg(p: argparse.ArgumentParser) -> None:
+    """``--device auto|cpu|cuda|cuda:N`` (default auto) on a command that computes with tensors;
+    the command resolves it first, with :func:`resolve_device_arg`."""
+    from foundation.devices import DEVICE_CHOICES_HELP
+
+    p.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_CHOICES_HELP)
+
+
+def resolve_device_arg(args: argparse.Namespace) -> "torch.device":
+    """``--device`` as a ``torch.device`` checked to exist. Called before anything is read or
+    written, so a missing GPU is one line and exit 2 with nothing left behind."""
+    from foundation.devices import resolve_device
+
+    return resolve_device(args.device)
+
+
 def add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, metavar="DIR",
                    help="folder of OTB-format sequences (<Name>/img/*, groundtruth_rect*.txt)")
@@ -57,4 +77,5 @@ def load_dataset(args: argparse.Namespace):
     return OTBDataset(args.dataset, args.version, tiger1=args.tiger1, sequences=args.sequences)
 
 
-__all__ = ["UserError", "add_dataset_args", "load_dataset", "parse_key_values", "parse_names"]
+__all__ = ["UserError", "add_dataset_args", "add_device_arg", "load_dataset", "parse_key_values",
+           "parse_names", "resolve_device_arg"]

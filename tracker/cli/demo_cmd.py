@@ -13,6 +13,8 @@ import argparse
 import os
 import time
 
+from ._common import add_device_arg, resolve_device_arg
+
 VARIANTS = ["metasdnet", "metasdnet-l2f", "metasdnet-dropgrad", "metasdnet-l2f-dropgrad"]
 CREST_VARIANTS = ["metacrest", "metacrest-l2f", "metacrest-dropgrad", "metacrest-l2f-dropgrad"]
 BASELINE_PREFERENCE = ["csrt", "kcf", "mil"]
@@ -30,7 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sequences", type=int, default=4, help="synthetic sequences (default 4)")
     p.add_argument("--frames", default="60:80", metavar="MIN:MAX", help="frames per sequence (default 60:80)")
     p.add_argument("--seed", type=int, default=2026, help="synthetic seed (default 2026)")
-    p.add_argument("--workers", type=int, default=2, help="parallel sequences (default 2)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="parallel sequences (default 2; on a CUDA device one process tracks them all)")
+    add_device_arg(p)
     p.set_defaults(func=run)
 
 
@@ -49,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from ..weights import find_weights
     from . import main as cli_main
 
+    device = resolve_device_arg(args)
     try:
         lo, hi = (int(v) for v in args.frames.split(":"))
     except ValueError:
@@ -72,9 +77,12 @@ def run(args: argparse.Namespace) -> int:
     have = available_baselines()
     baseline = next((b for b in BASELINE_PREFERENCE if b in have), None)
     trackers = shipped + ([baseline] if baseline else [])
-    print(f"2/4 tracking with {', '.join(trackers)} -> {results}")
+    # forked worker processes cannot use this process's GPU: there, this process tracks
+    workers = 1 if device.type == "cuda" else args.workers
+    on = "" if device.type == "cpu" else f" on {device}"
+    print(f"2/4 tracking with {', '.join(trackers)}{on} -> {results}")
     for name in trackers:
-        run_ope(factory(name), dataset, results, workers=args.workers)
+        run_ope(factory(name, device=device), dataset, results, workers=workers)
 
     print(f"3/4 scoring -> {report}")
     perf = evaluate(dataset, results, trackers)

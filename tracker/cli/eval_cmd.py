@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_dataset_args, load_dataset, parse_names
+from ._common import add_dataset_args, add_device_arg, load_dataset, parse_names, resolve_device_arg
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,6 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="ope: one pass from the first frame (default); tre: 20 runs from evenly "
                         "spaced start frames; sre: 12 runs from shifted/scaled first boxes")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_device_arg(p)
     p.set_defaults(func=run)
 
 
@@ -32,7 +33,12 @@ def run(args: argparse.Namespace) -> int:
 
     from ..api import factory
 
-    factories = [factory(name) for name in args.trackers]  # an unknown name fails before any work
+    device = resolve_device_arg(args)
+    if args.workers > 1 and device.type == "cuda":
+        raise UserError(f"--workers {args.workers} with --device {args.device} ({device}): worker processes "
+                        "are forked and cannot use this process's CUDA device; use --workers 1 (the GPU "
+                        "tracks one sequence at a time) or --device cpu")
+    factories = [factory(name, device=device) for name in args.trackers]  # unknown names fail before work
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     dataset = load_dataset(args)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._common import add_device_arg, resolve_device_arg
+
 MODELS = ("small", "vgg-m", "tiny")  # tracker.sdnet.model.MODEL_NAMES (not imported: keeps --help light)
 
 
@@ -75,6 +77,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help="weights file to write (.pt)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
     p.add_argument("--no-progress", action="store_true")
+    add_device_arg(p)
     p.set_defaults(func=run)
 
 
@@ -87,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from ..metatrain.sources import load_tracks
     from ._common import parse_key_values
 
+    device = resolve_device_arg(args)
     if args.resume and not os.path.isfile(args.out + ".ckpt"):
         raise UserError(f"--resume: no checkpoint {args.out}.ckpt to continue from")
     given = {k: v for k, v in (("iterations", args.iterations), ("lr_start", args.lr_start),
@@ -127,16 +131,21 @@ def run(args: argparse.Namespace) -> int:
     tracks = load_tracks(args.dataset, args.format)
     val = load_tracks(args.val_dataset, "otb") if args.val_dataset else None
     # paths as the user typed them: weights must not carry this machine's folders
+    from foundation.devices import describe_device
+
+    # the device says how far the weights are reproducible (bit for bit on the CPU; docs/tracker.md)
     metadata = {"data": {"dataset": args.dataset, "format": args.format,
-                         "tracks": len(tracks), "val_dataset": args.val_dataset}}
+                         "tracks": len(tracks), "val_dataset": args.val_dataset},
+                "device": describe_device(device)}
     if args.tracker == "metacrest":
         result = meta_train_crest(tracks, config, args.out, resume=args.resume, val_tracks=val,
                                   init=args.init, backbone=args.backbone,
                                   backbone_layer=args.backbone_layer, progress=not args.no_progress,
-                                  metadata=metadata)
+                                  metadata=metadata, device=device)
     else:
         result = meta_train(tracks, config, args.out, resume=args.resume, val_tracks=val,
-                            init=args.init, progress=not args.no_progress, metadata=metadata)
+                            init=args.init, progress=not args.no_progress, metadata=metadata,
+                            device=device)
     print(f"meta-trained {result.iterations} iterations in {result.seconds:.0f} s "
           f"(last query loss {result.last_query_loss:.3f}); weights: {result.weights}; "
           f"log: {result.weights}.csv; checkpoint: {result.checkpoint}")

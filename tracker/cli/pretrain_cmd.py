@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from ._common import add_device_arg, resolve_device_arg
 from .meta_train_cmd import MODELS
 
 
@@ -21,6 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, metavar="FILE")
     p.add_argument("--no-progress", action="store_true")
+    add_device_arg(p)
     p.set_defaults(func=run)
 
 
@@ -35,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ..sdnet.model import ModelConfig
     from ..sdnet.weights import SDNetWeights, save_weights
 
+    device = resolve_device_arg(args)
     if args.iterations < 1:
         raise UserError(f"--iterations must be at least 1, got {args.iterations}")
     if not (args.lr > 0 and math.isfinite(args.lr)):
@@ -43,10 +46,12 @@ def run(args: argparse.Namespace) -> int:
     ensure_writable_file(args.out, "--out")
     tracks = load_tracks(args.dataset, args.format)
     params = pretrain(tracks, model, PretrainConfig(args.iterations, args.lr, seed=args.seed),
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, device=device)
+    from foundation.devices import describe_device
+
     meta = {"data": {"dataset": args.dataset, "format": args.format,
                      "tracks": len(tracks)},
-            "stage": "multi-domain pretraining (no meta-learning yet)"}
+            "stage": "multi-domain pretraining (no meta-learning yet)", "device": describe_device(device)}
     save_weights(args.out, SDNetWeights(config=model, params=params, adapted=tuple(params), metadata=meta), meta)
     print(f"pretrained start written to {args.out}")
     return 0

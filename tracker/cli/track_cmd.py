@@ -6,6 +6,8 @@ import os
 
 from foundation.errors import UserError
 
+from ._common import add_device_arg, resolve_device_arg
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -44,6 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="torch CPU threads (default 1: the per-frame tensors are small, extra threads "
                         "gain little and on a busy machine cost up to 10x)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_device_arg(p)
     p.set_defaults(func=run)
 
 
@@ -58,7 +61,7 @@ def parse_box(text: str) -> list:
     return vals
 
 
-def _make_tracker(args: argparse.Namespace):
+def _make_tracker(args: argparse.Namespace, device):
     from ..api import make, spec
     from ._common import parse_key_values
 
@@ -82,7 +85,7 @@ def _make_tracker(args: argparse.Namespace):
     if options and family not in ("sdnet", "crest"):
         raise UserError(f"tracker {args.tracker!r} takes no --weights/--option "
                         "(options of the MetaSDNet and MetaCREST families)")
-    return make(args.tracker, **options)
+    return make(args.tracker, device=device, **options)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..video import open_frames
 
+    device = resolve_device_arg(args)
     if args.threads is not None:  # always set (default 1)
         if args.threads < 1:
             raise UserError("--threads must be >= 1")
@@ -111,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        trk = _make_tracker(args)
+        trk = _make_tracker(args, device)
     for w in caught:  # e.g. untrained weights: one line, not a traceback-looking warning
         print(f"metatrack track: warning: {w.message}", file=sys.stderr)
 
