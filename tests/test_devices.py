@@ -103,6 +103,20 @@ def scan_source(source: str, name: str = "<source>") -> list[str]:
     return found
 
 
+def _justified_lines(source: str) -> set[int]:
+    """Lines of factory calls the scan accepts although they name no device (moved or marked)."""
+    tree = ast.parse(source)
+    comments = _comments(source)
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch"
+                and node.func.attr in FACTORIES and (_moved(node, parents) or _marked(node, comments))):
+            lines.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    return lines
+
+
 def _scanned_files():
     for entry in SCANNED:
         path = os.path.join(ROOT, entry)
@@ -119,6 +133,59 @@ def test_tensor_factories_in_trackers_and_training_name_their_device():
         with open(path, encoding="utf-8") as f:
             found += scan_source(f.read(), os.path.relpath(path, ROOT))
     assert not found, "\n".join(found)
+
+
+def test_at_run_time_every_factory_without_a_device_is_one_the_scan_accepted(tmp_path, one_thread):
+    """The static scan, checked against what really runs: every tensor factory called without a
+    device from ``tracker/`` while two trackers track and both families meta-train is a call the
+    scan saw and accepted (moved to a device, or marked as CPU on purpose)."""
+    import traceback
+
+    from torch.overrides import TorchFunctionMode
+
+    from tracker.metatrain.crest import CRESTTrainConfig, meta_train_crest
+    from tracker.metatrain.sources import load_tracks
+    from tracker.metatrain.train import MetaTrainConfig, meta_train
+
+    package = os.path.join(ROOT, "tracker") + os.sep
+    hits: set[tuple[str, int, str]] = set()
+
+    class Spy(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            name = getattr(func, "__name__", "")
+            if name in FACTORIES and "device" not in kwargs:
+                frame = traceback.extract_stack()[-2]     # the caller (the engine's and torch's own: not ours)
+                if frame.filename.startswith(package):
+                    hits.add((frame.filename, frame.lineno, name))
+            return func(*args, **kwargs)
+
+    frames, gt = patch_sequence(n=4, size=(160, 120), seed=3)
+    for i in range(2):
+        f, g = patch_sequence(n=5, size=(96, 72), box=(30, 20, 24, 20), seed=10 + i)
+        write_otb_sequence(str(tmp_path / "data"), f"S{i}", f, g)
+    tracks = load_tracks(str(tmp_path / "data"), "otb")
+    with warnings.catch_warnings(), Spy():
+        warnings.simplefilter("ignore")
+        for name, kw in (("metasdnet-l2f", {}), ("mdnet", {"finetune_pos": 50, "finetune_neg": 100}),
+                         ("metacrest-l2f", {}), ("crest", {"init_iters": 2})):
+            _boxes(tracker.make(name, device="cpu", **kw), frames, gt)
+        for adapt in ("all", "fc"):
+            meta_train(tracks, MetaTrainConfig(iterations=1, meta_batch=1, adapt=adapt, l2f=True, dropgrad="binary",
+                                               model=ModelConfig.tiny().to_dict(), pretrain_iterations=1),
+                       str(tmp_path / f"{adapt}.pt"), progress=False, device="cpu")
+        meta_train_crest(tracks, CRESTTrainConfig(iterations=1, meta_batch=1, l2f=True),
+                         str(tmp_path / "crest.pt"), progress=False, device="cpu")
+    assert hits, "the spy saw nothing: the check would be empty"
+    justified: dict[str, set[int]] = {}
+    unexplained = []
+    for path, line, name in sorted(hits):
+        if path not in justified:
+            with open(path, encoding="utf-8") as f:
+                justified[path] = _justified_lines(f.read())
+        if line not in justified[path]:
+            unexplained.append(f"{os.path.relpath(path, ROOT)}:{line}: torch.{name} without a device")
+    assert not unexplained, "\n".join(unexplained)
 
 
 def test_the_scan_fails_on_a_planted_bad_call():
