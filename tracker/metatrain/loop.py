@@ -212,10 +212,11 @@ def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
                 if info["gamma"] is not None:
                     gammas.append(info["gamma"].detach())
             # sums over every rank's episodes, so that all ranks see the same numbers and branch alike
+            # (on the learner's device: nccl, the backend of CUDA runs, reduces only CUDA tensors)
             sums = world.all_reduce_sum_(torch.tensor(
                 [float(torch.stack([l.detach() for l in losses]).sum()), float(np.sum(support_losses)),
                  float(torch.stack(gammas).sum()) if gammas else 0.0,
-                 float(sum(g.numel() for g in gammas))], dtype=torch.float64))
+                 float(sum(g.numel() for g in gammas))], dtype=torch.float64, device=_device(learner)))
             total, support_mean = float(sums[0]), float(sums[1]) / config.meta_batch
             row = {"iteration": it + 1, "phase": phase, "support_loss": f"{support_mean:.4f}",
                    "gamma_mean": f"{float(sums[2] / sums[3]):.4f}" if sums[3] > 0 else "",
