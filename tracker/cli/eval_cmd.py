@@ -11,7 +11,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "eval", help="run trackers over an OTB-format dataset (resumable)",
         description="Run each tracker over every sequence of the dataset (one-pass evaluation) and "
                     "write RESULTS/<tracker>/<seq>.txt and RESULTS/<tracker>/times/<seq>_time.txt, "
-                    "as got10k does. Finished sequences are skipped, so an interrupted run resumes.")
+                    "as got10k does. Finished sequences are skipped, so an interrupted run resumes. "
+                    "Under torchrun (torchrun --nproc_per_node=N --no-python metatrack eval ...) the "
+                    "sequences are shared round-robin over the N processes, each written once.")
     add_dataset_args(p)
     p.add_argument("--trackers", required=True, type=parse_names,
                    help="comma-separated registered tracker names, e.g. metasdnet,mil,identity")
@@ -27,9 +29,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from foundation.distributed import close_world, init_world
     from foundation.errors import UserError
     from foundation.fileio import output_dir
-    from otb_eval.experiment import run_protocol
+    from otb_eval.experiment import results_folder, run_protocol
+    from otb_eval.results import remove_stale_temporaries
 
     from ..api import factory
 
@@ -42,11 +46,23 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     dataset = load_dataset(args)
+    world = init_world(device)
     with output_dir(args.results, "--results"):
         for name, make in zip(args.trackers, factories):
-            summary = run_protocol(make, dataset, args.results, args.protocol,
-                                   workers=args.workers, progress=not args.no_progress)
-            fps = f"{summary.fps:.1f} fps" if summary.frames else "nothing to do"
-            print(f"{name} ({args.protocol.upper()}): {len(summary.tracked)} runs tracked, "
-                  f"{len(summary.skipped)} already done ({fps}) -> {args.results}/{summary.tracker}")
+            if world.distributed:   # stale temporaries go before any rank writes new ones
+                if world.is_main:
+                    remove_stale_temporaries(args.results, results_folder(name, args.protocol))
+                world.barrier()
+            summary = run_protocol(make, dataset, args.results, args.protocol, workers=args.workers,
+                                   progress=not args.no_progress and world.is_main,
+                                   shard=(world.rank, world.size), clean=not world.distributed)
+            parts = world.all_gather_object((len(summary.tracked), len(summary.skipped), summary.frames,
+                                             summary.seconds))
+            tracked, skipped, frames = (sum(p[i] for p in parts) for i in range(3))
+            seconds = max(p[3] for p in parts)
+            fps = f"{frames / seconds:.1f} fps" if frames and seconds > 0 else "nothing to do"
+            if world.is_main:
+                print(f"{name} ({args.protocol.upper()}): {tracked} runs tracked, {skipped} already done "
+                      f"({fps}) -> {args.results}/{summary.tracker}", flush=True)
+    close_world(world)
     return 0

@@ -84,6 +84,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
+    from foundation.distributed import close_world, init_world
     from foundation.errors import UserError
     from foundation.fileio import ensure_writable_file
 
@@ -128,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         if path is not None and not os.path.isfile(path):
             raise UserError(f"{flag} {path} does not exist")
     ensure_writable_file(args.out, "--out")
+    world = init_world(device)   # torchrun: one process per device, each with its share of the meta-batch
     tracks = load_tracks(args.dataset, args.format)
     val = load_tracks(args.val_dataset, "otb") if args.val_dataset else None
     # paths as the user typed them: weights must not carry this machine's folders
@@ -141,12 +143,16 @@ def run(args: argparse.Namespace) -> int:
         result = meta_train_crest(tracks, config, args.out, resume=args.resume, val_tracks=val,
                                   init=args.init, backbone=args.backbone,
                                   backbone_layer=args.backbone_layer, progress=not args.no_progress,
-                                  metadata=metadata, device=device)
+                                  metadata=metadata, device=device, world=world)
     else:
         result = meta_train(tracks, config, args.out, resume=args.resume, val_tracks=val,
                             init=args.init, progress=not args.no_progress, metadata=metadata,
-                            device=device)
-    print(f"meta-trained {result.iterations} iterations in {result.seconds:.0f} s "
+                            device=device, world=world)
+    close_world(world)
+    if not world.is_main:   # rank 0 wrote the files and reports them
+        return 0
+    ranks = f" on {world.size} processes" if world.distributed else ""
+    print(f"meta-trained {result.iterations} iterations{ranks} in {result.seconds:.0f} s "
           f"(last query loss {result.last_query_loss:.3f}); weights: {result.weights}; "
           f"log: {result.weights}.csv; checkpoint: {result.checkpoint}")
     if result.skipped:

@@ -162,8 +162,11 @@ def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
         _restore_cuda_rng(state, world, _device(learner))
         if world.is_main:
             _truncate_log(log_path, it)
-    elif os.path.exists(log_path) and world.is_main:
-        os.unlink(log_path)
+    else:
+        if os.path.exists(log_path) and world.is_main:
+            os.unlink(log_path)
+        if world.rank:   # rank 0 keeps one process's stream; the others draw other DropGrad noise
+            torch.manual_seed(int(config.seed) * 1_000_003 + world.rank)
     if config.meta_batch < world.size:
         raise UserError(f"--meta-batch {config.meta_batch} is smaller than the {world.size} processes; "
                         "every process needs at least one episode per iteration")
