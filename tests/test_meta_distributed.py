@@ -183,3 +183,19 @@ def test_two_process_rl_samples_one_process_trajectories_and_takes_a_common_step
     assert [h[3] for h in ra["train"]["history"]] == [h[3] for h in rb["train"]["history"]]
     assert all(0 < h[4] <= 0.01 for h in rb["train"]["history"] if h[3])
     assert set(rb["return"]) == {"0", "1", "2", "3", "4"} and rb["run"]["processes"] == 2
+
+
+@pytest.mark.parametrize("argv, key", [
+    (["regression", "--shots", "3", "--iterations", "0", "--eval-tasks", "450", "--meta-batch", "2",
+      "--l2f", "--no-plot"], "mse"),                       # 3 chunks of 200 tasks over 2 ranks
+    (["rl", "--env", "2dnav", "--iterations", "0", "--eval-tasks", "45", "--meta-batch", "2", "--trajectories", "3",
+      "--horizon", "6", "--l2f", "--no-plot"], "return"),  # 3 chunks of 20 tasks
+], ids=["regression", "rl"])
+def test_shared_evaluation_gives_one_process_numbers_exactly(argv, key, tmp_path):
+    argv = argv + ["--quiet", "--device", "cpu"]
+    run = _torchrun(["--no-python", "metalearn"] + argv + ["--out", str(tmp_path / "two")], cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert main(argv + ["--out", str(tmp_path / "one")]) == 0
+    a = json.loads((tmp_path / "one" / "results.json").read_text())
+    b = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert a[key] == b[key] and a["gamma"] == b["gamma"]
