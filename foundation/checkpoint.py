@@ -2,11 +2,13 @@
 
 A checkpoint is ``{"format": "metatrack-checkpoint", "version": N, "state": {...}, "metadata":
 {...}}``; the metadata says how the file was made (the command, the date, and whatever the
-writer adds). Files are written atomically, read with ``weights_only=True`` onto the CPU (or the
+writer adds). Tensors are stored on the CPU (a file written from a GPU run loads anywhere), files
+are written atomically, read with ``weights_only=True`` onto the CPU (or the
 ``map_location`` given), and anything unreadable is a one-line :class:`UserError`.
 """
 from __future__ import annotations
 
+import copy
 import os
 import shlex
 import sys
@@ -16,7 +18,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from .errors import UserError
 from .fileio import atomic_path
 
-__all__ = ["FORMAT", "VERSION", "command_line", "save_checkpoint", "load_checkpoint", "torch_load"]
+__all__ = ["FORMAT", "VERSION", "command_line", "portable", "save_checkpoint", "load_checkpoint", "torch_load"]
 
 FORMAT = "metatrack-checkpoint"
 VERSION = 1
@@ -28,6 +30,29 @@ def command_line() -> str:
     return " ".join([prog or "python"] + [shlex.quote(a) for a in sys.argv[1:]])
 
 
+def portable(obj: Any) -> Any:
+    """``obj`` with every tensor inside dicts, lists and tuples moved to the CPU, so ``torch.save``
+    writes a file any machine reads. What holds no tensor off the CPU is returned as it is (the
+    same object), so CPU runs save exactly what they saved before."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj if obj.device.type == "cpu" else obj.cpu()
+    if isinstance(obj, dict):
+        items = {k: portable(v) for k, v in obj.items()}
+        if all(items[k] is v for k, v in obj.items()):
+            return obj
+        out = copy.copy(obj)            # keeps the mapping's type and attributes (state_dict's _metadata)
+        out.update(items)
+        return out
+    if isinstance(obj, (list, tuple)):
+        values = [portable(v) for v in obj]
+        if all(a is b for a, b in zip(values, obj)):
+            return obj
+        return type(obj)(*values) if hasattr(obj, "_fields") else type(obj)(values)
+    return obj
+
+
 def save_checkpoint(path: str, state: Mapping[str, Any], metadata: Optional[Mapping[str, Any]] = None,
                     ) -> str:
     """Write ``state`` and ``metadata`` atomically (a temporary file renamed over ``path``)."""
@@ -36,7 +61,7 @@ def save_checkpoint(path: str, state: Mapping[str, Any], metadata: Optional[Mapp
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": command_line()}
     meta.update(dict(metadata or {}))
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "version": VERSION, "state": dict(state), "metadata": meta}, tmp)
+        torch.save({"format": FORMAT, "version": VERSION, "state": portable(dict(state)), "metadata": meta}, tmp)
     return path
 
 

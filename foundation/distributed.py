@@ -14,13 +14,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
 
 import torch
 
 from .errors import UserError
 
 __all__ = ["World", "SINGLE", "init_world", "close_world", "torchrun_env"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,30 @@ class World:
         box = [obj]
         torch.distributed.broadcast_object_list(box, src=src)
         return box[0]
+
+    def gather_indexed(self, pairs: Sequence[Tuple[int, Any]]) -> List[Any]:
+        """The values of every rank's ``(index, value)`` pairs, in index order, on every rank:
+        how a sharded evaluation (tasks taken by :meth:`stride`) reassembles one process's list.
+        Tensors should be on the CPU (they travel pickled)."""
+        gathered = [p for part in self.all_gather_object(list(pairs)) for p in part]
+        return [v for _, v in sorted(gathered, key=lambda p: p[0])]
+
+    def on_main(self, fn: Callable[[], T]) -> T:
+        """``fn()`` run by rank 0 alone, its result given to every rank; if it raises, every rank
+        raises the same exception (so a bad file or folder stops all ranks, none waits forever).
+        For reading rank 0's files (a checkpoint to resume) and checking its output folder."""
+        if not self.distributed:
+            return fn()
+        outcome: Any = None
+        if self.is_main:
+            try:
+                outcome = (True, fn())
+            except Exception as exc:  # noqa: BLE001 - re-raised on every rank below
+                outcome = (False, exc)
+        ok, value = self.broadcast_object(outcome)
+        if not ok:
+            raise value
+        return value
 
     def barrier(self) -> None:
         if self.distributed:

@@ -1,7 +1,13 @@
 """``metalearn``: command-line front end of the meta-learning engine.
 
-Errors in the input (bad numbers, unwritable output folder, a checkpoint made with other settings)
-are reported as one line on stderr with exit status 2, never as a traceback.
+Errors in the input (bad numbers, unwritable output folder, a checkpoint made with other settings,
+a device that is not there) are reported as one line on stderr with exit status 2, never as a
+traceback.
+
+Every training command takes ``--device`` and runs unchanged under torchrun (``torchrun
+--nproc_per_node=N --no-python metalearn regression ...``): the meta-batch given is the total over
+all processes, each process adapts its share, rank 0 alone checks and writes ``--out``, prints and
+shows progress; errors are printed by rank 0 only.
 """
 from __future__ import annotations
 
@@ -10,9 +16,11 @@ import math
 import os
 import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import List, NoReturn, Optional
+from typing import Any, Callable, Iterator, List, NoReturn, Optional
 
+from foundation.devices import DEVICE_CHOICES_HELP
 from foundation.errors import UserError
 
 __all__ = ["main", "build_parser"]
@@ -133,19 +141,48 @@ def _add_run_options(r: argparse.ArgumentParser, checkpoint_every: int) -> None:
     g.add_argument("--no-resume", action="store_true", help="ignore any checkpoint in --out")
     r.add_argument("--no-plot", action="store_true")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device_option(r)
 
 
-def _prepare_run(args: argparse.Namespace) -> None:
-    """Before a training run: ``--resume`` has a checkpoint, ``--out`` is writable, and torch
-    uses METALEARN_THREADS threads (default 1: these small models lose more to intra-op threads'
-    overhead than they gain)."""
-    import torch
+def add_device_option(r: argparse.ArgumentParser) -> None:
+    """``--device auto|cpu|cuda|cuda:N`` (default auto), for every training subcommand."""
+    r.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_CHOICES_HELP)
 
+
+def _check_resume_and_out(args: argparse.Namespace) -> None:
+    """Before a training run: ``--resume`` has a checkpoint and ``--out`` is writable."""
     if args.resume and not (args.out / "checkpoint.pt").exists():
         raise ValueError(f"--resume: no checkpoint.pt in {args.out}")
     _check_out_dir(args.out)
+
+
+@contextmanager
+def run_world(device: Any, meta_batch: int, checks: Callable[[], None]) -> Iterator[Any]:
+    """The processes of a training run: checks that every torchrun process gets at least one task
+    of the meta-batch, joins torchrun's process group (a single process outside torchrun), runs
+    ``checks`` (of ``--out`` and the like) on rank 0 with every rank raising its error, sets torch's
+    threads (METALEARN_THREADS, default 1: these small models lose more to intra-op threads'
+    overhead than they gain) and yields the :class:`foundation.distributed.World`.  The group is
+    left after a successful run; after an error the process just exits (torchrun stops the rest)."""
+    import torch
+
+    from foundation.distributed import close_world, init_world, torchrun_env
+
+    env = torchrun_env()
+    if env is not None and env[1] > meta_batch:
+        raise ValueError(f"--meta-batch {meta_batch} is smaller than the {env[1]} processes: "
+                         f"every process needs at least one task of the meta-batch")
+    world = init_world(device)
+    world.on_main(checks)
     threads = os.environ.get("METALEARN_THREADS", "1")
     torch.set_num_threads(int(threads) if threads.isdigit() and int(threads) > 0 else 1)
+    yield world
+    close_world(world)
+
+
+def _is_main_process() -> bool:
+    """Rank 0 of torchrun (or a single process): the one that prints errors."""
+    return os.environ.get("RANK", "0").strip() in ("", "0")
 
 
 def _check_out_dir(path: Path) -> None:
@@ -159,9 +196,11 @@ def _check_out_dir(path: Path) -> None:
 
 
 def _regression(args: argparse.Namespace) -> int:
+    from foundation.devices import resolve_device
 
     from .tasks.regression import RegressionConfig, load_gamma, run
 
+    device = resolve_device(args.device)
     if not all(math.isfinite(v) and v > 0 for v in (args.inner_lr, args.outer_lr)) or \
             not (math.isfinite(args.l2_lambda0) and args.l2_lambda0 >= 0):
         raise ValueError("learning rates must be positive numbers and --l2-lambda0 >= 0")
@@ -183,8 +222,11 @@ def _regression(args: argparse.Namespace) -> int:
         l2_meta_reg=args.l2_meta_reg, l2_lambda0=args.l2_lambda0, l2_gamma=gamma,
         eval_tasks=args.eval_tasks, seed=args.seed, checkpoint_every=args.checkpoint_every,
     ).validate()
-    _prepare_run(args)
-    results = run(cfg, args.out, resume=not args.no_resume, progress=not args.quiet, plot=not args.no_plot)
+    with run_world(device, cfg.meta_batch, lambda: _check_resume_and_out(args)) as world:
+        results = run(cfg, args.out, resume=not args.no_resume, progress=not args.quiet, plot=not args.no_plot,
+                      device=device, world=world)
+    if not world.is_main:
+        return 0
     m = results["mse"]
     print(f"{results['config']['method']} {cfg.shots}-shot: "
           + ", ".join(f"{k} step{'s' if k != '1' else ''} MSE {v['mean']:.3f} +- {v['ci95']:.3f}"
@@ -193,10 +235,12 @@ def _regression(args: argparse.Namespace) -> int:
 
 
 def _rl(args: argparse.Namespace) -> int:
+    from foundation.devices import resolve_device
 
     from .tasks.rl.envs import MUJOCO_ENVS, require_mujoco
     from .tasks.rl.train import config_for, run
 
+    device = resolve_device(args.device)
     if not (math.isfinite(args.inner_lr) and args.inner_lr > 0):
         raise ValueError(f"--inner-lr must be a positive number, got {args.inner_lr}")
     cfg = config_for(args.env, args.protocol, iterations=args.iterations, meta_batch=args.meta_batch,
@@ -207,8 +251,11 @@ def _rl(args: argparse.Namespace) -> int:
                      checkpoint_every=args.checkpoint_every).validate()
     if args.env in MUJOCO_ENVS:
         require_mujoco(args.env)
-    _prepare_run(args)
-    results = run(cfg, args.out, resume=not args.no_resume, progress=not args.quiet, plot=not args.no_plot)
+    with run_world(device, cfg.meta_batch, lambda: _check_resume_and_out(args)) as world:
+        results = run(cfg, args.out, resume=not args.no_resume, progress=not args.quiet, plot=not args.no_plot,
+                      device=device, world=world)
+    if not world.is_main:
+        return 0
     print(f"{cfg.env} {results['config']['method']}: return "
           + ", ".join(f"{k} step{'s' if k != '1' else ''} {v['mean']:.1f} +- {v['ci95']:.1f}"
                       for k, v in results["return"].items()) + f" -> {args.out / 'results.json'}")
@@ -233,8 +280,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command in ("classification", "glyphs"):
             from .tasks.classification.cli import run_command
 
-            return run_command(args, _check_out_dir)
+            return run_command(args, _check_out_dir, run_world)
     except (ValueError, UserError) as exc:
+        if not _is_main_process():            # under torchrun rank 0 alone speaks (and owns --out)
+            return 2
         if out is not None and not existed:   # a failed run leaves no empty output folder behind
             try:
                 Path(out).rmdir()
@@ -243,7 +292,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"metalearn: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("metalearn: interrupted (the last checkpoint is kept; rerun to resume)", file=sys.stderr)
+        if _is_main_process():
+            print("metalearn: interrupted (the last checkpoint is kept; rerun to resume)", file=sys.stderr)
         return 130
     parser.error(f"unknown command {args.command!r}")
     return 2  # pragma: no cover

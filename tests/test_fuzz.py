@@ -456,6 +456,8 @@ CASES += [
     ("ml-bad-surgery", ML + ["--surgery", "magic", "--out", NEW], 2, "invalid choice"),
     ("ml-inner-lr-nan", ML + ["--inner-lr", "nan", "--out", NEW], 2, "learning rates"),
     ("ml-unknown-command", ["metalearn", "nope"], 2, "invalid choice"),
+    ("ml-device-absent", ML + ["--device", "cuda:99", "--out", NEW], 2, "--device cuda:99"),
+    ("ml-device-word", ML + ["--device", "tpu", "--out", NEW], 2, "--device 'tpu'"),
 ]
 
 RL = ["metalearn", "rl", "--env", "2dnav", "--iterations", "1", "--meta-batch", "2", "--trajectories", "2",
@@ -474,6 +476,7 @@ CASES += [
     ("rl-out-proc", RL + ["--out", "/proc/metalearn-fuzz"], 2, "cannot write"),
     ("rl-resume-without-ckpt", RL + ["--resume", "--out", NEW], 2, "no checkpoint"),
     ("rl-resume-and-no-resume", RL + ["--resume", "--no-resume", "--out", NEW], 2, "not allowed"),
+    ("rl-device-absent", RL + ["--device", "cuda:99", "--out", NEW], 2, "--device cuda:99"),
 ]
 
 CL = ["metalearn", "classification", "--ways", "2", "--shots", "1", "--iterations", "1", "--quiet"]
@@ -507,6 +510,9 @@ CASES += [
     ("cls-out-under-file", CL + ["--out", "{W}/afile/o"], 2, "afile"),
     ("cls-out-proc", CL + ["--out", "/proc/metalearn-fuzz"], 2, "cannot write"),
     ("cls-resume-without-ckpt", CL + ["--resume", "--out", NEW], 2, "no checkpoint"),
+    ("cls-device-absent", CL + ["--device", "cuda:99", "--out", NEW], 2, "--device cuda:99"),
+    ("cls-evaluate-device-absent", CL + ["--evaluate", "{W}/garbage.pt", "--device", "cuda:99", "--out", NEW],
+     2, "--device cuda:99"),
     ("glyphs-out-under-file", ["metalearn", "glyphs", "{W}/afile/g", "--quiet"], 2, "afile"),
     ("glyphs-image-size-0", ["metalearn", "glyphs", NEW, "--image-size", "0", "--quiet"], 2, "--image-size"),
 ]

@@ -10,6 +10,11 @@ Determinism and resume: the model is initialised from ``seed``; meta-iteration `
 global generator with ``(seed, i)`` before sampling its tasks and any DropGrad/GradDrop/PCGrad
 randomness, so a run resumed from a checkpoint (learner, Adam state and iteration counter saved
 atomically) continues exactly as an uninterrupted run would.
+
+Devices and processes: tasks are drawn on the CPU (the same tasks on every device) and moved to
+the learner's device. Under torchrun every rank draws the whole meta-batch and adapts its
+``world.split`` share; the engine all-reduces the meta-gradients. Evaluation chunks are shared
+round-robin and gathered, so the numbers are one process's. Rank 0 alone writes files.
 """
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from foundation.checkpoint import portable
+from foundation.distributed import SINGLE, World
 from foundation.fileio import atomic_path, atomic_write_text
 
 from ..functional import detach_params, functional_loss
@@ -30,7 +37,7 @@ from ..learner import MetaConfig, MetaLearner
 from ..stats import mean_ci95
 
 __all__ = ["RegressionConfig", "sample_tasks", "make_model", "build_learner", "train", "evaluate",
-           "run", "EVAL_SEED", "load_gamma"]
+           "run", "run_info", "EVAL_SEED", "load_gamma"]
 
 EVAL_SEED = 20_260_601  # evaluation tasks: fixed, shared by every run, never used for training
 AMP_RANGE = (0.1, 5.0)
@@ -122,10 +129,13 @@ def mse(pred: Tensor, target: Tensor) -> Tensor:
     return ((pred - target) ** 2).mean()
 
 
-def build_learner(cfg: RegressionConfig) -> Tuple[MetaLearner, Any]:
-    """Model initialised from ``cfg.seed`` wrapped in a learner, and the functional loss."""
+def build_learner(cfg: RegressionConfig, device: Optional[torch.device] = None) -> Tuple[MetaLearner, Any]:
+    """Model initialised from ``cfg.seed`` (on the CPU, so every device starts from the same
+    weights) and moved to ``device``, wrapped in a learner, and the functional loss."""
     torch.manual_seed(cfg.seed)
     model = make_model()
+    if device is not None:
+        model = model.to(device)
     learner = MetaLearner(model, cfg.meta_config())
     return learner, functional_loss(model, mse)
 
@@ -136,43 +146,59 @@ def _iteration_seed(seed: int, it: int) -> int:
 
 def _atomic_save(obj: Any, path: Path) -> None:
     with atomic_path(str(path)) as tmp:
-        torch.save(obj, tmp)
+        torch.save(portable(obj), tmp)
+
+
+def _to(pair: Tuple[Tensor, Tensor], device: torch.device, share: Optional[Tuple[int, int]] = None,
+        ) -> Tuple[Tensor, Tensor]:
+    """(x, y) of a meta-batch on ``device``, only the tasks ``[start, stop)`` of ``share``."""
+    if share is not None:
+        pair = (pair[0][share[0]:share[1]], pair[1][share[0]:share[1]])
+    return pair[0].to(device), pair[1].to(device)
 
 
 def train(cfg: RegressionConfig, out_dir: Optional[Path] = None, resume: bool = True,
-          progress: bool = True, stop_after: Optional[int] = None) -> Tuple[MetaLearner, Any, Dict[str, Any]]:
-    """Meta-train (resuming from ``out_dir/checkpoint.pt`` if present and ``resume``).
+          progress: bool = True, stop_after: Optional[int] = None, device: Optional[torch.device] = None,
+          world: World = SINGLE) -> Tuple[MetaLearner, Any, Dict[str, Any]]:
+    """Meta-train (resuming from ``out_dir/checkpoint.pt`` if present and ``resume``) on
+    ``device`` (default CPU), this rank adapting its share of each meta-batch.
 
     ``stop_after`` ends early after that many iterations in total (checkpoint written) - used to
     test resuming.  Returns (learner, loss_fn, training info).
     """
     from tqdm import tqdm
 
-    learner, loss_fn = build_learner(cfg)
+    device = torch.device("cpu") if device is None else device
+    learner, loss_fn = build_learner(cfg, device)
     history: list = []
     start_it, seconds = 0, 0.0
     ckpt = Path(out_dir) / "checkpoint.pt" if out_dir is not None else None
-    if resume and ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    state = world.on_main(lambda: torch.load(ckpt, map_location="cpu", weights_only=False)
+                          if resume and ckpt is not None and ckpt.exists() else None)
+    if state is not None:
         if state.get("training_key") != cfg.training_key():
             raise ValueError(f"{ckpt} was made with different settings; use another --out or --no-resume")
         learner.load_checkpoint_state(state["learner"])
         start_it, history, seconds = state["iteration"], state["history"], state["seconds"]
+    learner.distribute(world)
     end_it = cfg.iterations if stop_after is None else min(cfg.iterations, stop_after)
+    share = world.split(cfg.meta_batch) if world.distributed else None
 
     def save(it: int) -> None:
-        if ckpt is not None:
+        if ckpt is not None and world.is_main:
             _atomic_save({"learner": learner.checkpoint_state(), "iteration": it, "history": history,
                           "seconds": seconds, "training_key": cfg.training_key(),
                           "config": cfg.to_dict()}, ckpt)
 
-    bar = tqdm(range(start_it, end_it), initial=start_it, total=cfg.iterations, disable=not progress,
+    bar = tqdm(range(start_it, end_it), initial=start_it, total=cfg.iterations,
+               disable=not (progress and world.is_main),
                desc=f"meta-train {cfg.shots}-shot", dynamic_ncols=True, mininterval=1.0)
     running = None
     t0 = time.perf_counter()
     for it in bar:
         torch.manual_seed(_iteration_seed(cfg.seed, it))
         support, query, _, _ = sample_tasks(cfg.meta_batch, cfg.shots, cfg.shots)
+        support, query = _to(support, device, share), _to(query, device, share)
         if cfg.surgery:  # per-task meta-gradients in one vmap(grad) pass
             losses, grads, _ = learner.meta_batch_grads(loss_fn, support, query, training=True)
             stats = learner.outer_step(losses, task_grads=grads)
@@ -188,21 +214,24 @@ def train(cfg: RegressionConfig, out_dir: Optional[Path] = None, resume: bool = 
             t0 = time.perf_counter()
             save(it + 1)
     bar.close()
-    if start_it >= end_it and ckpt is not None and not ckpt.exists():
+    if start_it >= end_it and ckpt is not None and world.is_main and not ckpt.exists():
         save(end_it)
     return learner, loss_fn, {"iterations": end_it, "history": history, "seconds": round(seconds, 2)}
 
 
 def evaluate(learner: MetaLearner, loss_fn: Any, cfg: RegressionConfig, chunk: int = 200,
-             ) -> Tuple[Dict[str, Dict[str, float]], Optional[Dict[str, float]]]:
+             world: World = SINGLE) -> Tuple[Dict[str, Dict[str, float]], Optional[Dict[str, float]]]:
     """MSE after each of ``cfg.eval_steps`` inner steps on the fixed held-out tasks (no DropGrad),
-    mean and 95% CI; and the mean gamma per tensor with L2F."""
+    mean and 95% CI; and the mean gamma per tensor with L2F.  Runs on the learner's device; the
+    chunks of ``chunk`` tasks are shared round-robin over ``world`` and gathered in order (every
+    chunk computed as one process computes it, so the numbers do not depend on the world size)."""
     from torch.func import vmap
 
     gen = torch.Generator().manual_seed(EVAL_SEED + cfg.shots)
     support, query, _, _ = sample_tasks(cfg.eval_tasks, cfg.shots, cfg.eval_query, gen)
     steps = max(cfg.eval_steps)
     start = detach_params(learner.start())
+    device = next(iter(start.values())).device
 
     def one(s: Any, q: Any) -> Tuple[Tensor, Tensor]:
         _, info = learner.adapt(start, loss_fn, s, steps=steps, training=False, keep_path=True)
@@ -210,14 +239,15 @@ def evaluate(learner: MetaLearner, loss_fn: Any, cfg: RegressionConfig, chunk: i
         g = info["gamma"] if info["gamma"] is not None else errs.new_zeros(())
         return errs.detach(), g.detach()
 
-    errs, gammas = [], []
-    for i in range(0, cfg.eval_tasks, chunk):
-        s = (support[0][i:i + chunk], support[1][i:i + chunk])
-        q = (query[0][i:i + chunk], query[1][i:i + chunk])
+    done = []
+    for i in world.stride(range(0, cfg.eval_tasks, chunk)):
+        s = _to(support, device, (i, i + chunk))
+        q = _to(query, device, (i, i + chunk))
         e, g = vmap(one, randomness="different")(s, q)
-        errs.append(e)
-        gammas.append(g)
-    err = torch.cat(errs)  # (tasks, steps + 1)
+        done.append((i, (e.cpu(), g.cpu())))
+    parts = world.gather_indexed(done)
+    err = torch.cat([e for e, _ in parts])  # (tasks, steps + 1)
+    gammas = [g for _, g in parts]
     out = {}
     for k in cfg.eval_steps:
         out[str(k)] = mean_ci95(err[:, k])
@@ -239,16 +269,17 @@ def plot_fits(learner: MetaLearner, loss_fn: Any, cfg: RegressionConfig, path: P
     support, _, amp, phase = sample_tasks(n, cfg.shots, 1, gen)
     xs = torch.linspace(*X_RANGE, 200).unsqueeze(1)
     start = detach_params(learner.start())
+    device = next(iter(start.values())).device
     steps = max(cfg.eval_steps)
     fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.2), squeeze=False)
     for i in range(n):
         s = (support[0][i], support[1][i])
-        _, info = learner.adapt(start, loss_fn, s, steps=steps, training=False, keep_path=True)
+        _, info = learner.adapt(start, loss_fn, _to(s, device), steps=steps, training=False, keep_path=True)
         ax = axes[0][i]
         ax.plot(xs, amp[i, 0] * torch.sin(xs + phase[i, 0]), "k-", lw=2, label="truth")
         for k, style in zip(cfg.eval_steps, ("C0:", "C1--", "C2-")):
             with torch.no_grad():
-                pred = functional_call(learner.model, info["path"][k], (xs,))
+                pred = functional_call(learner.model, info["path"][k], (xs.to(device),)).cpu()
             ax.plot(xs, pred, style, label=f"{k} step{'s' if k != 1 else ''}")
         ax.plot(s[0], s[1], "r^", ms=7, label=f"{cfg.shots} support")
         ax.set_xlim(*X_RANGE)
@@ -287,15 +318,18 @@ def load_gamma(path: Path) -> Dict[str, float]:
 
 
 def run(cfg: RegressionConfig, out_dir: Path, resume: bool = True, progress: bool = True,
-        plot: bool = True, stop_after: Optional[int] = None) -> Dict[str, Any]:
-    """Train, evaluate, and write ``results.json``, ``checkpoint.pt`` and ``fits.png``."""
+        plot: bool = True, stop_after: Optional[int] = None, device: Optional[torch.device] = None,
+        world: World = SINGLE) -> Dict[str, Any]:
+    """Train, evaluate, and write ``results.json``, ``checkpoint.pt`` and ``fits.png`` (rank 0
+    writes; every rank returns the results)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    learner, loss_fn, info = train(cfg, out_dir, resume, progress, stop_after)
+    if world.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    learner, loss_fn, info = train(cfg, out_dir, resume, progress, stop_after, device, world)
     if stop_after is not None and info["iterations"] < cfg.iterations:
         return {"stopped_at": info["iterations"]}
     t0 = time.perf_counter()
-    mse_, gamma = evaluate(learner, loss_fn, cfg)
+    mse_, gamma = evaluate(learner, loss_fn, cfg, world=world)
     results: Dict[str, Any] = {"mse": mse_, "config": {**cfg.to_dict(), "method": _method_name(cfg)},
                                "train": {"iterations": info["iterations"], "seconds": info["seconds"],
                                          "loss_history": info["history"]},
@@ -303,8 +337,15 @@ def run(cfg: RegressionConfig, out_dir: Path, resume: bool = True, progress: boo
     if gamma is not None:
         results["gamma"] = gamma
     if learner.config.learn_lr:
-        results["inner_lr_mean"] = {n: float(r.mean()) for n, r in learner.inner_lr.rates().items()}
-    atomic_write_text(str(out_dir / "results.json"), json.dumps(results, indent=1) + "\n")
-    if plot:
-        plot_fits(learner, loss_fn, cfg, out_dir / "fits.png")
+        results["inner_lr_mean"] = {n: float(r.detach().mean()) for n, r in learner.inner_lr.rates().items()}
+    results["run"] = run_info(learner, world)
+    if world.is_main:
+        atomic_write_text(str(out_dir / "results.json"), json.dumps(results, indent=1) + "\n")
+        if plot:
+            plot_fits(learner, loss_fn, cfg, out_dir / "fits.png")
     return results
+
+
+def run_info(learner: MetaLearner, world: World) -> Dict[str, Any]:
+    """Where a run ran: the device of its meta-parameters and the number of processes."""
+    return {"device": str(next(learner.parameters()).device), "processes": world.size}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable, Dict
 
@@ -33,6 +34,8 @@ def _positive_float(text: str) -> float:
 def add_parsers(sub: argparse._SubParsersAction, positive_int: Callable, nonneg_int: Callable,
                 rate: Callable) -> None:
     """Add the ``classification`` and ``glyphs`` subcommands to ``metalearn``'s parser."""
+    from foundation.devices import DEVICE_CHOICES_HELP
+
     from .backbones import BACKBONES
     from .configs import CONFIGS
     from .datasets import DATASETS
@@ -83,6 +86,7 @@ def add_parsers(sub: argparse._SubParsersAction, positive_int: Callable, nonneg_
     g.add_argument("--resume", action="store_true", help="require a checkpoint in --out and continue it")
     g.add_argument("--no-resume", action="store_true", help="ignore any checkpoint in --out")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_CHOICES_HELP)
 
     gl = sub.add_parser("glyphs", help="write the glyph benchmark as an image folder",
                         description="Render (or read from the cache) the glyph benchmark and write it as "
@@ -125,23 +129,31 @@ def _config(args: argparse.Namespace):
     return ClassificationConfig(**values).validate()
 
 
-def _classification(args: argparse.Namespace, check_out_dir: Callable[[Path], None]) -> int:
-    import torch
+def _classification(args: argparse.Namespace, check_out_dir: Callable[[Path], None],
+                    run_world: Callable[..., Any]) -> int:
+    from foundation.devices import resolve_device
 
     from .train import evaluate_checkpoint, run
 
+    device = resolve_device(args.device)
     cfg = _config(args)
-    if args.evaluate is not None and not args.evaluate.is_file():
-        raise ValueError(f"--evaluate: {args.evaluate} is not a file")
-    if args.resume and not (args.out / "checkpoint.pt").exists():
-        raise ValueError(f"--resume: no checkpoint.pt in {args.out}")
-    check_out_dir(args.out)
-    threads = os.environ.get("METALEARN_THREADS", "1")
-    torch.set_num_threads(int(threads) if threads.isdigit() and int(threads) > 0 else 1)
-    if args.evaluate is not None:
-        res = evaluate_checkpoint(args.evaluate, cfg, args.out, progress=not args.quiet)
-    else:
-        res = run(cfg, args.out, resume=not args.no_resume, progress=not args.quiet)
+
+    def checks() -> None:
+        if args.evaluate is not None and not args.evaluate.is_file():
+            raise ValueError(f"--evaluate: {args.evaluate} is not a file")
+        if args.resume and not (args.out / "checkpoint.pt").exists():
+            raise ValueError(f"--resume: no checkpoint.pt in {args.out}")
+        check_out_dir(args.out)
+
+    meta_batch = cfg.resolved().meta_batch if args.evaluate is None else sys.maxsize   # no tasks to share
+    with run_world(device, meta_batch, checks) as world:
+        if args.evaluate is not None:
+            res = evaluate_checkpoint(args.evaluate, cfg, args.out, progress=not args.quiet, device=device,
+                                      world=world)
+        else:
+            res = run(cfg, args.out, resume=not args.no_resume, progress=not args.quiet, device=device, world=world)
+    if not world.is_main:
+        return 0
     acc = res["accuracy"]
     print(f"{res['config']['method']} {cfg.ways}-way {cfg.shots}-shot on {cfg.dataset}: "
           f"{100 * acc['mean']:.2f}% +- {100 * acc['ci95']:.2f} ({acc['tasks']} tasks) -> {args.out / 'results.json'}")
@@ -158,8 +170,11 @@ def _glyphs(args: argparse.Namespace, check_out_dir: Callable[[Path], None]) -> 
     return 0
 
 
-def run_command(args: argparse.Namespace, check_out_dir: Callable[[Path], None]) -> int:
+def run_command(args: argparse.Namespace, check_out_dir: Callable[[Path], None],
+                run_world: Callable[..., Any]) -> int:
     """Run ``metalearn classification`` or ``metalearn glyphs``; ``check_out_dir`` is the command
-    line's writability check of the output folder (raises ValueError)."""
-    command = _classification if args.command == "classification" else _glyphs
-    return command(args, check_out_dir)
+    line's writability check of the output folder (raises ValueError) and ``run_world`` its
+    context of the run's processes (:func:`meta_learning.cli.run_world`)."""
+    if args.command == "classification":
+        return _classification(args, check_out_dir, run_world)
+    return _glyphs(args, check_out_dir)

@@ -71,6 +71,13 @@ class Episode:
     query: Tuple[Tensor, Tensor]
     classes: List[int]
 
+    def to(self, device: torch.device) -> "Episode":
+        """The same episode with its images and labels on ``device`` (itself when already there)."""
+        if self.support[0].device == torch.device(device):
+            return self
+        return Episode((self.support[0].to(device), self.support[1].to(device)),
+                       (self.query[0].to(device), self.query[1].to(device)), self.classes)
+
 
 def episode_rng(seed: int, index: int) -> np.random.Generator:
     """The generator of episode ``index`` of the stream ``seed``."""

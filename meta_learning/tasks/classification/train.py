@@ -13,6 +13,13 @@ Determinism and resume: the model is initialised from ``seed``; meta-iteration `
 episodes from ``episode_rng(seed, i)`` and reseeds torch (DropGrad, GradDrop, PCGrad) from
 ``(seed, i)``, so a run resumed from ``checkpoint.pt`` (written atomically with the Adam state,
 the iteration, the kept checkpoints and the history) continues exactly as an uninterrupted one.
+
+Devices and processes: episodes are drawn on the CPU and moved to the learner's device. Under
+torchrun every rank draws the whole meta-batch (so the episode stream is one process's) and adapts
+its ``world.split`` share; the engine all-reduces the meta-gradients. Validation and test tasks are
+shared round-robin over the ranks and gathered, every task computed as one process computes it,
+so the accuracies and the kept checkpoints do not depend on the number of processes. Rank 0 alone
+reads the checkpoint to resume (and gives it to the others) and writes files.
 """
 from __future__ import annotations
 
@@ -27,12 +34,14 @@ import torch
 from torch import Tensor, nn
 
 from foundation.checkpoint import load_checkpoint, save_checkpoint
+from foundation.distributed import SINGLE, World
 from foundation.errors import UserError
 from foundation.fileio import atomic_write_text
 
 from ...functional import detach_params, functional_loss
 from ...learner import MetaConfig, MetaLearner
 from ...stats import mean_ci95
+from ..regression import run_info
 from .backbones import BACKBONES, make_backbone
 from .datasets import DATASETS, DEFAULT_IMAGE_SIZE, load_pools
 from .episodes import EVAL_SEED, VAL_SEED, ClassPool, Episode, episode_rng, sample_episode
@@ -144,11 +153,15 @@ def mean_ci(values: Sequence[float]) -> Dict[str, float]:
     return {**mean_ci95(values), "tasks": int(len(values))}
 
 
-def build_learner(cfg: ClassificationConfig, channels: int) -> Tuple[MetaLearner, Any]:
-    """The backbone initialised from ``cfg.seed`` wrapped in a learner, and the functional loss."""
+def build_learner(cfg: ClassificationConfig, channels: int, device: Optional[torch.device] = None,
+                  ) -> Tuple[MetaLearner, Any]:
+    """The backbone initialised from ``cfg.seed`` (on the CPU, the same weights for every device)
+    and moved to ``device``, wrapped in a learner, and the functional loss."""
     r = cfg.resolved()
     torch.manual_seed(r.seed)
     model = make_backbone(r.backbone, r.ways, channels, r.image_size)
+    if device is not None:
+        model = model.to(device)
     return MetaLearner(model, r.meta_config()), functional_loss(model, nn.functional.cross_entropy)
 
 
@@ -158,27 +171,29 @@ def _iteration_seed(seed: int, it: int) -> int:
 
 def predict(learner: MetaLearner, loss_fn: Any, episode: Episode, steps: int) -> Tuple[Tensor, Optional[Tensor]]:
     """Softmax query predictions (Q, ways) after adapting on the support set (no DropGrad), and
-    gamma with L2F."""
+    gamma with L2F; computed on the learner's device, returned on the CPU."""
     from torch.func import functional_call
 
     start = detach_params(learner.start())
+    episode = episode.to(next(iter(start.values())).device)
     fast, info = learner.adapt(start, loss_fn, episode.support, steps=steps, training=False, first_order=True)
     with torch.no_grad():
         logits = functional_call(learner.model, {k: v.detach() for k, v in fast.items()},
                                  (episode.query[0],), strict=False)
-    gamma = info["gamma"].detach() if info["gamma"] is not None else None
-    return logits.softmax(-1), gamma
+    gamma = info["gamma"].detach().cpu() if info["gamma"] is not None else None
+    return logits.softmax(-1).cpu(), gamma
 
 
 def _accuracy(learner: MetaLearner, loss_fn: Any, pool: ClassPool, cfg: ClassificationConfig,
-              tasks: int, seed: int) -> float:
+              tasks: int, seed: int, world: World = SINGLE) -> float:
+    """Mean query accuracy over ``tasks`` fixed tasks (shared round-robin over ``world``)."""
     r = cfg.resolved()
     accs = []
-    for t in range(tasks):
+    for t in world.stride(range(tasks)):
         ep = sample_episode(pool, r.ways, r.shots, r.queries, episode_rng(seed, t))
         probs, _ = predict(learner, loss_fn, ep, r.eval_inner_steps)
-        accs.append(float((probs.argmax(-1) == ep.query[1]).double().mean()))
-    return float(np.mean(accs))
+        accs.append((t, float((probs.argmax(-1) == ep.query[1]).double().mean())))
+    return float(np.mean(world.gather_indexed(accs)))
 
 
 def _load_pools(cfg: ClassificationConfig, progress: bool) -> Dict[str, ClassPool]:
@@ -195,34 +210,52 @@ def _load_pools(cfg: ClassificationConfig, progress: bool) -> Dict[str, ClassPoo
     return pools
 
 
+def _pools_for(cfg: ClassificationConfig, progress: bool, world: World) -> Dict[str, ClassPool]:
+    """The data set's pools, loaded (and, for glyphs, rendered into the cache) by rank 0 first,
+    then by the other ranks; an error on rank 0 stops every rank."""
+    first: Dict[str, Dict[str, ClassPool]] = {}
+
+    def load() -> None:
+        first["pools"] = _load_pools(cfg, progress)
+
+    world.on_main(load)
+    return first["pools"] if world.is_main else _load_pools(cfg, False)
+
+
 def train(cfg: ClassificationConfig, out_dir: Path, pools: Optional[Dict[str, ClassPool]] = None,
           resume: bool = True, progress: bool = True, stop_after: Optional[int] = None,
+          device: Optional[torch.device] = None, world: World = SINGLE,
           ) -> Tuple[MetaLearner, Any, Dict[str, Any]]:
-    """Meta-train (resuming from ``out_dir/checkpoint.pt``), validating every ``val_every``
-    iterations and keeping the ``top_k`` best starts in ``out_dir/top/``.  ``stop_after`` ends
-    early after that many iterations in total (checkpoint written)."""
+    """Meta-train on ``device`` (default CPU; resuming from ``out_dir/checkpoint.pt``), this rank
+    adapting its share of each meta-batch, validating every ``val_every`` iterations and keeping
+    the ``top_k`` best starts in ``out_dir/top/``.  ``stop_after`` ends early after that many
+    iterations in total (checkpoint written)."""
     from tqdm import tqdm
 
     r = cfg.resolved()
     out_dir = Path(out_dir)
-    pools = pools or _load_pools(cfg, progress)
-    learner, loss_fn = build_learner(r, pools["train"].channels)
+    pools = pools or _pools_for(cfg, progress, world)
+    learner, loss_fn = build_learner(r, pools["train"].channels, device)
     ckpt = out_dir / "checkpoint.pt"
     top_dir = out_dir / "top"
     history: List[List[float]] = []
     top: List[Dict[str, Any]] = []      # {"iteration", "val_accuracy", "file"}, best first
     start_it, seconds = 0, 0.0
     running: Optional[float] = None     # smoothed training loss
-    if resume and ckpt.exists():
-        state, _ = load_checkpoint(str(ckpt))
+    state = world.on_main(lambda: load_checkpoint(str(ckpt))[0] if resume and ckpt.exists() else None)
+    if state is not None:
         if state.get("training_key") != r.training_key():
             raise UserError(f"{ckpt} was made with different settings; use another --out or --no-resume")
         learner.load_checkpoint_state(state["learner"])
         start_it, history, seconds, top = state["iteration"], state["history"], state["seconds"], state["top"]
         running = state.get("running")
+    learner.distribute(world)
     end_it = r.iterations if stop_after is None else min(r.iterations, stop_after)
+    start, stop = world.split(r.meta_batch)
 
     def save(it: int) -> None:
+        if not world.is_main:
+            return
         save_checkpoint(str(ckpt), {"learner": learner.checkpoint_state(), "iteration": it,
                                     "history": history, "seconds": seconds, "top": top, "running": running,
                                     "training_key": r.training_key(), "config": r.to_dict()})
@@ -232,25 +265,27 @@ def train(cfg: ClassificationConfig, out_dir: Path, pools: Optional[Dict[str, Cl
                 f.unlink()
 
     def validate(it: int) -> None:
-        acc = _accuracy(learner, loss_fn, pools["val"], r, r.val_tasks, VAL_SEED)
+        acc = _accuracy(learner, loss_fn, pools["val"], r, r.val_tasks, VAL_SEED, world)
         history.append([it, running if running is not None else float("nan"), acc])
         cand = top + [{"iteration": it, "val_accuracy": acc, "file": f"iter{it}.pt"}]
         cand.sort(key=lambda t: (-t["val_accuracy"], -t["iteration"]))
-        if any(t["iteration"] == it for t in cand[:r.top_k]):
+        if world.is_main and any(t["iteration"] == it for t in cand[:r.top_k]):
             save_checkpoint(str(top_dir / f"iter{it}.pt"),
                             {"learner": {k: v.detach().clone() for k, v in learner.state_dict().items()}})
         top[:] = cand[:r.top_k]
 
-    bar = tqdm(range(start_it, end_it), initial=start_it, total=r.iterations, disable=not progress,
-               desc=f"meta-train {r.ways}-way {r.shots}-shot", dynamic_ncols=True, mininterval=1.0)
+    bar = tqdm(range(start_it, end_it), initial=start_it, total=r.iterations,
+               disable=not (progress and world.is_main), desc=f"meta-train {r.ways}-way {r.shots}-shot", dynamic_ncols=True, mininterval=1.0)
     t0 = time.perf_counter()
     for it in bar:
         rng = episode_rng(r.seed, it)
         torch.manual_seed(_iteration_seed(r.seed, it))
-        for _ in range(r.meta_batch):
-            ep = sample_episode(pools["train"], r.ways, r.shots, r.queries, rng)
-            loss, _ = learner.task_loss(loss_fn, ep.support, ep.query, training=True)
-            learner.backward_task(loss)
+        for t in range(r.meta_batch):
+            ep = sample_episode(pools["train"], r.ways, r.shots, r.queries, rng)   # every rank draws all
+            if start <= t < stop:
+                ep = ep.to(device) if device is not None else ep
+                loss, _ = learner.task_loss(loss_fn, ep.support, ep.query, training=True)
+                learner.backward_task(loss)
         stats = learner.outer_step()
         running = stats["loss"] if running is None else 0.95 * running + 0.05 * stats["loss"]
         if (it + 1) % r.val_every == 0 or it + 1 == r.iterations:
@@ -270,36 +305,40 @@ def train(cfg: ClassificationConfig, out_dir: Path, pools: Optional[Dict[str, Cl
 
 
 def evaluate(learner: MetaLearner, loss_fn: Any, members: Sequence[Dict[str, Tensor]], pool: ClassPool,
-             cfg: ClassificationConfig, progress: bool = False) -> Dict[str, Any]:
+             cfg: ClassificationConfig, progress: bool = False, world: World = SINGLE) -> Dict[str, Any]:
     """Accuracy of each member state and of their averaged softmax predictions on the fixed test
-    tasks, with 95% CIs; L2F's mean gamma per adapted tensor (first member)."""
+    tasks, with 95% CIs; L2F's mean gamma per adapted tensor (first member).  The tasks are
+    shared round-robin over ``world`` and gathered in task order (the numbers of one process)."""
     from tqdm import tqdm
 
     r = cfg.resolved()
-    n = r.eval_tasks
-    summed: List[Optional[Tensor]] = [None] * n
-    labels: List[Tensor] = [torch.empty(0)] * n
-    member_acc: List[List[float]] = []
-    gammas: List[Tensor] = []
-    bar = tqdm(total=n * len(members), desc="test tasks", disable=not progress, mininterval=1.0)
+    mine = world.stride(range(r.eval_tasks))
+    summed: Dict[int, Tensor] = {}
+    labels: Dict[int, Tensor] = {}
+    member_acc: Dict[int, List[float]] = {t: [] for t in mine}
+    gammas: Dict[int, Tensor] = {}
+    bar = tqdm(total=len(mine) * len(members), desc="test tasks", disable=not (progress and world.is_main),
+               mininterval=1.0)
     for m, state in enumerate(members):
         learner.load_state_dict(state, strict=False)
-        accs = []
-        for t in range(n):
+        for t in mine:
             ep = sample_episode(pool, r.ways, r.shots, r.queries, episode_rng(EVAL_SEED, t))
             probs, gamma = predict(learner, loss_fn, ep, r.eval_inner_steps)
-            accs.append(float((probs.argmax(-1) == ep.query[1]).double().mean()))
-            summed[t] = probs if summed[t] is None else summed[t] + probs
+            member_acc[t].append(float((probs.argmax(-1) == ep.query[1]).double().mean()))
+            summed[t] = probs if t not in summed else summed[t] + probs
             labels[t] = ep.query[1]
             if gamma is not None and m == 0:
-                gammas.append(gamma)
+                gammas[t] = gamma
             bar.update(1)
-        member_acc.append(accs)
     bar.close()
-    ens = [float((s.argmax(-1) == y).double().mean()) for s, y in zip(summed, labels)]
-    out: Dict[str, Any] = {"accuracy": mean_ci(ens), "members": [mean_ci(a) for a in member_acc]}
-    if gammas:
-        g = torch.stack(gammas).double().mean(0)
+    rows = world.gather_indexed([(t, (member_acc[t], float((summed[t].argmax(-1) == labels[t]).double().mean()),
+                                      gammas.get(t))) for t in mine])
+    ens = [e for _, e, _ in rows]
+    per_member = [[accs[m] for accs, _, _ in rows] for m in range(len(members))]
+    out: Dict[str, Any] = {"accuracy": mean_ci(ens), "members": [mean_ci(a) for a in per_member]}
+    gamma_rows = [g for _, _, g in rows if g is not None]
+    if gamma_rows:
+        g = torch.stack(gamma_rows).double().mean(0)
         out["gamma"] = {name: float(v) for name, v in zip(learner.inner_names, g)}
     return out
 
@@ -309,22 +348,26 @@ def _member_states(out_dir: Path, top: Sequence[Dict[str, Any]]) -> List[Dict[st
 
 
 def run(cfg: ClassificationConfig, out_dir: Path, resume: bool = True, progress: bool = True,
-        stop_after: Optional[int] = None, pools: Optional[Dict[str, ClassPool]] = None) -> Dict[str, Any]:
+        stop_after: Optional[int] = None, pools: Optional[Dict[str, ClassPool]] = None,
+        device: Optional[torch.device] = None, world: World = SINGLE) -> Dict[str, Any]:
     """Train, evaluate the top-k ensemble, and write ``results.json`` and ``model.pt`` (the kept
-    starts, self-contained, for ``--evaluate``) beside ``checkpoint.pt``."""
+    starts, self-contained, for ``--evaluate``) beside ``checkpoint.pt`` (rank 0 writes; every
+    rank returns the results)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if world.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     r = cfg.resolved()
-    pools = pools or _load_pools(cfg, progress)
-    learner, loss_fn, info = train(cfg, out_dir, pools, resume, progress, stop_after)
+    pools = pools or _pools_for(cfg, progress, world)
+    learner, loss_fn, info = train(cfg, out_dir, pools, resume, progress, stop_after, device, world)
     if info["iterations"] < r.iterations:
         return {"stopped_at": info["iterations"]}
-    members = _member_states(out_dir, info["top"])
-    save_checkpoint(str(out_dir / "model.pt"), {"members": members, "config": r.to_dict(),
-                                                 "channels": pools["train"].channels,
-                                                 "top": info["top"]})
+    members = world.on_main(lambda: _member_states(out_dir, info["top"]))
+    if world.is_main:
+        save_checkpoint(str(out_dir / "model.pt"), {"members": members, "config": r.to_dict(),
+                                                     "channels": pools["train"].channels,
+                                                     "top": info["top"]})
     t0 = time.perf_counter()
-    ev = evaluate(learner, loss_fn, members, pools["test"], r, progress)
+    ev = evaluate(learner, loss_fn, members, pools["test"], r, progress, world)
     results: Dict[str, Any] = {
         "accuracy": ev["accuracy"], "members": [{**t, "accuracy": a} for t, a in zip(info["top"], ev["members"])],
         "config": {**r.to_dict(), "method": method_name(r)},
@@ -332,15 +375,18 @@ def run(cfg: ClassificationConfig, out_dir: Path, resume: bool = True, progress:
         "eval_seconds": round(time.perf_counter() - t0, 2)}
     if "gamma" in ev:
         results["gamma"] = ev["gamma"]
-    atomic_write_text(str(out_dir / "results.json"), json.dumps(results, indent=1) + "\n")
+    results["run"] = run_info(learner, world)
+    if world.is_main:
+        atomic_write_text(str(out_dir / "results.json"), json.dumps(results, indent=1) + "\n")
     return results
 
 
 def evaluate_checkpoint(path: Path, cfg: ClassificationConfig, out_dir: Path, progress: bool = True,
-                        ) -> Dict[str, Any]:
+                        device: Optional[torch.device] = None, world: World = SINGLE) -> Dict[str, Any]:
     """Evaluate a trained ``model.pt`` (its ensemble) or ``checkpoint.pt`` (its last start) on
-    ``cfg``'s data set (cross-domain: any data set), writing ``out_dir/results.json``."""
-    state, _ = load_checkpoint(str(path))
+    ``cfg``'s data set (cross-domain: any data set) on ``device``, writing ``out_dir/results.json``
+    (rank 0 reads the file and writes the results; the test tasks are shared over ``world``)."""
+    state = world.on_main(lambda: load_checkpoint(str(path))[0])
     if "members" in state:
         trained, members = state["config"], list(state["members"])
     elif "learner" in state and "config" in state:
@@ -358,19 +404,21 @@ def evaluate_checkpoint(path: Path, cfg: ClassificationConfig, out_dir: Path, pr
                                    "queries": cfg.queries, "eval_tasks": cfg.eval_tasks,
                                    "image_size": trained["image_size"], "glyph_seed": cfg.glyph_seed,
                                    "eval_inner_steps": cfg.eval_inner_steps or trained["eval_inner_steps"]})
-    pools = load_pools(ecfg.dataset, ecfg.root, ecfg.image_size, ecfg.glyph_seed, progress)
+    pools = _pools_for(ecfg, progress, world)
     channels = int(state.get("channels", pools["test"].channels))
     test = _with_channels(pools["test"], channels)
-    learner, loss_fn = build_learner(tcfg, channels)
+    learner, loss_fn = build_learner(tcfg, channels, device)
     t0 = time.perf_counter()
-    ev = evaluate(learner, loss_fn, members, test, ecfg, progress)
+    ev = evaluate(learner, loss_fn, members, test, ecfg, progress, world)
     results = {"accuracy": ev["accuracy"], "members": ev["members"],
                "config": {**ecfg.resolved().to_dict(), "method": method_name(tcfg)},
                "trained": {**trained, "checkpoint": str(path)}, "eval_seconds": round(time.perf_counter() - t0, 2)}
     if "gamma" in ev:
         results["gamma"] = ev["gamma"]
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(str(Path(out_dir) / "results.json"), json.dumps(results, indent=1) + "\n")
+    results["run"] = run_info(learner, world)
+    if world.is_main:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(str(Path(out_dir) / "results.json"), json.dumps(results, indent=1) + "\n")
     return results
 
 

@@ -21,14 +21,16 @@ def fit_linear_baseline(obs: Tensor, returns: Tensor, reg: float = 1e-5) -> Tens
     """Fit one ridge regression per leading index (task) and return its predictions.
 
     ``obs`` (T, N, H, d), ``returns`` (T, N, H) -> values (T, N, H).  Solved as the least-squares
-    problem [X; sqrt(reg) I] w = [R; 0] in float64 (exact for data a linear model explains)."""
+    problem [X; sqrt(reg) I] w = [R; 0] in float64 (exact for data a linear model explains), on
+    the device of ``obs`` (CUDA's lstsq uses the QR driver ``gels``: the ridge rows make the
+    system full rank, which it needs)."""
     x = baseline_features(obs).double()
     t = x.shape[0]
     x = x.reshape(t, -1, x.shape[-1])
     y = returns.double().reshape(t, -1, 1)
     k = x.shape[-1]
-    ridge = (reg ** 0.5) * torch.eye(k, dtype=x.dtype).expand(t, k, k)
+    ridge = (reg ** 0.5) * torch.eye(k, dtype=x.dtype, device=x.device).expand(t, k, k)
     a = torch.cat([x, ridge], dim=1)
-    b = torch.cat([y, torch.zeros(t, k, 1, dtype=y.dtype)], dim=1)
+    b = torch.cat([y, torch.zeros(t, k, 1, dtype=y.dtype, device=y.device)], dim=1)
     w = torch.linalg.lstsq(a, b).solution
     return (x @ w).reshape(returns.shape).to(returns.dtype)

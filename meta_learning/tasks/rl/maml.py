@@ -58,7 +58,7 @@ def _subsample(batch: TaskBatch, stride: int) -> TaskBatch:
 
 def outer_objective(learner: MetaLearner, policy: nn.Module, loss_fn: Callable, train: TaskBatch,
                     valid: TaskBatch, seed: int, fast0: Optional[Dict[str, Tensor]] = None,
-                    hvp: str = "first_order", hvp_stride: int = 1,
+                    hvp: str = "first_order", hvp_stride: int = 1, weight: float = 1.0,
                     ) -> Tuple[Callable[[Mapping[str, Tensor]], Tuple[Tensor, Tensor]],
                                Callable[[Mapping[str, Tensor]], Tensor]]:
     """TRPO's ``objective(meta_params) -> (surrogate loss, mean KL)`` and the KL for its Hessian.
@@ -72,7 +72,10 @@ def outer_objective(learner: MetaLearner, policy: nn.Module, loss_fn: Callable, 
     ``hvp="first_order"``, the first-order Jacobian of the adaptation (the inner gradient held
     constant, L2F's gamma and Meta-SGD's rates still differentiated): a much cheaper curvature,
     while the line search checks the exact KL and surrogate.  ``"exact"`` differentiates the inner
-    gradient too."""
+    gradient too.
+
+    ``weight`` scales both (surrogate and KL): a torchrun rank passes its fraction of the
+    meta-batch's tasks, so the ranks' objectives sum to the whole meta-batch's means."""
     from torch.func import vmap
 
     if hvp not in HVP_MODES:
@@ -91,7 +94,7 @@ def outer_objective(learner: MetaLearner, policy: nn.Module, loss_fn: Callable, 
             old.update(mean=mean.detach(), log_std=log_std.detach(), logp=logp.detach())
         surr = -(torch.exp(logp - old["logp"]) * valid.advantages).mean()
         kl = gaussian_kl(old["mean"], old["log_std"], mean, log_std).mean()
-        return surr, kl
+        return (surr, kl) if weight == 1.0 else (surr * weight, kl * weight)
 
     def kl_hessian_objective(mp: Mapping[str, Tensor]) -> Tensor:
         if not old:
@@ -100,6 +103,7 @@ def outer_objective(learner: MetaLearner, policy: nn.Module, loss_fn: Callable, 
         sub = _subsample(valid, hvp_stride)
         mean, log_std = policy_on(fast, sub.obs)
         s = slice(None, None, hvp_stride)
-        return gaussian_kl(old["mean"][:, :, s], old["log_std"][:, :, s], mean, log_std).mean()
+        kl = gaussian_kl(old["mean"][:, :, s], old["log_std"][:, :, s], mean, log_std).mean()
+        return kl if weight == 1.0 else kl * weight
 
     return objective, kl_hessian_objective

@@ -5,24 +5,28 @@ the last is treated as terminal (value 0), as in MAML's code.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor
 
 __all__ = ["discount_matrix", "discounted_returns", "gae", "normalize"]
 
 
-def discount_matrix(horizon: int, factor: float, dtype: torch.dtype = torch.float32) -> Tensor:
-    """(H, H) matrix M with M[t, s] = factor^(s - t) for s >= t, else 0."""
+def discount_matrix(horizon: int, factor: float, dtype: torch.dtype = torch.float32,
+                    device: Optional[torch.device] = None) -> Tensor:
+    """(H, H) matrix M with M[t, s] = factor^(s - t) for s >= t, else 0 (built in float64 on the
+    CPU, then cast and moved to ``device``)."""
     t = torch.arange(horizon, dtype=torch.float64)
     power = t.unsqueeze(0) - t.unsqueeze(1)
     m = torch.where(power >= 0, torch.as_tensor(factor, dtype=torch.float64) ** power.clamp(min=0),
                     torch.zeros((), dtype=torch.float64))
-    return m.to(dtype)
+    return m.to(dtype=dtype, device=device)
 
 
 def discounted_returns(rewards: Tensor, gamma: float) -> Tensor:
     """R_t = sum_{s >= t} gamma^(s - t) r_s along the last dimension."""
-    return rewards @ discount_matrix(rewards.shape[-1], gamma, rewards.dtype).T
+    return rewards @ discount_matrix(rewards.shape[-1], gamma, rewards.dtype, rewards.device).T
 
 
 def gae(rewards: Tensor, values: Tensor, gamma: float, lam: float) -> Tensor:
@@ -30,7 +34,7 @@ def gae(rewards: Tensor, values: Tensor, gamma: float, lam: float) -> Tensor:
     (V_H = 0)."""
     next_values = torch.cat([values[..., 1:], torch.zeros_like(values[..., :1])], dim=-1)
     deltas = rewards + gamma * next_values - values
-    return deltas @ discount_matrix(rewards.shape[-1], gamma * lam, rewards.dtype).T
+    return deltas @ discount_matrix(rewards.shape[-1], gamma * lam, rewards.dtype, rewards.device).T
 
 
 def normalize(x: Tensor, dims: tuple, eps: float = 1e-8) -> Tensor:

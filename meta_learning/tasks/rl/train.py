@@ -9,6 +9,13 @@ Determinism and resume: iteration ``i`` draws its tasks, resets and action noise
 ``(seed, i)`` and reseeds torch's global RNG (DropGrad) from it too, so a run resumed from its
 checkpoint (written atomically every ``checkpoint_every`` iterations) is bit-identical to an
 uninterrupted one.
+
+Devices and processes: the environments step on the CPU, the policy, baselines, adaptation and
+TRPO run on the chosen device. Under torchrun every rank draws the iteration's tasks and the
+randomness of all of them and samples and adapts its ``world.split`` share; TRPO sums its gradient,
+Hessian-vector products and line-search values over the ranks, the training returns (model
+selection) are the means over all ranks' tasks, and evaluation chunks are shared round-robin and
+gathered. Rank 0 alone reads the checkpoint to resume (and gives it to the others) and writes files.
 """
 from __future__ import annotations
 
@@ -23,17 +30,19 @@ import numpy as np
 import torch
 
 from foundation.checkpoint import load_checkpoint, save_checkpoint
+from foundation.distributed import SINGLE, World
 from foundation.errors import UserError
 from foundation.fileio import atomic_path, atomic_write_text
 
 from ...functional import detach_params
 from ...learner import MetaConfig, MetaLearner
 from ...stats import mean_ci95
+from ..regression import run_info
 from .envs import ENV_NAMES, MUJOCO_ENVS, make_batch_env, require_mujoco
 from .losses import vpg_loss
 from .maml import HVP_MODES, adapt_from, adapt_tasks, outer_objective
 from .policy import GaussianMLPPolicy
-from .sampler import process, rollout
+from .sampler import Episodes, process, rollout
 from .trpo import TRPOConfig, trpo_step
 
 __all__ = ["RLConfig", "PROTOCOLS", "config_for", "build", "train", "evaluate", "run", "EVAL_SEED"]
@@ -139,14 +148,25 @@ def _seed(*parts: int) -> int:
     return h
 
 
-def build(cfg: RLConfig) -> Tuple[Any, GaussianMLPPolicy, MetaLearner]:
-    """The batch environment, the policy (initialised from ``cfg.seed``) and its learner."""
+def build(cfg: RLConfig, device: Optional[torch.device] = None) -> Tuple[Any, GaussianMLPPolicy, MetaLearner]:
+    """The batch environment, the policy (initialised from ``cfg.seed`` on the CPU, then moved to
+    ``device``) and its learner."""
     if cfg.env in MUJOCO_ENVS:
         require_mujoco(cfg.env)
     env = make_batch_env(cfg.env)
     torch.manual_seed(cfg.seed)
     policy = GaussianMLPPolicy(env.obs_dim, env.act_dim, cfg.hidden, cfg.activation)
+    if device is not None:
+        policy = policy.to(device)
     return env, policy, MetaLearner(policy, cfg.meta_config())
+
+
+def _mean_return(episodes: Episodes, world: World) -> float:
+    """The mean over ALL ranks' tasks of the per-task average return (the ranks' shares are
+    contiguous, so gathering in rank order gives one process's task order)."""
+    local = episodes.task_returns().cpu()
+    return float(torch.cat(world.gather_indexed([(world.rank, local)])).mean()) if world.distributed \
+        else float(local.mean())
 
 
 def _checkpoint(path: Path, learner: MetaLearner, cfg: RLConfig, it: int, history: List[List[float]],
@@ -158,28 +178,39 @@ def _checkpoint(path: Path, learner: MetaLearner, cfg: RLConfig, it: int, histor
 
 
 def train(cfg: RLConfig, out_dir: Optional[Path] = None, resume: bool = True, progress: bool = True,
-          stop_after: Optional[int] = None) -> Tuple[Any, GaussianMLPPolicy, MetaLearner, Dict[str, Any]]:
-    """Meta-train with TRPO; returns env, policy, learner (holding the BEST start) and info."""
+          stop_after: Optional[int] = None, device: Optional[torch.device] = None, world: World = SINGLE,
+          ) -> Tuple[Any, GaussianMLPPolicy, MetaLearner, Dict[str, Any]]:
+    """Meta-train with TRPO on ``device`` (default CPU), this rank sampling and adapting its share
+    of each meta-batch; returns env, policy, learner (holding the BEST start) and info."""
     from tqdm import tqdm
 
-    env, policy, learner = build(cfg)
+    env, policy, learner = build(cfg, device)
     loss_fn = vpg_loss(policy)
     history: List[List[float]] = []
     best: Dict[str, Any] = {"return": -math.inf, "iteration": -1, "state": None}
     start_it, seconds = 0, 0.0
     ckpt = Path(out_dir) / "checkpoint.pt" if out_dir is not None else None
-    if resume and ckpt is not None and ckpt.exists():
+    def read() -> Optional[Dict[str, Any]]:
+        if not (resume and ckpt is not None and ckpt.exists()):
+            return None
         try:
-            state, _ = load_checkpoint(str(ckpt))
+            return load_checkpoint(str(ckpt))[0]
         except UserError as exc:
             raise ValueError(str(exc)) from None
+
+    state = world.on_main(read)
+    if state is not None:
         if state.get("training_key") != json.dumps(cfg.training_key(), sort_keys=True):
             raise ValueError(f"{ckpt} was made with different settings; use another --out or --no-resume")
         learner.load_checkpoint_state(state["learner"])
         start_it, history, best, seconds = state["iteration"], state["history"], state["best"], state["seconds"]
+    learner.distribute(world)
     end_it = cfg.iterations if stop_after is None else min(cfg.iterations, stop_after)
-    bar = tqdm(range(start_it, end_it), initial=start_it, total=cfg.iterations, disable=not progress,
-               desc=f"{cfg.env} {cfg.method()}", dynamic_ncols=True, mininterval=1.0)
+    share = world.split(cfg.meta_batch) if world.distributed else None
+    weight = (share[1] - share[0]) / cfg.meta_batch if share is not None else 1.0
+    bar = tqdm(range(start_it, end_it), initial=start_it, total=cfg.iterations,
+               disable=not (progress and world.is_main), desc=f"{cfg.env} {cfg.method()}", dynamic_ncols=True,
+               mininterval=1.0)
     t0 = time.perf_counter()
     for it in bar:
         rng = np.random.default_rng([cfg.seed, it])
@@ -187,21 +218,23 @@ def train(cfg: RLConfig, out_dir: Optional[Path] = None, resume: bool = True, pr
         torch_seed = _seed(cfg.seed, it, 2)
         tasks = env.sample_tasks(cfg.meta_batch, rng)
         start = detach_params(learner.start())
-        train_eps = rollout(env, policy, start, tasks, cfg.trajectories, cfg.horizon, gen, rng)
+        train_eps = rollout(env, policy, start, tasks, cfg.trajectories, cfg.horizon, gen, rng, share=share)
         train_batch = process(train_eps, cfg.gamma, cfg.gae_lambda)
         leaves = {n: p.detach().requires_grad_(True) for n, p in learner.trainable().items()}
         fast0 = adapt_from(learner, leaves, loss_fn, train_batch, torch_seed)
-        valid_eps = rollout(env, policy, fast0, tasks, cfg.trajectories, cfg.horizon, gen, rng, batched=True)
+        valid_eps = rollout(env, policy, fast0, tasks, cfg.trajectories, cfg.horizon, gen, rng, batched=True,
+                            share=share)
         valid_batch = process(valid_eps, cfg.gamma, cfg.gae_lambda)
-        ret_before = float(train_eps.task_returns().mean())
-        ret_after = float(valid_eps.task_returns().mean())
+        ret_before = _mean_return(train_eps, world)
+        ret_after = _mean_return(valid_eps, world)
         if ret_after > best["return"]:
             best = {"return": ret_after, "iteration": it,
                     "state": {k: v.detach().clone() for k, v in learner.state_dict().items()}}
         objective, kl_hessian = outer_objective(learner, policy, loss_fn, train_batch, valid_batch, torch_seed,
-                                                fast0, cfg.hvp, cfg.hvp_stride)
+                                                fast0, cfg.hvp, cfg.hvp_stride, weight)
         exact_kl = cfg.hvp == "exact" and cfg.hvp_stride == 1
-        deltas, stats = trpo_step(leaves, objective, cfg.trpo, kl_objective=None if exact_kl else kl_hessian)
+        deltas, stats = trpo_step(leaves, objective, cfg.trpo, kl_objective=None if exact_kl else kl_hessian,
+                                  world=world)
         del fast0
         learner.apply_update(deltas)
         history.append([it, ret_before, ret_after, stats["accepted"], stats["kl"]])
@@ -209,10 +242,10 @@ def train(cfg: RLConfig, out_dir: Optional[Path] = None, resume: bool = True, pr
         if (it + 1) % cfg.checkpoint_every == 0 or it + 1 == end_it:
             seconds += time.perf_counter() - t0
             t0 = time.perf_counter()
-            if ckpt is not None:
+            if ckpt is not None and world.is_main:
                 _checkpoint(ckpt, learner, cfg, it + 1, history, best, seconds)
     bar.close()
-    if ckpt is not None and not ckpt.exists():
+    if ckpt is not None and world.is_main and not ckpt.exists():
         _checkpoint(ckpt, learner, cfg, end_it, history, best, seconds)
     info = {"iterations": end_it, "seconds": round(seconds, 2), "history": history,
             "best_iteration": best["iteration"], "best_return": best["return"]}
@@ -222,15 +255,18 @@ def train(cfg: RLConfig, out_dir: Optional[Path] = None, resume: bool = True, pr
 
 
 def evaluate(env: Any, policy: GaussianMLPPolicy, learner: MetaLearner, cfg: RLConfig, chunk: int = 20,
-             ) -> Tuple[Dict[str, Dict[str, float]], Optional[List[float]]]:
+             world: World = SINGLE) -> Tuple[Dict[str, Dict[str, float]], Optional[List[float]]]:
     """Mean return (and 95% CI over tasks) after 0..eval_steps VPG steps on the fixed held-out tasks,
-    no DropGrad; and the mean L2F gamma per adapted tensor."""
+    no DropGrad; and the mean L2F gamma per adapted tensor.  Every chunk of ``chunk`` tasks has its
+    own seeds; the chunks are shared round-robin over ``world`` and gathered in order, so the
+    numbers are one process's."""
     loss_fn = vpg_loss(policy)
     rng = np.random.default_rng(EVAL_SEED)
     tasks = env.sample_tasks(cfg.eval_tasks, rng)
-    returns, gammas = [], []
+    done = []
     start = detach_params(learner.start())
-    for c in range(0, len(tasks), chunk):
+    for c in world.stride(range(0, len(tasks), chunk)):
+        gammas = []
         sub = tasks[c:c + chunk]
         gen = torch.Generator().manual_seed(_seed(EVAL_SEED, c))
         crng = np.random.default_rng([EVAL_SEED, c])
@@ -244,10 +280,12 @@ def evaluate(env: Any, policy: GaussianMLPPolicy, learner: MetaLearner, cfg: RLC
             fast, gamma = adapt_tasks(learner, loss_fn, batch, params=params if batched else None,
                                       steps=1, training=False, attenuate=not batched)
             if gamma is not None:
-                gammas.append(gamma.detach())
+                gammas.append(gamma.detach().cpu())
             params, batched = {n: v.detach() for n, v in fast.items()}, True
-        returns.append(torch.stack(cols, 1))
-    r = torch.cat(returns).double()  # (tasks, steps + 1)
+        done.append((c, (torch.stack(cols, 1).cpu(), gammas)))
+    parts = world.gather_indexed(done)
+    gammas = [g for _, chunk_gammas in parts for g in chunk_gammas]
+    r = torch.cat([ret for ret, _ in parts]).double()  # (tasks, steps + 1)
     out = {}
     for k in range(cfg.eval_steps + 1):
         out[str(k)] = mean_ci95(r[:, k])
@@ -278,16 +316,19 @@ def plot_returns(results: Dict[str, Any], path: Path) -> None:
 
 
 def run(cfg: RLConfig, out_dir: Path, resume: bool = True, progress: bool = True, plot: bool = True,
-        stop_after: Optional[int] = None) -> Dict[str, Any]:
-    """Train, evaluate the best start, write ``results.json``, ``checkpoint.pt`` and ``returns.png``."""
+        stop_after: Optional[int] = None, device: Optional[torch.device] = None,
+        world: World = SINGLE) -> Dict[str, Any]:
+    """Train, evaluate the best start, write ``results.json``, ``checkpoint.pt`` and ``returns.png``
+    (rank 0 writes; every rank returns the results)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    env, policy, learner, info = train(cfg, out_dir, resume, progress, stop_after)
+    if world.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    env, policy, learner, info = train(cfg, out_dir, resume, progress, stop_after, device, world)
     try:
         if stop_after is not None and info["iterations"] < cfg.iterations:
             return {"stopped_at": info["iterations"]}
         t0 = time.perf_counter()
-        ret, gamma = evaluate(env, policy, learner, cfg)
+        ret, gamma = evaluate(env, policy, learner, cfg, world=world)
     finally:
         env.close()
     results: Dict[str, Any] = {
@@ -299,7 +340,9 @@ def run(cfg: RLConfig, out_dir: Path, resume: bool = True, progress: bool = True
         "eval_seconds": round(time.perf_counter() - t0, 2)}
     if gamma is not None:
         results["gamma"] = dict(zip(learner.inner_names, gamma))
-    atomic_write_text(str(out_dir / "results.json"), json.dumps(results, indent=1) + "\n")
-    if plot:
-        plot_returns(results, out_dir / "returns.png")
+    results["run"] = run_info(learner, world)
+    if world.is_main:
+        atomic_write_text(str(out_dir / "results.json"), json.dumps(results, indent=1) + "\n")
+        if plot:
+            plot_returns(results, out_dir / "returns.png")
     return results

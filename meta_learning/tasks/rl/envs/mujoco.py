@@ -180,11 +180,16 @@ class MujocoBatch:
                 self._pools[size] = SyncVectorEnv([lambda: type(self._probe)() for _ in range(size)])
         return self._pools[size]
 
-    def reset(self, tasks: Sequence[Dict[str, float]], n: int, rng: np.random.Generator) -> Tensor:
+    def reset(self, tasks: Sequence[Dict[str, float]], n: int, rng: np.random.Generator,
+              share: Optional[Tuple[int, int]] = None) -> Tensor:
+        """``n`` trajectories per task (of the tasks ``share`` selects, if given; the reset seeds
+        of all tasks are drawn either way) -> observations (T, n, d)."""
+        seeds = [int(s) for s in rng.integers(0, 2 ** 31 - 1, size=len(tasks) * n)]
+        if share is not None:
+            tasks, seeds = tasks[share[0]:share[1]], seeds[share[0] * n:share[1] * n]
         pool = self._pool(len(tasks) * n)
         for i, env in enumerate(pool.envs):
             env.unwrapped.set_task(tasks[i // n])
-        seeds = [int(s) for s in rng.integers(0, 2 ** 31 - 1, size=len(tasks) * n)]
         obs, _ = pool.reset(seed=seeds)
         self._shape = (len(tasks), n)
         self._active = pool

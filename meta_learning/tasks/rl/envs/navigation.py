@@ -10,7 +10,7 @@ is the same task distribution as a gymnasium environment.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -51,8 +51,12 @@ class Navigation2D:
     def sample_tasks(self, n: int, rng: np.random.Generator) -> List[Task]:
         return sample_goals(n, rng)
 
-    def reset(self, tasks: Sequence[Task], n: int, rng: np.random.Generator) -> Tensor:
-        """Start every trajectory at the origin; ``rng`` is unused (the start is deterministic)."""
+    def reset(self, tasks: Sequence[Task], n: int, rng: np.random.Generator,
+              share: Optional[Tuple[int, int]] = None) -> Tensor:
+        """Start every trajectory (of the tasks ``share`` selects, if given) at the origin; ``rng``
+        is unused (the start is deterministic)."""
+        if share is not None:
+            tasks = tasks[share[0]:share[1]]
         goals = np.stack([t["goal"] for t in tasks]).astype(np.float32)
         self._goal = torch.from_numpy(goals).unsqueeze(1)            # (T, 1, 2)
         self._pos = torch.zeros(len(tasks), n, 2)
