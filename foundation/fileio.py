@@ -63,7 +63,12 @@ def ensure_writable_dir(path: str, what: str, shown: str | None = None) -> str:
     created = []
     try:
         for d in reversed(missing):
-            os.mkdir(d)
+            try:
+                os.mkdir(d)
+            except FileExistsError:   # another process (a torchrun rank) made it meanwhile
+                if not os.path.isdir(d):
+                    raise
+                continue
             created.append(d)
         fd, probe = tempfile.mkstemp(dir=target, prefix=".probe-")
         os.close(fd)

@@ -130,3 +130,16 @@ def test_sharded_eval_matches_one_process(tmp_path):
         assert not [f for f in os.listdir(b) if f.startswith(".tmp-")]
     # rank 0 reports the whole evaluation once: 3 runs tracked per tracker
     assert out.count("3 runs tracked") == 2, out
+
+
+def test_output_folder_made_by_many_processes_at_once(tmp_path):
+    """torchrun's ranks check the same new output folder together: none may fail for the other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from foundation.fileio import ensure_writable_dir
+
+    for k in range(20):
+        target = str(tmp_path / f"run{k}" / "a" / "b")
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: ensure_writable_dir(target, "--results"), range(4)))
+        assert os.path.isdir(target)
