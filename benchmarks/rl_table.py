@@ -71,6 +71,13 @@ def saved_results() -> Dict[str, Dict[str, Any]]:
     return {k: v["results"] for k, v in runs.items() if "results" in v}
 
 
+def _kept(res: Dict[str, Any]) -> Dict[str, Any]:
+    """A run's results as the table keeps them: everything but the per-iteration training history
+    (in the run's folder; not needed to rebuild the table)."""
+    train = {k: v for k, v in res["train"].items() if not k.startswith("history")}
+    return {**res, "train": train}
+
+
 def finished(out: Path, cfg: Any, saved: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
     """The run's results if it finished with exactly these settings (its folder first, else the
     committed table's copy), else None."""
@@ -254,7 +261,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     data = {"meta": meta, "table": summary,
             "runs": {key: {"return": r["return"], "train_seconds": r["train"]["seconds"],
                       "eval_seconds": r.get("eval_seconds"), "best_iteration": r["train"]["best_iteration"],
-                      "best_train_return": r["train"]["best_return"], "results": r} for key, r in all_res}}
+                      "best_train_return": r["train"]["best_return"], "results": _kept(r)} for key, r in all_res}}
     save("rl_table", data, markdown(summary, meta))
     return 0
 
