@@ -199,6 +199,8 @@ def train(cfg: RegressionConfig, out_dir: Optional[Path] = None, resume: bool = 
         torch.manual_seed(_iteration_seed(cfg.seed, it))
         support, query, _, _ = sample_tasks(cfg.meta_batch, cfg.shots, cfg.shots)
         support, query = _to(support, device, share), _to(query, device, share)
+        if world.rank:   # other DropGrad noise than rank 0's (which keeps one process's stream)
+            torch.manual_seed(_iteration_seed(cfg.seed, it) + 1_000_003 * world.rank)
         if cfg.surgery:  # per-task meta-gradients in one vmap(grad) pass
             losses, grads, _ = learner.meta_batch_grads(loss_fn, support, query, training=True)
             stats = learner.outer_step(losses, task_grads=grads)

@@ -279,7 +279,8 @@ def train(cfg: ClassificationConfig, out_dir: Path, pools: Optional[Dict[str, Cl
     t0 = time.perf_counter()
     for it in bar:
         rng = episode_rng(r.seed, it)
-        torch.manual_seed(_iteration_seed(r.seed, it))
+        # rank 0 keeps one process's DropGrad stream; the others draw noise of their own
+        torch.manual_seed(_iteration_seed(r.seed, it) + 1_000_003 * world.rank)
         for t in range(r.meta_batch):
             ep = sample_episode(pools["train"], r.ways, r.shots, r.queries, rng)   # every rank draws all
             if start <= t < stop:
