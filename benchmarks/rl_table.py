@@ -115,7 +115,9 @@ def summarise(results: List[Dict[str, Any]]) -> Dict[str, Any]:
         cis = [r["return"][k]["ci95"] for r in results]
         entry = {"median": statistics.median(means), "per_seed": means, "ci95_tasks": cis}
         if len(means) > 1:
-            entry["ci95_seeds"] = 1.96 * statistics.stdev(means) / math.sqrt(len(means))
+            # Student's t: with 2 or 3 seeds the normal 1.96 would claim far too narrow an interval
+            from scipy.stats import t as student_t
+            entry["ci95_seeds"] = float(student_t.ppf(0.975, len(means) - 1)) * statistics.stdev(means) / math.sqrt(len(means))
         out["return"][k] = entry
     out["train_seconds"] = [r["train"]["seconds"] for r in results]
     out["eval_seconds"] = [r.get("eval_seconds", 0.0) for r in results]
@@ -179,7 +181,7 @@ def markdown(table: Dict[str, Dict[str, Any]], meta: Dict[str, Any]) -> str:
         lines.append("")
     lines += [
         "Cells: median over the listed seeds of the mean return over the held-out evaluation tasks (the same "
-        "tasks and noise for every run), +- the 95% CI over seeds (1.96 sd / sqrt(n)) when there are 2 or more "
+        "tasks and noise for every run), +- the 95% CI over seeds (t(0.975, n - 1) sd / sqrt(n), Student's t) when there are 2 or more "
         "seeds, else over the evaluation tasks (1.96 sd / sqrt(tasks)). **better** / *worse*: the medians differ by "
         "more than the two half-widths together; unmarked: no clear difference.",
         "",
