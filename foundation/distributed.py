@@ -107,12 +107,6 @@ class World:
         if self.distributed:
             torch.distributed.barrier()
 
-    def any(self, flag: bool) -> bool:
-        """True on every rank when ``flag`` is true on any rank (so all take the same branch)."""
-        if not self.distributed:
-            return bool(flag)
-        return bool(self.all_gather_object(bool(flag)).count(True))
-
 
 SINGLE = World()
 
