@@ -23,7 +23,9 @@ setup(
     install_requires=[
         "torch>=2.0",
         "numpy>=1.22",
-        "opencv-python>=4.5",
+        # the contrib wheel: plain opencv-python plus CSRT, KCF, MedianFlow, TLD and MOSSE, the
+        # baselines of docs/tracking_table.md (the two wheels share cv2/: never install both)
+        "opencv-contrib-python>=4.5",
         "matplotlib>=3.5",
         "scipy>=1.8",
         "got10k==0.1.3",

@@ -15,14 +15,28 @@ from tracker import baselines
 NAMES = ["kcf", "csrt", "mil", "mosse", "medianflow", "tld"]
 
 
-def test_all_registered_and_mil_available():
+def test_all_registered_and_available_with_the_contrib_dependency():
     assert set(NAMES) <= set(tracker.names())
-    available = baselines.available_baselines()
-    assert "mil" in available  # plain opencv-python has MIL
-    assert set(available) <= set(NAMES)
-    for name in available:
+    # setup.py depends on opencv-contrib-python, which has all six
+    assert baselines.available_baselines() == NAMES
+    assert baselines.installed_opencv_wheels() == ["opencv-contrib-python"]
+    for name in NAMES:
         t = tracker.make(name)
         assert isinstance(t, tracker.Tracker) and t.name == name
+
+
+@pytest.mark.parametrize("name", ["csrt", "kcf", "medianflow", "mosse", "tld"])
+def test_contrib_trackers_follow_an_easy_target(name):
+    from foundation.boxes import iou
+    from otb_eval import synthetic
+
+    plan = synthetic.plan(1, "val", 1, frames=(10, 10), attributes=["IV"])
+    frames, gt, _, _ = synthetic.render(plan)
+    t = tracker.make(name)
+    t.init(frames[0].image, gt[0])
+    boxes = np.array([t.update(fr.image) for fr in frames[1:]])
+    assert boxes.shape == (9, 4) and np.all(np.isfinite(boxes))
+    assert iou(boxes, gt[1:]).mean() > 0.3, name
 
 
 def test_importing_tracker_does_not_import_cv2():
@@ -145,10 +159,19 @@ def test_real_mil_survives_boxes_opencv_cannot_take():
 def test_missing_contrib_tracker_names_the_package(monkeypatch):
     monkeypatch.setattr(baselines, "_constructor", lambda class_name, cv2_module=None:
                         None if class_name != "TrackerMIL" else object)
+    monkeypatch.setattr(baselines, "installed_opencv_wheels", lambda: ["opencv-python"])
     with pytest.raises(UserError, match="opencv-contrib-python") as err:
         tracker.make("kcf")
     assert "\n" not in str(err.value) and "kcf" in str(err.value)
+    assert "fix: pip uninstall -y opencv-python && pip install opencv-contrib-python" in str(err.value)
     assert baselines.available_baselines() == ["mil"]
+
+
+def test_clash_of_two_opencv_wheels_is_fixed_by_removing_both():
+    fix = baselines.contrib_fix(["opencv-contrib-python", "opencv-python-headless"])
+    assert fix == ("pip uninstall -y opencv-contrib-python opencv-python-headless "
+                   "&& pip install opencv-contrib-python")
+    assert baselines.contrib_fix([]) == "pip install opencv-contrib-python"
 
 
 def test_constructor_lookup_finds_modern_and_legacy_factories():

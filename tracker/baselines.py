@@ -3,9 +3,11 @@
 ``kcf``, ``csrt``, ``mil``, ``mosse``, ``medianflow`` and ``tld`` are registered in
 :mod:`tracker.api` lazily (``"tracker.baselines:OpenCVTracker"``), so ``import tracker`` does not
 import cv2. Whatever the installed OpenCV provides is used: ``cv2.Tracker<X>_create``,
-``cv2.Tracker<X>.create`` or ``cv2.legacy.Tracker<X>_create``. Plain ``opencv-python`` has only MIL;
-the others come with ``opencv-contrib-python``, and asking for one that is missing is a
-:class:`~foundation.errors.UserError` that says so.
+``cv2.Tracker<X>.create`` or ``cv2.legacy.Tracker<X>_create``. The project depends on
+``opencv-contrib-python``, which has all six; plain ``opencv-python`` has only MIL. The wheels (and
+their ``-headless`` forms) all write the same ``cv2/`` folder, so with two installed the last one
+installed wins and uninstalling either breaks ``cv2``. Asking for a tracker the installed cv2 lacks
+is a :class:`~foundation.errors.UserError` that names the installed wheels and the one-line fix.
 
 The wrapper converts every image to 8-bit BGR, gives OpenCV an integer box inside the image,
 keeps the last box when OpenCV reports a failure, and returns float ``(x, y, w, h)``. Two guards
@@ -39,7 +41,8 @@ BASELINES = {
     "tld": ("TrackerTLD", False, "OpenCV TLD: tracking-learning-detection (contrib, legacy)"),
 }
 
-CONTRIB_HINT = "pip install opencv-contrib-python (in place of opencv-python)"
+OPENCV_WHEELS = ("opencv-python", "opencv-python-headless", "opencv-contrib-python",
+                 "opencv-contrib-python-headless")
 MIN_SIDE = 8  # smallest box side handed to OpenCV
 
 
@@ -65,6 +68,28 @@ def available_baselines() -> list[str]:
     return [name for name, (cls, _, _) in BASELINES.items() if _constructor(cls) is not None]
 
 
+def installed_opencv_wheels() -> list[str]:
+    """The OpenCV wheels pip has installed here (more than one means they overwrote each other)."""
+    from importlib import metadata
+
+    found = []
+    for wheel in OPENCV_WHEELS:
+        try:
+            metadata.version(wheel)
+        except metadata.PackageNotFoundError:
+            continue
+        found.append(wheel)
+    return found
+
+
+def contrib_fix(wheels: Sequence[str]) -> str:
+    """The one command that leaves exactly opencv-contrib-python installed."""
+    others = [w for w in wheels if w != "opencv-contrib-python"]
+    if not others:
+        return "pip install opencv-contrib-python"
+    return f"pip uninstall -y {' '.join(sorted(wheels))} && pip install opencv-contrib-python"
+
+
 class OpenCVTracker(Tracker):
     """One of OpenCV's trackers (``algorithm`` in :data:`BASELINES`) under the got10k interface.
     ``device`` is accepted and ignored: OpenCV's trackers run on the CPU and hold no tensors."""
@@ -80,10 +105,11 @@ class OpenCVTracker(Tracker):
         if self._create is None:
             import cv2
 
+            wheels = installed_opencv_wheels()
             raise UserError(
                 f"tracker {algorithm!r} needs OpenCV's contrib modules, which the installed cv2 "
-                f"{cv2.__version__} lacks: {CONTRIB_HINT}; available here: "
-                f"{', '.join(available_baselines()) or 'none'}")
+                f"{cv2.__version__} lacks (installed: {', '.join(wheels) or 'no OpenCV wheel'}); "
+                f"fix: {contrib_fix(wheels)}; available here: {', '.join(available_baselines()) or 'none'}")
         self._tracker = None
         self._box = np.zeros(4)
 
