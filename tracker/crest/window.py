@@ -48,7 +48,7 @@ class WindowGeometry:
         k = target / side
         window = odd(window_factor * target)
         return cls(window, target, (h * k, w * k), backbone.map_size(window), backbone.stride,
-                   backbone.cell_centre(0), backbone.border)
+                   backbone.cell_centre(0, window), backbone.border)
 
     # ------------------------------------------------------------------ cells
     @property
