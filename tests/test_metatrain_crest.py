@@ -472,3 +472,40 @@ def test_cli_refuses_the_other_familys_options(data, tmp_path, capsys):
                  "--iterations", "1", "--no-progress"]) == 2
     assert "--backbone: not an option of --tracker metasdnet" in capsys.readouterr().err
     assert not os.path.exists(out)
+
+
+def test_meta_train_on_efficientnet_writes_small_weights_the_tracker_runs_with(data, tmp_path):
+    """EfficientNet-Lite0 (block 3, stride 4): the weights file keeps the backbone's config and
+    calibrated scale, not its ImageNet tensors, and the tracker rebuilds the same features."""
+    out = str(tmp_path / "effnet.pt")
+    result = meta_train_crest(data["tracks"], _config(tracking=dict(TRACKING)), out, backbone="efficientnet-lite0",
+                              backbone_layer="block3", backbone_stride=4, progress=False)
+    assert result.iterations == 6 and np.isfinite(result.last_query_loss)
+    assert os.path.getsize(out) < 200_000
+    w = load_crest_weights(out)
+    assert w.backbone.kind == "efficientnet" and w.backbone.blocks == 3 and w.backbone.stride == 4
+    assert w.backbone.feature_scale != 1.0 and w.params["conv1.weight"].shape[1] == 24
+    trk = MetaCRESTTracker(weights=out)
+    track = data["tracks"][0]
+    trk.init(read_bgr(track.frames[0]), track.boxes[0])
+    boxes = [trk.update(read_bgr(f)) for f in track.frames[1:4]]
+    assert all(b.shape == (4,) and np.all(np.isfinite(b)) for b in boxes)
+
+
+@pytest.mark.parametrize("backbone,layer,stride,message", [
+    ("efficientnet-lite0", "conv2", None, "block1 .. block16"),
+    ("efficientnet-lite0", "block17", None, "block1 .. block16"),
+    ("efficientnet-lite0", "block5", 6, "power of two"),
+    ("efficientnet-lite0", "block3", 8, "read more blocks"),
+    (None, "block5", None, "blockN is for --backbone efficientnet-lite0"),
+    (None, None, 8, "--backbone-stride: only for"),
+])
+def test_backbone_spec_mismatches_are_refused_before_loading(backbone, layer, stride, message):
+    with pytest.raises(UserError, match=message):
+        crest_mod.backbone_spec(backbone, layer, stride)
+
+
+def test_backbone_spec_defaults():
+    assert crest_mod.backbone_spec(None) == ("conv2", None)
+    assert crest_mod.backbone_spec("efficientnet-lite0") == ("block11", 5)
+    assert crest_mod.backbone_spec("efficientnet-lite0", "block5", 4) == ("block5", 3)

