@@ -71,8 +71,8 @@ def test_label_peak_and_width() -> None:
     assert lab[15, 20] == pytest.approx(1.0) and float(lab.max()) == pytest.approx(1.0)
     assert dcf.response_peak(lab) == (0, 0)
     sy, sx = 0.1 * target[0], 0.1 * target[1]     # 1 and 2 cells
-    assert float(lab[15 + 1, 20]) == pytest.approx(math.exp(-0.3))        # y = sy
-    assert float(lab[15, 20 + 2]) == pytest.approx(math.exp(-0.3))        # x = sx
+    assert float(lab[15 + round(sy), 20]) == pytest.approx(math.exp(-0.3))        # y = sy
+    assert float(lab[15, 20 + round(sx)]) == pytest.approx(math.exp(-0.3))        # x = sx
     assert float(lab[15 + 2, 20 + 4]) == pytest.approx(math.exp(-0.3 * (4 + 4)))
     wide = dcf.gaussian_label((31, 41), (20.0, 40.0))
     assert float(wide[15 + 2, 20]) == pytest.approx(math.exp(-0.3))       # twice the size, twice the width

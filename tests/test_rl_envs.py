@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from meta_learning.tasks.rl.envs import Navigation2D, make_batch_env, make_mujoco_env, navigation_step
+from meta_learning.tasks.rl.envs import Navigation2D, make_batch_env, make_mujoco_env
 from meta_learning.tasks.rl.envs.navigation import sample_goals
 
 

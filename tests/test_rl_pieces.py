@@ -1,15 +1,24 @@
 """Meta-RL building blocks: baseline, returns/GAE, Gaussian formulas, conjugate gradient, TRPO,
 and the VPG inner step going through MetaLearner.adapt."""
-import math
 
-import numpy as np
 import pytest
 import torch
 
 from meta_learning import MetaConfig, MetaLearner
-from meta_learning.tasks.rl import (GaussianMLPPolicy, TRPOConfig, baseline_features, conjugate_gradient,
-                                    discounted_returns, fit_linear_baseline, gae, gaussian_kl,
-                                    gaussian_log_prob, normalize, trpo_step, vpg_loss)
+from meta_learning.tasks.rl import (
+    GaussianMLPPolicy,
+    TRPOConfig,
+    baseline_features,
+    conjugate_gradient,
+    discounted_returns,
+    fit_linear_baseline,
+    gae,
+    gaussian_kl,
+    gaussian_log_prob,
+    normalize,
+    trpo_step,
+    vpg_loss,
+)
 
 
 def test_linear_baseline_fits_data_a_linear_model_explains_exactly():
