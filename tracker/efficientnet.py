@@ -130,21 +130,28 @@ def preprocess(rgb: Tensor) -> Tensor:
     return rgb.permute(0, 3, 1, 2).float().sub(127.0).div(128.0)
 
 
-def _same_pad(x: Tensor, kernel: int, stride: int, dilation: int) -> Tensor:
-    """TensorFlow's "same" padding: output size ceil(n / stride), the odd pixel at the end."""
-    reach = (kernel - 1) * dilation + 1
+def _same_conv(x: Tensor, weight: Tensor, bias: Tensor, stride: int = 1, dilation: int = 1,
+               groups: int = 1) -> Tensor:
+    """Convolution with TensorFlow's "same" padding (output ceil(n / stride), the odd pixel of a
+    stride-2 layer padded at the end). Symmetric padding goes to the convolution itself (an
+    explicit pad copies the map: a third of the extractor's time on a CPU)."""
+    reach = (weight.shape[-1] - 1) * dilation + 1
     pads = []
-    for n in (x.shape[-1], x.shape[-2]):
+    for n in (x.shape[-2], x.shape[-1]):
         total = max((-(-n // stride) - 1) * stride + reach - n, 0)
-        pads += [total // 2, total - total // 2]
-    return F.pad(x, pads) if any(pads) else x
+        pads.append((total // 2, total - total // 2))
+    if all(a == b for a, b in pads):
+        return F.conv2d(x, weight, bias, stride=stride, padding=(pads[0][0], pads[1][0]),
+                        dilation=dilation, groups=groups)
+    x = F.pad(x, [pads[1][0], pads[1][1], pads[0][0], pads[0][1]])
+    return F.conv2d(x, weight, bias, stride=stride, dilation=dilation, groups=groups)
 
 
 def features(params: Mapping[str, Tensor], x: Tensor, blocks: int,
              dilate_from: Optional[int] = None) -> Tensor:
     """The map after the first ``blocks`` blocks for preprocessed input ``x`` (N x 3 x H x W)."""
     x = x.contiguous(memory_format=torch.channels_last)
-    x = F.conv2d(_same_pad(x, 3, 2, 1), params["stem.weight"], params["stem.bias"], stride=2).clamp_(0, 6)
+    x = _same_conv(x, params["stem.weight"], params["stem.bias"], stride=2).clamp_(0, 6)
     rate = 1
     for i, b in enumerate(BLOCKS[:blocks]):
         p = f"blocks.{i}"
@@ -156,8 +163,8 @@ def features(params: Mapping[str, Tensor], x: Tensor, blocks: int,
             stride, next_rate = 1, rate * b.stride
         else:
             next_rate = rate
-        x = F.conv2d(_same_pad(x, b.kernel, stride, rate), params[f"{p}.depthwise.weight"],
-                     params[f"{p}.depthwise.bias"], stride=stride, dilation=rate, groups=x.shape[1]).clamp_(0, 6)
+        x = _same_conv(x, params[f"{p}.depthwise.weight"], params[f"{p}.depthwise.bias"], stride, rate,
+                       groups=x.shape[1]).clamp_(0, 6)
         rate = next_rate
         x = F.conv2d(x, params[f"{p}.project.weight"], params[f"{p}.project.bias"])
         if b.stride == 1 and inp.shape[1] == x.shape[1]:
