@@ -29,7 +29,7 @@ from foundation.distributed import SINGLE, World
 
 from .dropgrad import DropGrad
 from .functional import LossFn, Params, Selection, inner_loop, select_names
-from .l2f import Attenuator, attenuate as _attenuate, task_embedding
+from .l2f import INPUTS as L2F_INPUTS, Attenuator, attenuate as _attenuate, task_embedding
 from .lr import InnerLR
 from .regularizers import l2_meta_grads, layerwise_lambdas
 from .surgery import clamp_grads, flatten_task_grads, graddrop, pcgrad, unflatten
@@ -52,6 +52,7 @@ class MetaConfig:
     l2f_mode: str = "sigmoid"             # sigmoid (paper) | identity (gamma = 1 at start)
     l2f_embedding: str = "detached"       # detached (default, authors' first code) | differentiable
     l2f_layers: int = 2                   # linear layers of g_phi (2 = n -> n -> n)
+    l2f_input: str = "mean"               # mean (paper) | normalized (scale-free; meta_learning.l2f)
     dropgrad: Optional[str] = None        # None | binary | gaussian
     dropgrad_rate: float = 0.1
     dropgrad_schedule: str = "constant"   # constant | linear (ramp 0 -> rate)
@@ -78,6 +79,7 @@ class MetaConfig:
         check(self.l2f_mode in ("sigmoid", "identity"), f"bad l2f_mode {self.l2f_mode!r}")
         check(self.l2f_embedding in ("detached", "differentiable"),
               f"bad l2f_embedding {self.l2f_embedding!r}")
+        check(self.l2f_input in L2F_INPUTS, f"bad l2f_input {self.l2f_input!r}")
         check(self.dropgrad in (None, "binary", "gaussian"), f"bad dropgrad {self.dropgrad!r}")
         check(0.0 <= self.dropgrad_rate < 1.0, f"dropgrad_rate must be in [0, 1), got {self.dropgrad_rate}")
         check(self.surgery in (None, "pcgrad", "graddrop"), f"bad surgery {self.surgery!r}")
@@ -109,8 +111,8 @@ class MetaLearner(nn.Module):
         dtype = first.dtype if first is not None else None
         device = first.device if first is not None else None
         self.inner_lr = InnerLR(shapes, cfg.lr_mode, cfg.inner_lr, learn=cfg.learn_lr, dtype=dtype).to(device)
-        self.attenuator = (Attenuator(len(self.inner_names), cfg.l2f_mode, cfg.l2f_layers).to(device, dtype)
-                           if cfg.l2f else None)
+        self.attenuator = (Attenuator(len(self.inner_names), cfg.l2f_mode, cfg.l2f_layers,
+                                      L2F_INPUTS[cfg.l2f_input]).to(device, dtype) if cfg.l2f else None)
         self.dropgrad = (DropGrad(cfg.dropgrad_rate, cfg.dropgrad, cfg.dropgrad_schedule, cfg.dropgrad_ramp)
                          if cfg.dropgrad else None)
         self.frozen: set = set()
@@ -228,7 +230,7 @@ class MetaLearner(nn.Module):
         gamma = None
         if self.attenuator is not None and attenuate:
             emb = task_embedding(loss_fn, params, support, names,
-                                 differentiable=cfg.l2f_embedding == "differentiable")
+                                 differentiable=cfg.l2f_embedding == "differentiable", kind=cfg.l2f_input)
             gamma = self.attenuator(emb)
             params = _attenuate(params, gamma, names)
         transform = None

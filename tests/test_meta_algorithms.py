@@ -170,6 +170,50 @@ def test_identity_start_l2f_gamma_is_one_at_init_and_scale_learns():
     assert float(g_scale.abs()) > 0  # s can move away from 0
 
 
+def test_identity_l2f_has_no_dead_zone_below_zero():
+    """A negative s attenuates like |s| and keeps its gradient: with 1 - s g, gamma sat at the clamp
+    (exactly 1) and s never moved again."""
+    model = mlp()
+    learner = MetaLearner(model, MetaConfig(l2f=True, l2f_mode="identity"))
+    loss_fn = functional_loss(model, mse)
+    support, query = task()
+    with torch.no_grad():
+        learner.attenuator.scale.fill_(-0.3)
+    _, info = learner.adapt(None, loss_fn, support, steps=0)
+    assert bool((info["gamma"] < 1).all())
+    with torch.no_grad():
+        learner.attenuator.scale.fill_(0.3)
+    _, mirrored = learner.adapt(None, loss_fn, support, steps=0)
+    assert torch.equal(info["gamma"], mirrored["gamma"])
+    learner.attenuator.scale.data.fill_(-0.3)
+    loss, _ = learner.task_loss(loss_fn, support, query)
+    (g_scale,) = torch.autograd.grad(loss, [learner.attenuator.scale])
+    assert float(g_scale.abs()) > 0
+
+
+def test_normalized_l2f_input_is_scale_free():
+    """Two numbers per tensor, the same for a loss scaled by 1000 except the log-size shift."""
+    from meta_learning import task_embedding
+
+    model = mlp()
+    params = dict(model.named_parameters())
+    names = list(params)
+    support, _ = task()
+    loss_fn = functional_loss(model, mse)
+    emb = task_embedding(loss_fn, params, support, names, kind="normalized")
+    big = task_embedding(lambda p, b: 1000 * loss_fn(p, b), params, support, names, kind="normalized")
+    n = len(names)
+    assert emb.shape == (2 * n,) and bool((emb[:n].abs() <= 1).all())
+    assert torch.allclose(big[:n], emb[:n], atol=1e-5)
+    assert torch.allclose(big[n:] - emb[n:], torch.full((n,), math.log(1000.0)), atol=1e-4)
+    learner = MetaLearner(model, MetaConfig(l2f=True, l2f_input="normalized"))
+    assert learner.attenuator.mlp[0].in_features == 2 * n
+    _, info = learner.adapt(None, loss_fn, support, steps=0)
+    assert info["gamma"].shape == (n,)
+    with pytest.raises(ValueError, match="l2f_input"):
+        MetaConfig(l2f_input="raw").validate()
+
+
 def test_sigmoid_l2f_attenuates_each_tensor_by_its_gamma():
     model = mlp()
     learner = MetaLearner(model, MetaConfig(l2f=True))

@@ -509,3 +509,18 @@ def test_backbone_spec_defaults():
     assert crest_mod.backbone_spec(None) == ("conv2", None)
     assert crest_mod.backbone_spec("efficientnet-lite0") == ("block11", 5)
     assert crest_mod.backbone_spec("efficientnet-lite0", "block5", 4) == ("block5", 3)
+
+
+def test_normalized_l2f_input_is_saved_and_the_tracker_rebuilds_it(data, tmp_path):
+    out = str(tmp_path / "l2f-norm.pt")
+    cfg = replace(_config(tracking=dict(TRACKING), l2f=True), l2f_input="normalized")
+    meta_train_crest(data["tracks"], cfg, out, backbone=data["sdnet"], progress=False)
+    w = load_crest_weights(out)
+    assert w.l2f_input == "normalized" and w.attenuator["mlp.0.weight"].shape == (4, 8)
+    trk = MetaCRESTTracker(weights=out)
+    track = data["tracks"][0]
+    trk.init(read_bgr(track.frames[0]), track.boxes[0])
+    assert trk.gamma is not None and all(0 <= g <= 1 for g in trk.gamma.values())
+    w.l2f_input = "mean"
+    with pytest.raises(UserError, match="1 input each"):
+        MetaCRESTTracker(weights=w)

@@ -6,7 +6,7 @@ A weights file is a :mod:`foundation.checkpoint` file whose state holds, for any
     family      "metasdnet" | "metacrest" (files without it are MetaSDNet's)
     model       the meta-learned start theta0, name -> tensor
     alpha       element-wise Meta-SGD rates, same names and shapes (optional)
-    attenuator  the L2F g_phi state dict, with l2f_mode and l2f_layers (optional)
+    attenuator  the L2F g_phi state dict, with l2f_mode, l2f_layers and l2f_input (optional)
     adapted     the names of the tensors the frame-1 step adapts, in order (the attenuator's inputs)
 
 and beside them the family's payload (:meth:`TrackerWeights.payload`): ``model_config`` for
@@ -54,6 +54,7 @@ class TrackerWeights:
     attenuator: Optional[Dict[str, Any]] = None   # L2F g_phi state dict
     l2f_mode: str = "sigmoid"
     l2f_layers: int = 2
+    l2f_input: str = "mean"                       # g_phi's embedding (meta_learning.l2f.INPUTS)
     adapted: Tuple[str, ...] = ()                 # tensors the frame-1 step adapts (empty: all)
     metadata: Dict[str, Any] = field(default_factory=dict)
     trained: bool = True
@@ -81,6 +82,7 @@ def save_tracker_weights(path: str, weights: TrackerWeights,
     if weights.attenuator is not None:
         state["attenuator"] = _cpu(weights.attenuator)
         state["l2f_mode"], state["l2f_layers"] = weights.l2f_mode, int(weights.l2f_layers)
+        state["l2f_input"] = weights.l2f_input
     meta = {"family": weights.family, "trained": bool(weights.trained), **weights.metadata,
             **dict(metadata or {})}
     return save_checkpoint(path, state, meta)
@@ -103,7 +105,7 @@ def common_fields(state: Mapping[str, Any], metadata: Mapping[str, Any], source:
                   l2f_mode: str) -> Dict[str, Any]:
     """The :class:`TrackerWeights` fields every family reads the same way from a state."""
     return {"attenuator": state.get("attenuator"), "l2f_mode": str(state.get("l2f_mode", l2f_mode)),
-            "l2f_layers": int(state.get("l2f_layers", 2)),
+            "l2f_layers": int(state.get("l2f_layers", 2)), "l2f_input": str(state.get("l2f_input", "mean")),
             "adapted": tuple(str(n) for n in state.get("adapted") or ()),
             "metadata": dict(metadata), "trained": bool(metadata.get("trained", True)),
             "source": source}
@@ -114,16 +116,20 @@ def frame1_learner(weights: TrackerWeights, model: Any, inner_steps: int, initia
     the L2F attenuator and the adapted tensors come from ``weights`` (``initial_rate`` where the
     weights carry no rates). First order: a tracker adapts, it does not meta-learn."""
     from meta_learning import MetaConfig, MetaLearner
+    from meta_learning.l2f import INPUTS
 
     adapted = list(weights.adapted_names())
     if weights.attenuator is not None:
+        if weights.l2f_input not in INPUTS:
+            raise UserError(f"{weights.source}: unknown L2F input {weights.l2f_input!r}")
         first = [v for k, v in weights.attenuator.items() if k.endswith("weight")][0]
-        if int(first.shape[1]) != len(adapted):
+        per_tensor = INPUTS[weights.l2f_input]
+        if int(first.shape[1]) != per_tensor * len(adapted):
             raise UserError(f"{weights.source}: the L2F attenuator takes {int(first.shape[1])} inputs "
-                            f"but the weights adapt {len(adapted)} tensors")
+                            f"but the weights adapt {len(adapted)} tensors ({per_tensor} input each)")
     cfg = MetaConfig(inner_steps=inner_steps, inner_lr=initial_rate, first_order=True, adapt=adapted,
                      lr_mode="elementwise", learn_lr=False, l2f=weights.attenuator is not None,
-                     l2f_mode=weights.l2f_mode, l2f_layers=weights.l2f_layers)
+                     l2f_mode=weights.l2f_mode, l2f_layers=weights.l2f_layers, l2f_input=weights.l2f_input)
     learner = MetaLearner(model, cfg)
     if weights.alpha is not None:
         learner.inner_lr.load_rates({n: weights.alpha[n] for n in learner.inner_names})

@@ -43,6 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--l2f-mode", default="identity", choices=["identity", "sigmoid"],
                    help="identity (default): gamma = clamp(1 - s g, 0, 1) with s from 0, so the "
                         "start is untouched at first; sigmoid: the paper's plain sigmoid")
+    p.add_argument("--l2f-input", default="mean", choices=["mean", "normalized"],
+                   help="g_phi's task embedding: mean (default, the paper's per-tensor mean gradient) or "
+                        "normalized (per tensor: mean / mean |g| and log mean |g|, scale-free)")
     p.add_argument("--dropgrad", choices=["binary", "gaussian"], help="gradient dropout in the inner step")
     p.add_argument("--dropgrad-rate", type=float, default=0.1, help="DropGrad rate p (default 0.1)")
     p.add_argument("--init", metavar="FILE", help="starting weights: our .pt, an official Meta-Tracker "
@@ -102,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     given = {k: v for k, v in (("iterations", args.iterations), ("lr_start", args.lr_start),
                                ("lr_alpha", args.lr_alpha), ("alpha_init", args.alpha_init)) if v is not None}
     common = dict(meta_batch=args.meta_batch, l2f=args.l2f, lr_attenuator=args.lr_attenuator,
-                  l2f_mode=args.l2f_mode, dropgrad=args.dropgrad, dropgrad_rate=args.dropgrad_rate,
+                  l2f_mode=args.l2f_mode, l2f_input=args.l2f_input, dropgrad=args.dropgrad,
+                  dropgrad_rate=args.dropgrad_rate,
                   seed=args.seed, workers=args.workers, feature_cache=args.feature_cache,
                   checkpoint_every=args.checkpoint_every, **given)
     # an option of the other family would be silently ignored: refuse it instead

@@ -29,8 +29,9 @@ class TrainConfig:
     alpha_init: float = 1e-4
     decay_fraction: float = 2 / 3        # every lr x0.1 from this fraction of the iterations on
     l2f: bool = False
-    l2f_mode: str = "identity"           # gamma = clamp(1 - s g, 0, 1), s from 0: starts at gamma = 1
+    l2f_mode: str = "identity"           # gamma = clamp(1 - |s| g, 0, 1), s from 0: starts at gamma = 1
     l2f_embedding: str = "detached"
+    l2f_input: str = "mean"              # mean (paper) | normalized: scale-free (meta_learning.l2f)
     dropgrad: Optional[str] = None       # None | binary | gaussian
     dropgrad_rate: float = 0.1
     seed: int = 0
@@ -86,7 +87,8 @@ def training_learner(model: Any, config: TrainConfig, adapt: Any = "all", task_r
 
     meta = MetaConfig(inner_steps=1, inner_lr=config.alpha_init, first_order=False, adapt=adapt,
                       lr_mode="elementwise", learn_lr=True, l2f=config.l2f, l2f_mode=config.l2f_mode,
-                      l2f_embedding=config.l2f_embedding, dropgrad=config.dropgrad,
+                      l2f_embedding=config.l2f_embedding, l2f_input=config.l2f_input,
+                      dropgrad=config.dropgrad,
                       dropgrad_rate=config.dropgrad_rate, outer_lr=config.lr_start,
                       lr_outer_lr=config.lr_alpha, attenuator_outer_lr=config.lr_attenuator,
                       task_reduction=task_reduction)

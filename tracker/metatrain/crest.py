@@ -215,7 +215,8 @@ def _schedule(learner, config: CRESTTrainConfig, iteration: int) -> str:
 def crest_weights(learner, backbone: Backbone, config: CRESTTrainConfig, metadata: dict) -> CRESTWeights:
     """The learner's state as tracker weights."""
     return CRESTWeights(backbone=backbone, options=dict(config.tracking), l2f_mode=config.l2f_mode,
-                        l2f_layers=learner.config.l2f_layers, metadata=metadata, **learned_state(learner))
+                        l2f_layers=learner.config.l2f_layers, l2f_input=learner.config.l2f_input,
+                        metadata=metadata, **learned_state(learner))
 
 
 EFFICIENTNET = "efficientnet-lite0"   # --backbone name of EfficientNet-Lite0's ImageNet features

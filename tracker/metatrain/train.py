@@ -104,7 +104,7 @@ def tracker_weights(learner, config: MetaTrainConfig, metadata: dict):
     from ..sdnet.weights import SDNetWeights
 
     return SDNetWeights(config=ModelConfig.from_dict(config.model), l2f_mode=config.l2f_mode,
-                        l2f_layers=learner.config.l2f_layers, metadata=metadata,
+                        l2f_layers=learner.config.l2f_layers, l2f_input=learner.config.l2f_input, metadata=metadata,
                         **learned_state(learner))
 
 
