@@ -1,0 +1,111 @@
+"""Score weights files on the VALIDATION split: the recipe's choices are made here, never on test.
+
+    python benchmarks/val_weights.py --tag metacrest_recipe --dataset benchmarks/.data/synth-val-20 \\
+        metacrest=runs/mc-e5/metacrest.pt metacrest-l2f=runs/mc-e5/metacrest-l2f.pt csrt ...
+
+Each ``LABEL=FILE`` runs that weights file under the tracker its family names (``metacrest`` or
+``metasdnet``; ``LABEL`` only names the row, and a label starting with ``crest`` or ``mdnet`` runs
+the non-meta start on the file's backbone); a bare name runs a registered tracker (``csrt``).
+For L2F weights the gamma of every adapted tensor on every sequence's first frame is kept, with
+its mean and spread over sequences. Writes ``benchmarks/results/<tag>.json`` and
+``docs/<tag>.md``; ``--note`` adds a line of reading under the table.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import warnings
+
+import numpy as np
+from _util import ROOT, machine, save
+
+
+def tracker_for(label: str, path: str | None):
+    """A picklable factory for the row."""
+    from tracker.api import factory
+
+    if path is None:
+        return factory(label)
+    from foundation.checkpoint import load_checkpoint
+
+    state, _ = load_checkpoint(path)
+    fam = state.get("family") or "metasdnet"
+    if label.startswith(("crest", "mdnet")):
+        return factory("crest" if fam == "metacrest" else "mdnet", weights=path)
+    return factory(fam, weights=path)
+
+
+def gamma_on(label: str, path: str, dataset) -> dict[str, list[float]] | None:
+    from foundation.images import read_bgr
+
+    trk = tracker_for(label, path)()
+    out: dict[str, list[float]] = {}
+    for seq in dataset:
+        trk.init(read_bgr(seq.img_files[0]), seq.anno[0])
+        if trk.gamma is None:
+            return None
+        for n, g in trk.gamma.items():
+            out.setdefault(n, []).append(float(g))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rows", nargs="+", metavar="LABEL=FILE|NAME")
+    parser.add_argument("--tag", required=True, help="names the JSON and the doc")
+    parser.add_argument("--title", default="Validation split")
+    parser.add_argument("--dataset", default=os.path.join(ROOT, "benchmarks", ".data", "synth-val-20"))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--note", action="append", default=[], help="a reading line under the table")
+    args = parser.parse_args()
+
+    from otb_eval.datasets import OTBDataset
+    from otb_eval.experiment import run_ope
+    from otb_eval.report import evaluate
+
+    if not os.path.isdir(args.dataset):
+        sys.exit(f"val_weights: no dataset {args.dataset}")
+    rows = [(r.split("=", 1)[0], r.split("=", 1)[1] if "=" in r else None) for r in args.rows]
+    for label, path in rows:
+        if path is not None and not os.path.isfile(path):
+            sys.exit(f"val_weights: {label}: no file {path}")
+    warnings.simplefilter("ignore")
+    dataset = OTBDataset(args.dataset)
+    results = os.path.join(ROOT, "benchmarks", ".data", f"results-{args.tag}")
+    shutil.rmtree(results, ignore_errors=True)
+    for label, path in rows:
+        run_ope(tracker_for(label, path), dataset, results, name=label, workers=args.workers)
+    perf = evaluate(dataset, results, [label for label, _ in rows])
+    out = {"dataset": {"path": os.path.relpath(args.dataset, ROOT), "sequences": len(dataset)},
+           "rows": {}, "machine": machine()}
+    for label, path in rows:
+        o = perf[label]["overall"]
+        row = {"file": path and os.path.relpath(path, ROOT), "auc": o["success_score"],
+               "precision_20px": o["precision_score"], "success_rate_0.5": o["success_rate"], "fps": o["fps"],
+               "auc_per_sequence": {s: e["success_score"] for s, e in perf[label]["seq_wise"].items()}}
+        g = gamma_on(label, path, dataset) if path else None
+        if g is not None:
+            row["gamma"] = {n: {"mean": float(np.mean(v)), "std": float(np.std(v)), "min": float(np.min(v)),
+                                "max": float(np.max(v)), "per_sequence": v} for n, v in g.items()}
+        out["rows"][label] = row
+    lines = [f"# {args.title}", "",
+             f"`python benchmarks/val_weights.py --tag {args.tag} ...` (rows and files in "
+             f"`benchmarks/results/{args.tag}.json`): {len(dataset)} validation sequences "
+             f"(`{out['dataset']['path']}`), OPE; fps with {args.workers} sequences side by side on 2 shared cores.",
+             "", "| row | AUC | precision@20px | success@0.5 | fps | gamma per adapted tensor: mean (min-max over sequences) |",
+             "|---|---|---|---|---|---|"]
+    for label, r in out["rows"].items():
+        gam = ", ".join(f"{n} {v['mean']:.3f} ({v['min']:.3f}-{v['max']:.3f})" for n, v in r.get("gamma", {}).items())
+        lines.append(f"| {label} | {r['auc']:.3f} | {r['precision_20px']:.3f} | {r['success_rate_0.5']:.3f} | "
+                     f"{r['fps']:.1f} | {gam or '-'} |")
+    if args.note:
+        lines += [""] + [f"- {n}" for n in args.note]
+    md = "\n".join(lines) + "\n"
+    print(md)
+    print("wrote", *save(args.tag, out, md))
+
+
+if __name__ == "__main__":
+    main()
