@@ -7,7 +7,8 @@ Each ``LABEL=FILE`` runs that weights file under the tracker its family names (`
 ``metasdnet``; ``LABEL`` only names the row, and a label starting with ``crest`` or ``mdnet`` runs
 the non-meta start on the file's backbone); a bare name runs a registered tracker (``csrt``).
 For L2F weights the gamma of every adapted tensor on every sequence's first frame is kept, with
-its mean and spread over sequences. Writes ``benchmarks/results/<tag>.json`` and
+its mean and spread over sequences, and g_phi's input there (the task embedding) and its
+identity-mode scale s. Writes ``benchmarks/results/<tag>.json`` and
 ``docs/<tag>.md``; ``--note`` adds a line of reading under the table.
 """
 from __future__ import annotations
@@ -37,18 +38,21 @@ def tracker_for(label: str, path: str | None):
     return factory(fam, weights=path)
 
 
-def gamma_on(label: str, path: str, dataset) -> dict[str, list[float]] | None:
+def gamma_on(label: str, path: str, dataset) -> tuple[dict[str, list[float]], list[list[float]]] | None:
+    """gamma per adapted tensor and g_phi's input per sequence (first frames), or None without L2F."""
     from foundation.images import read_bgr
 
     trk = tracker_for(label, path)()
     out: dict[str, list[float]] = {}
+    embeddings = []
     for seq in dataset:
         trk.init(read_bgr(seq.img_files[0]), seq.anno[0])
         if trk.gamma is None:
             return None
         for n, g in trk.gamma.items():
             out.setdefault(n, []).append(float(g))
-    return out
+        embeddings.append(list(getattr(trk, "l2f_embedding", None) or []))
+    return out, embeddings
 
 
 def main() -> None:
@@ -85,10 +89,20 @@ def main() -> None:
         row = {"file": path and os.path.relpath(path, ROOT), "auc": o["success_score"],
                "precision_20px": o["precision_score"], "success_rate_0.5": o["success_rate"], "fps": o["fps"],
                "auc_per_sequence": {s: e["success_score"] for s, e in perf[label]["seq_wise"].items()}}
-        g = gamma_on(label, path, dataset) if path else None
-        if g is not None:
+        found = gamma_on(label, path, dataset) if path else None
+        if found is not None:
+            g, emb = found
             row["gamma"] = {n: {"mean": float(np.mean(v)), "std": float(np.std(v)), "min": float(np.min(v)),
                                 "max": float(np.max(v)), "per_sequence": v} for n, v in g.items()}
+            if emb and emb[0]:
+                e = np.abs(np.asarray(emb))
+                row["embedding_abs"] = {"median": np.median(e, axis=0).tolist(), "max": e.max(axis=0).tolist(),
+                                        "per_sequence": emb}
+            from foundation.checkpoint import load_checkpoint
+
+            att = load_checkpoint(path)[0].get("attenuator") or {}
+            if "scale" in att:
+                row["attenuator_scale"] = float(att["scale"])
         out["rows"][label] = row
     lines = [f"# {args.title}", "",
              f"`python benchmarks/val_weights.py --tag {args.tag} ...` (rows and files in "
@@ -100,6 +114,14 @@ def main() -> None:
         gam = ", ".join(f"{n} {v['mean']:.3f} ({v['min']:.3f}-{v['max']:.3f})" for n, v in r.get("gamma", {}).items())
         lines.append(f"| {label} | {r['auc']:.3f} | {r['precision_20px']:.3f} | {r['success_rate_0.5']:.3f} | "
                      f"{r['fps']:.1f} | {gam or '-'} |")
+    l2f = {k: r for k, r in out["rows"].items() if "gamma" in r}
+    if l2f:
+        lines += ["", "g_phi's input on the first frames (median of |embedding| over sequences, per adapted "
+                      "tensor; `normalized` weights: the ratios, then the logs) and the identity-mode scale s:", ""]
+        for k, r in l2f.items():
+            med = r.get("embedding_abs", {}).get("median", [])
+            scale = f"s = {r['attenuator_scale']:+.4f}; " if "attenuator_scale" in r else ""
+            lines.append(f"- {k}: {scale}|embedding| " + ", ".join(f"{v:.1e}" for v in med))
     if args.note:
         lines += [""] + [f"- {n}" for n in args.note]
     md = "\n".join(lines) + "\n"

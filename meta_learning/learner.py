@@ -210,7 +210,8 @@ class MetaLearner(nn.Module):
               first_order: Optional[bool] = None) -> Tuple[Params, Dict[str, Any]]:
         """Task adaptation: L2F attenuation (if on), then ``steps`` (Meta-)SGD steps with DropGrad
         noise (training only).  ``params=None`` uses the start.  Returns the adapted params and
-        ``info`` with ``gamma`` (None without L2F), the support ``losses`` per step and, with
+        ``info`` with ``gamma`` and g_phi's input ``embedding`` (None without L2F), the support
+        ``losses`` per step and, with
         ``keep_path``, ``path``: the params after 0, 1, ..., steps steps.
 
         ``rates`` replaces the held inner rates for this task: a start that is reshaped per task
@@ -227,7 +228,7 @@ class MetaLearner(nn.Module):
         params = self.start() if params is None else dict(params)
         steps = cfg.inner_steps if steps is None else steps
         names = [n for n in self.inner_names if n in params]
-        gamma = None
+        gamma = emb = None
         if self.attenuator is not None and attenuate:
             emb = task_embedding(loss_fn, params, support, names,
                                  differentiable=cfg.l2f_embedding == "differentiable", kind=cfg.l2f_input)
@@ -246,7 +247,7 @@ class MetaLearner(nn.Module):
         order = self.is_first_order() if first_order is None else first_order
         params, losses = inner_loop(loss_fn, params, support, steps, lrs, names,
                                     first_order=order, grad_transform=transform, path=path)
-        return params, {"gamma": gamma, "losses": losses, "names": names, "path": path}
+        return params, {"gamma": gamma, "embedding": emb, "losses": losses, "names": names, "path": path}
 
     def task_loss(self, loss_fn: LossFn, support: Any, query: Any, steps: Optional[int] = None,
                   training: bool = True, query_loss_fn: Optional[LossFn] = None,

@@ -148,6 +148,7 @@ class MetaCRESTTracker(Tracker):
         if self.opts.init == "meta":
             self.learner()
         self.gamma: Optional[Dict[str, float]] = None
+        self.l2f_embedding: Optional[List[float]] = None   # g_phi's input at the last frame 1
 
     # ------------------------------------------------------------------ engine
     def learner(self):
@@ -212,6 +213,7 @@ class MetaCRESTTracker(Tracker):
                                           training=False, rates=sized_rates)
             self.gamma = (None if info["gamma"] is None else
                           dict(zip(info["names"], info["gamma"].detach().tolist())))
+            self.l2f_embedding = None if info["embedding"] is None else info["embedding"].detach().cpu().tolist()
             params = {k: v.detach().clone() for k, v in adapted.items()}
         else:
             gen = torch.Generator().manual_seed(o.seed)   # on the CPU: the same start on every device
