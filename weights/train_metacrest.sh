@@ -6,23 +6,27 @@
 #   bash weights/train_metacrest.sh                          # the shipped files (seed 0) into weights/
 #   SEED=1 OUT=benchmarks/.data/seeds bash weights/train_metacrest.sh    # NAME-seed1.pt, not shipped
 #   DEVICE=cuda ITER=3000 bash weights/train_metacrest.sh    # a longer schedule on a GPU
-# VARIANTS="base l2f" limits the variants (base, l2f, dropgrad, l2f-dropgrad).
+# VARIANTS="base l2f" limits the variants (base, l2f, dropgrad, l2f-dropgrad); TRAIN_SEQUENCES,
+# VAL_SEQUENCES, SYNTH_ARGS and CHECKPOINT_EVERY size a trial run (tests/test_recipes.py).
 set -euo pipefail
 DATA=${DATA:-benchmarks/.data}
 OUT=${OUT:-weights}
 SEED=${SEED:-0}
 ITER=${ITER:-600}
 DEVICE=${DEVICE:-cpu}
-metatrack synth "$DATA/synth-train" --sequences 60 --split train --seed 0
-metatrack synth "$DATA/synth-val-20" --sequences 20 --split val --seed 0
+VAL="$DATA/synth-val-${VAL_SEQUENCES:-20}"
+# shellcheck disable=SC2086
+metatrack synth "$DATA/synth-train" --sequences "${TRAIN_SEQUENCES:-60}" --split train --seed 0 --no-progress ${SYNTH_ARGS:-}
+# shellcheck disable=SC2086
+metatrack synth "$VAL" --sequences "${VAL_SEQUENCES:-20}" --split val --seed 0 --no-progress ${SYNTH_ARGS:-}
 # CPU recipe (docs/metacrest.md): targets normalised to 32 px (window 161 px), EfficientNet-Lite0
 # block 5 at stride 4 (a trous from block 3), 600 iterations of meta-batch 4, Adam 1e-3 for theta0,
 # 1e-5 for alpha (from 1e-4), online update lr 1e-4, per-frame window features cached on disk.
-COMMON=(--tracker metacrest --dataset "$DATA/synth-train" --val-dataset "$DATA/synth-val-20"
+COMMON=(--tracker metacrest --dataset "$DATA/synth-train" --val-dataset "$VAL"
         --backbone efficientnet-lite0 --backbone-layer block5 --backbone-stride 4
         --max-target-px 32 --min-target-px 32 --tracker-option update_lr=1e-4
         --iterations "$ITER" --meta-batch 4 --lr-start 1e-3 --lr-alpha 1e-5 --alpha-init 1e-4
-        --feature-cache "$DATA/features" --checkpoint-every 50 --seed "$SEED" --device "$DEVICE" --no-progress)
+        --feature-cache "$DATA/features" --checkpoint-every "${CHECKPOINT_EVERY:-50}" --seed "$SEED" --device "$DEVICE" --no-progress)
 resume() { [ -f "$1.ckpt" ] && echo --resume || true; }
 mkdir -p "$OUT"
 for v in ${VARIANTS:-base l2f dropgrad l2f-dropgrad}; do

@@ -1,0 +1,42 @@
+"""weights/train_metacrest.sh, the script that reproduces the shipped MetaCREST weights: its steps
+resume (a rerun skips nothing it should redo and redoes nothing it finished) and a run split in
+two gives the same weights as one run."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "weights", "train_metacrest.sh")
+
+
+def _run(tmp_path, out: str, variants: str) -> None:
+    env = {**os.environ, "DATA": str(tmp_path / "data"), "OUT": str(tmp_path / out), "ITER": "2",
+           "VARIANTS": variants, "TRAIN_SEQUENCES": "2", "VAL_SEQUENCES": "1", "CHECKPOINT_EVERY": "1",
+           "SYNTH_ARGS": "--frames 8:8 --size 96x72",
+           "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    done = subprocess.run(["bash", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _tensors(path):
+    state = torch.load(path, map_location="cpu", weights_only=False)["state"]
+    return {k: v for part in ("model", "alpha") for k, v in state[part].items()}, state["backbone"]
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_train_metacrest_steps_resume_to_the_same_weights(tmp_path):
+    _run(tmp_path, "once", "base l2f")
+    _run(tmp_path, "split", "base")
+    first = os.path.getmtime(tmp_path / "split" / "metacrest.pt.csv")
+    _run(tmp_path, "split", "base l2f")            # base is finished: resumed, not retrained
+    rows = (tmp_path / "split" / "metacrest.pt.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 and os.path.getmtime(tmp_path / "split" / "metacrest.pt.csv") >= first
+    for name in ("metacrest", "metacrest-l2f"):
+        a, bb_a = _tensors(tmp_path / "once" / f"{name}.pt")
+        b, bb_b = _tensors(tmp_path / "split" / f"{name}.pt")
+        assert bb_a["kind"] == "efficientnet" and bb_a["config"] == {"blocks": 5, "dilate_from": 3}
+        assert bb_a["feature_scale"] == bb_b["feature_scale"]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
