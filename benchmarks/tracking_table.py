@@ -351,6 +351,11 @@ def main() -> None:
                         help="rebuild docs/tracking_table.md and the plot from the saved JSON")
     parser.add_argument("--trackers", type=lambda t: [n.strip() for n in t.split(",") if n.strip()],
                         metavar="A,B", help="only these trackers (default: all; for trying the script)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the results already tracked (a run interrupted, or one that waited "
+                             "for weights still training): only missing sequences are tracked; it trusts "
+                             "that no weights changed, and the fps of trackers finished earlier come "
+                             "from that earlier part of the run")
     parser.add_argument("--no-save", action="store_true",
                         help="print the markdown; write neither the JSON, the docs nor the plot")
     parser.add_argument("--seeds-dir", metavar="DIR",
@@ -386,7 +391,8 @@ def main() -> None:
     data = synthetic_split("test", args.sequences, args.seed)
     dataset = OTBDataset(data)
     results = os.path.join(ROOT, "benchmarks", ".data", "results-tracking")
-    shutil.rmtree(results, ignore_errors=True)   # every time must come from this run
+    if not args.resume:
+        shutil.rmtree(results, ignore_errors=True)   # every time must come from this run
     trackers = VARIANTS + ["mdnet"] + CREST_VARIANTS + ["crest"] + available_baselines()
     if args.trackers:
         from tracker.api import spec
