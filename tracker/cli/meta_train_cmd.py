@@ -69,10 +69,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     crest.add_argument("--backbone-layer", metavar="LAYER",
                        help="the last layer read: conv2 (default) or conv3 of MetaSDNet weights (conv2's "
                             "27-pixel receptive field suits targets normalised to ~32 px); block1 .. "
-                            "block16 of efficientnet-lite0 (default block11)")
+                            "block16 of efficientnet-lite0 (default block5)")
     crest.add_argument("--backbone-stride", type=int, metavar="PX",
                        help="efficientnet-lite0: feature stride in pixels, later strided blocks run a "
-                            "trous (default 8)")
+                            "trous (default 4)")
     crest.add_argument("--max-target-px", type=float, default=100.0,
                        help="targets larger than this are scaled down to it (default 100, CREST)")
     crest.add_argument("--min-target-px", type=float, default=0.0,

@@ -1,6 +1,6 @@
-"""MetaCREST's frozen backbone: a stride-4 feature map of a square window, whatever the network.
+"""MetaCREST's frozen backbone: a feature map of a square window, whatever the network.
 
-Two kinds share one interface (:class:`Backbone`):
+Three kinds share one interface (:class:`Backbone`):
 
 - ``vgg16``: VGG-16 conv1_1..conv4_3 (:mod:`tracker.crest.features`), the reference backbone,
   loaded from MatConvNet's ``imagenet-vgg-verydeep-16.mat`` or a torchvision-style state dict.
@@ -209,9 +209,10 @@ class Backbone:
         return cls("sdnet", params, {**weights.config.to_dict(), "layer": layer})
 
     @classmethod
-    def efficientnet(cls, blocks: int = 11, dilate_from: int | None = 5) -> "Backbone":
-        """EfficientNet-Lite0's ImageNet weights after ``blocks`` blocks (default: block 11's
-        112 channels, a trous from block 5 so the map keeps stride 8)."""
+    def efficientnet(cls, blocks: int = 5, dilate_from: int | None = 3) -> "Backbone":
+        """EfficientNet-Lite0's ImageNet weights after ``blocks`` blocks (default: block 5's 40
+        channels, a trous from block 3 so the map keeps stride 4: the best of
+        benchmarks/crest_backbone.py for 32-pixel targets)."""
         return cls("efficientnet", {}, {"blocks": int(blocks), "dilate_from": dilate_from})
 
     @classmethod

@@ -229,13 +229,13 @@ def backbone_spec(backbone: Any = None, layer: Optional[str] = None,
     from .. import efficientnet
 
     if str(backbone).lower() == EFFICIENTNET:
-        layer = layer or "block11"
+        layer = layer or "block5"
         digits = layer[len("block"):] if layer.startswith("block") else ""
         blocks = int(digits) if digits.isdigit() else -1
         if not 1 <= blocks <= len(efficientnet.BLOCKS):
             raise UserError(f"--backbone-layer {layer}: EfficientNet-Lite0's layers are block1 .. "
                             f"block{len(efficientnet.BLOCKS)}")
-        return layer, efficientnet.dilate_for_stride(blocks, 8 if stride is None else stride)
+        return layer, efficientnet.dilate_for_stride(blocks, 4 if stride is None else stride)
     layer = layer or DEFAULT_SDNET_LAYER
     if layer not in ("conv2", "conv3"):
         raise UserError(f"--backbone-layer {layer}: MetaSDNet's layers are conv2 and conv3 "
@@ -248,7 +248,7 @@ def backbone_spec(backbone: Any = None, layer: Optional[str] = None,
 def default_training_backbone(backbone: Any = None, layer: Optional[str] = None,
                               stride: Optional[int] = None) -> Backbone:
     """``backbone``: a :class:`Backbone`; ``"efficientnet-lite0"`` (ImageNet features after block
-    ``layer`` = ``blockN``, default block11, at ``stride`` pixels, default 8); MetaSDNet weights (our
+    ``layer`` = ``blockN``, default block5, at ``stride`` pixels, default 4); MetaSDNet weights (our
     .pt: its conv layers up to ``layer``, default conv2); or VGG-16 (.mat or state dict); None: the
     shipped MetaSDNet weights' conv layers."""
     from ..sdnet.weights import load_weights, resolve_weights
