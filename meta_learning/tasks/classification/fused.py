@@ -44,28 +44,21 @@ def _stats(x: Tensor) -> Tuple[Tensor, Tensor]:
     if not _channels_last(x):
         return torch.batch_norm_update_stats(x, None, None, 0.0)
     # the CPU's channels-last batch-norm kernel sums in one pass (~1e-5 relative error on 84x84
-    # batches); instead two-pass statistics per sample, combined exactly (Chan et al.)
-    means, m2 = [], []
-    for xi in x.split(1):
+    # batches); instead two-pass statistics of cache-sized chunks of samples, combined exactly (Chan et al.)
+    step = max(1, (1 << 19) // max(1, x[0].numel()))
+    means, m2, counts = [], [], []
+    for xi in x.split(step):
         mi = xi.mean(_DIMS)
         means.append(mi)
         m2.append((xi - mi.view(1, -1, 1, 1)).square_().sum(_DIMS))
+        counts.append(xi.shape[0])
+    if len(means) == 1:
+        return means[0], m2[0] / (x.numel() // x.shape[1])
     ms = torch.stack(means)
-    k = x.numel() // (x.shape[0] * x.shape[1])
-    mean = ms.mean(0)
-    var = (torch.stack(m2).sum(0) + k * (ms - mean).square().sum(0)) / (k * x.shape[0])
+    w = torch.tensor(counts, dtype=x.dtype).view(-1, 1) * (x.numel() // (x.shape[0] * x.shape[1]))
+    mean = (ms * w).sum(0) / w.sum()
+    var = (torch.stack(m2).sum(0) + (w * (ms - mean).square()).sum(0)) / w.sum()
     return mean, var
-
-
-def _scatter_add(gx: Tensor, idx: Tensor, src: Tensor, inplace: bool) -> Tensor:
-    """``gx`` plus ``src`` added at the pooling's argmax ``idx`` (flat per-plane indices)."""
-    cl = _channels_last(gx)
-    d = 1 if cl else 2
-    index, values = _planes(idx, cl), _planes(src, cl)
-    if inplace:
-        _planes(gx, cl).scatter_add_(d, index, values)
-        return gx
-    return _unplanes(_planes(gx, cl).scatter_add(d, index, values), gx.shape, cl)
 
 
 class _BnLreluPool(torch.autograd.Function):
@@ -110,17 +103,20 @@ class _BnLreluPool(torch.autograd.Function):
             gw = gs * rstd
             gm = gm - scale * gb
             gv = gv - 0.5 * gs * scale / (var + ctx.eps)
-            gqs = gq * scale.view(1, -1, 1, 1)
+            gqs = gq.mul_(scale.view(1, -1, 1, 1)) if not torch.is_grad_enabled() else gq * scale.view(1, -1, 1, 1)
             gp = gqs if gp is None else gp + gqs
         gx = None
         if ctx.needs_input_grad[0]:
-            c2 = gv * (2.0 / n)                                 # d var / d x = 2 (x - mean) / n
+            # the statistics' part, c1 + c2 x (d var / d x = 2 (x - mean) / n), made as a plain
+            # (N, H*W, C) or (N, C, H*W) tensor so that the pooling's part is added in place
+            cl = _channels_last(x)
+            c2 = gv * (2.0 / n)
             c1 = gm / n - c2 * mean
-            gx = torch.addcmul(c1.view(1, -1, 1, 1), x, c2.view(1, -1, 1, 1))
-            fmt = torch.channels_last if _channels_last(x) else torch.contiguous_format
-            gx = gx.contiguous(memory_format=fmt)
+            shape = (1, 1, -1) if cl else (1, -1, 1)
+            flat = torch.addcmul(c1.view(shape), _planes(x, cl), c2.view(shape)).contiguous()
             if gp is not None:
-                gx = _scatter_add(gx, idx, gp, inplace=not torch.is_grad_enabled())
+                flat.scatter_add_(1 if cl else 2, _planes(idx, cl), _planes(gp, cl))
+            gx = _unplanes(flat, x.shape, cl)
         return gx, gw, gb, None, None, None
 
 
