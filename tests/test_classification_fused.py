@@ -8,7 +8,7 @@ from torch import nn
 
 from meta_learning import MetaConfig, MetaLearner, functional_loss
 from meta_learning.tasks.classification.backbones import Conv4
-from meta_learning.tasks.classification.fused import bn_lrelu_pool
+from meta_learning.tasks.classification.fused import bn_lrelu_pool, conv2d
 
 CL = torch.channels_last
 
@@ -35,6 +35,19 @@ def test_block_gradcheck_and_gradgradcheck(layout):
     f = lambda x, w, b: bn_lrelu_pool(x, w, b, 1e-5, 0.2)   # noqa: E731
     assert torch.autograd.gradcheck(f, (x, w, b))
     assert torch.autograd.gradgradcheck(f, (x, w, b))
+
+
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_conv_gradcheck_and_gradgradcheck(input_grad):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 4, dtype=torch.float64).contiguous(memory_format=CL).requires_grad_(input_grad)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert _rel(conv2d(x, w), nn.functional.conv2d(x, w, padding=1)) < 1e-13
+    g = torch.autograd.grad(conv2d(x, w).square().sum(), w)[0]
+    assert g.is_contiguous() and _rel(g, torch.autograd.grad(nn.functional.conv2d(x, w, padding=1).square().sum(), w)[0]) < 1e-12
+    f = lambda x, w: conv2d(x, w, 1)   # noqa: E731
+    assert torch.autograd.gradcheck(f, (x, w))
+    assert torch.autograd.gradgradcheck(f, (x, w))
 
 
 def test_block_ties_go_to_the_first_element_like_max_pool():

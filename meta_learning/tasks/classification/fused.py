@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["bn_lrelu_pool", "contiguous_grad"]
+__all__ = ["bn_lrelu_pool", "conv2d"]
 
 _DIMS = (0, 2, 3)
 
@@ -135,21 +135,97 @@ def bn_lrelu_pool(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5,
     return _BnLreluPool.apply(x, weight, bias, flip, eps, negative_slope)[0]
 
 
-class _ContiguousGrad(torch.autograd.Function):
+def _weight_grad(g_out: Tensor, x: Tensor, weight: Tensor, padding: int) -> Tensor:
+    return torch.ops.aten.convolution_backward(g_out, x, weight, None, [1, 1], [padding, padding], [1, 1], False,
+                                               [0, 0], 1, [False, True, False])[1].contiguous()
+
+
+class _ConvWeightGrad(torch.autograd.Function):
+    """The weight gradient of ``conv2d(x, w)`` for output gradient ``g_out`` (linear in both)."""
+
     @staticmethod
-    def forward(w: Tensor) -> Tensor:
-        return w.clone()
+    def forward(g_out: Tensor, x: Tensor, weight: Tensor, padding: int) -> Tensor:
+        return _weight_grad(g_out, x, weight, padding)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        pass
+        g_out, x, _w, padding = inputs
+        ctx.save_for_backward(g_out, x)
+        ctx.padding = padding
 
     @staticmethod
-    def backward(ctx, g: Tensor) -> Tensor:
-        return g.contiguous()
+    def backward(ctx, gg_w):
+        g_out, x = ctx.saved_tensors
+        p = ctx.padding
+        d_gout = F.conv2d(x, gg_w, padding=p) if ctx.needs_input_grad[0] else None
+        d_x = F.conv_transpose2d(g_out, gg_w, padding=p) if ctx.needs_input_grad[1] else None
+        return d_gout, d_x, None, None
 
 
-def contiguous_grad(w: Tensor) -> Tensor:
-    """``w`` whose gradient arrives contiguous: a convolution of channels-last input gives
-    channels-last weight gradients, which would make every later update of the weights mixed-layout."""
-    return _ContiguousGrad.apply(w)
+class _ConvBackward(torch.autograd.Function):
+    """Input and weight gradients of ``conv2d(x, w)`` in one call, differentiable."""
+
+    @staticmethod
+    def forward(g_out: Tensor, x: Tensor, weight: Tensor, padding: int) -> Tuple[Tensor, Tensor]:
+        g_x, g_w, _ = torch.ops.aten.convolution_backward(g_out, x, weight, None, [1, 1], [padding, padding],
+                                                          [1, 1], False, [0, 0], 1, [True, True, False])
+        return g_x, g_w.contiguous()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        g_out, x, weight, padding = inputs
+        ctx.save_for_backward(g_out, x, weight)
+        ctx.padding = padding
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def backward(ctx, gg_x, gg_w):
+        g_out, x, weight = ctx.saved_tensors
+        p = ctx.padding
+        d_gout = d_x = d_w = None
+        if ctx.needs_input_grad[0]:
+            if gg_x is not None:
+                d_gout = F.conv2d(gg_x, weight, padding=p)
+            if gg_w is not None:
+                term = F.conv2d(x, gg_w, padding=p)
+                d_gout = term if d_gout is None else d_gout + term
+        if gg_w is not None and ctx.needs_input_grad[1]:
+            d_x = F.conv_transpose2d(g_out, gg_w, padding=p)
+        if gg_x is not None and ctx.needs_input_grad[2]:
+            d_w = _ConvWeightGrad.apply(g_out, gg_x, weight, p)
+        return d_gout, d_x, d_w, None
+
+
+class _Conv(torch.autograd.Function):
+    @staticmethod
+    def forward(x: Tensor, weight: Tensor, padding: int) -> Tensor:
+        return F.conv2d(x, weight, padding=padding)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, weight, padding = inputs
+        ctx.save_for_backward(x, weight)
+        ctx.padding = padding
+
+    @staticmethod
+    def backward(ctx, g_out):
+        x, weight = ctx.saved_tensors
+        need_x, need_w = ctx.needs_input_grad[:2]
+        p = ctx.padding
+        if not torch.is_grad_enabled():
+            g_x, g_w, _ = torch.ops.aten.convolution_backward(g_out, x, weight, None, [1, 1], [p, p], [1, 1], False,
+                                                              [0, 0], 1, [need_x, need_w, False])
+            return g_x, (g_w.contiguous() if g_w is not None else None), None
+        if need_x:
+            g_x, g_w = _ConvBackward.apply(g_out, x, weight, p)
+            return g_x, (g_w if need_w else None), None
+        return None, (_ConvWeightGrad.apply(g_out, x, weight, p) if need_w else None), None
+
+
+def conv2d(x: Tensor, weight: Tensor, padding: int = 1) -> Tensor:
+    """``F.conv2d(x, weight, padding=padding)`` (stride 1, no bias, one group) whose double backward
+    skips what torch's computes without need (the input's gradient for an input that needs none, and
+    the weight's through a transposed batch-channel convolution), and whose weight gradient arrives
+    contiguous (torch gives channels-last weight gradients for channels-last input, which would make
+    every later update of the weights mixed-layout)."""
+    return _Conv.apply(x, weight, padding)
