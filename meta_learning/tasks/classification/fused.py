@@ -11,6 +11,8 @@ operations, so second-order MAML differentiates through it.
 Ties in a window go to the first of the tied elements, as in ``nn.MaxPool2d``; only where rounding in
 the normalisation makes distinct ``x`` equal in ``y``, or a scale is exactly zero, does the gradient
 take another (equally valid) element of the window.
+
+:func:`conv2d` is the 4-conv's convolution with a leaner double backward.
 """
 from __future__ import annotations
 
