@@ -14,8 +14,14 @@ Implementations
   ``backward_task`` after each task (frees its graph), then ``outer_step()``.
 - higher: ``higher.innerloop_ctx`` with an inner SGD, per task, query loss backward, Adam step.
 - autograd loop: ``functional_call`` + ``torch.autograd.grad(create_graph=True)`` per task.
+In the conv case the engine rows run the repo's ``Conv4`` (the backbone ``metalearn classification``
+trains; here 48 filters, slope 0.2), loaded with the initial weights of the torch layers that
+``higher`` and the plain loop run; "higher on Conv4" (conv only) runs ``higher`` on that ``Conv4``.
+Same result: before timing, one task's meta-gradient is computed by the engine loop and by
+``higher`` from the same start in float64 (their largest relative difference is recorded) and in
+float32 (each one's distance from the float64 result is recorded).
 
-Timing: all four implementations of a case are built in one process (one torch thread), warmed
+Timing: all implementations of a case are built in one process (one torch thread), warmed
 up, then timed round-robin in a shuffled order each round, so a change of machine load hits all of
 them alike; the median per implementation is reported.  Memory: each (case, implementation) runs
 again in a fresh subprocess; after one warm-up update, a thread samples the resident set size
@@ -43,14 +49,39 @@ NOTES = """
 Reading: "engine (vmap)" is the right path for small models with equally shaped tasks (sinusoid:
 one batched computation instead of 25 small ones); for convolutional networks on a CPU, batched
 weights under `vmap` become grouped convolutions, which are slower and keep every task's graph
-alive, so use the loop there ("engine (loop)": `task_loss` + `backward_task` per task, then
-`outer_step()`), which does the same arithmetic as the plain loop and `higher`. Differences of a
-few percent between the three loops are within the run-to-run noise of this shared machine (the
-per-round times are in the JSON); the sinusoid memory figures are below what RSS sampling resolves.
+alive (and `Conv4` runs its plain layers under `vmap`), so use the loop there ("engine (loop)":
+`task_loss` + `backward_task` per task, then `outer_step()`).
+
+Where the conv speed comes from: the engine rows run the repo's `Conv4`, whose CPU forward computes
+each batch norm -> LeakyReLU -> max-pool as one op on channels-last tensors
+(`meta_learning/tasks/classification/fused.py`): batch statistics and pooling on the convolution's
+output, normalisation of the pooled quarter only, and a written-out backward that stays
+differentiable for the second-order terms. Same function and parameters, same inner steps, float32
+throughout; `higher` and the plain loop run the standard torch layers (`nn.Conv2d`,
+`nn.BatchNorm2d`, `nn.LeakyReLU`, `nn.MaxPool2d`, NCHW), which is the reference. The "higher on
+Conv4" row shows that the gain is the backbone's: any autograd-based loop that runs `Conv4` gets it.
+Its convolutions also have a leaner double backward (`fused.conv2d`: no input gradient for the
+images; the second-order weight terms by oneDNN's weight-gradient kernel instead of torch's
+convolution of batch/channel-transposed tensors).
+
+What limits the ratio: about half of the engine's meta-update is now convolution time (the same
+oneDNN kernels, at about the same speed, in every row), and most of the rest are memory-bound passes
+over the 75 x 48 x 84 x 84 query activations (batch statistics, pooling, the statistics' gradient).
+The ratio also depends on whether the C allocator hands memory back to the system between
+allocations: page faults cost `higher`'s more and larger activations more. In this script, after
+the vmap row's large allocations, almost none occur (about 1.95-2.0x); in a process that faults
+(e.g. only the engine loop and `higher` built), the same code measured about 2.2x here.
+Differences of a few percent between rows are within the run-to-run noise of this shared machine
+(the per-round times are in the JSON); the sinusoid memory figures are below what RSS sampling resolves.
+torch.compile was tried and is not used: a compiled forward cannot be differentiated twice (the
+inner gradients' graph is lost), and an inner step written with `torch.func.grad` and compiled (then
+differentiated once) took about a minute to compile and was about 1.2x faster than the eager torch
+layers in a one-task trial, well short of the fused block.
 """
-IMPLS = ["engine_vmap", "engine_loop", "higher", "autograd_loop"]
+IMPLS = ["engine_vmap", "engine_loop", "higher", "autograd_loop", "higher_conv4"]
+CASE_IMPLS = {"sinusoid": IMPLS[:4], "conv": IMPLS}
 LABEL = {"engine_vmap": "engine (vmap)", "engine_loop": "engine (loop)", "higher": "higher 0.2.1",
-         "autograd_loop": "plain autograd.grad loop"}
+         "autograd_loop": "plain autograd.grad loop", "higher_conv4": "higher 0.2.1 on Conv4"}
 
 
 def _maxrss_bytes() -> int:
@@ -96,6 +127,19 @@ def _conv(quick: bool):
     return model, (xs, ys), (xq, yq), nn.functional.cross_entropy, 5
 
 
+def _as_conv4(model: Any, size: int) -> Any:
+    """The repo's Conv4 (48 filters, slope 0.2) holding ``model``'s weights (same layers, same order)."""
+    import torch
+
+    from meta_learning.tasks.classification import Conv4
+
+    net = Conv4(5, 3, size, 48, negative_slope=0.2).to(next(model.parameters()).dtype)
+    with torch.no_grad():
+        for dst, src in zip(net.parameters(), model.parameters(), strict=True):
+            dst.copy_(src)
+    return net
+
+
 def _build(case: str, impl: str, quick: bool) -> Callable[[], None]:
     import torch
     from torch.func import functional_call
@@ -105,6 +149,8 @@ def _build(case: str, impl: str, quick: bool) -> Callable[[], None]:
     model, support, query, crit, steps = (_sinusoid if case == "sinusoid" else _conv)(quick)
     n_tasks = support[0].shape[0]
     lr = 0.01
+    if case == "conv" and (impl.startswith("engine") or impl == "higher_conv4"):
+        model = _as_conv4(model, support[0].shape[-1])
     if impl.startswith("engine"):
         learner = MetaLearner(model, MetaConfig(inner_steps=steps, inner_lr=lr, outer_lr=1e-3))
         loss_fn = functional_loss(model, crit)
@@ -120,7 +166,7 @@ def _build(case: str, impl: str, quick: bool) -> Callable[[], None]:
                 learner.outer_step()
         return update
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    if impl == "higher":
+    if impl.startswith("higher"):
         import higher
 
         inner_opt = torch.optim.SGD(model.parameters(), lr=lr)
@@ -147,6 +193,40 @@ def _build(case: str, impl: str, quick: bool) -> Callable[[], None]:
             (crit(functional_call(model, fast, (query[0][i],)), query[1][i]) / n_tasks).backward()
         opt.step()
     return update
+
+
+def same_meta_grads(quick: bool) -> Dict[str, float]:
+    """The conv case's first-task meta-gradient from the engine loop (on Conv4) and from ``higher``
+    (on the torch layers), same start: their largest relative difference over tensors in float64,
+    and each one's float32 distance from the float64 result (what float32 rounding costs)."""
+    import higher
+    import torch
+
+    from meta_learning import MetaConfig, MetaLearner, functional_loss
+
+    grads = {}
+    for dtype in (torch.float64, torch.float32):
+        model, support, query, crit, steps = _conv(quick)
+        model = model.to(dtype)
+        s, q = (support[0][0].to(dtype), support[1][0]), (query[0][0].to(dtype), query[1][0])
+        net = _as_conv4(model, s[0].shape[-1])
+        learner = MetaLearner(net, MetaConfig(inner_steps=steps, inner_lr=0.01))
+        learner.backward_task(learner.task_loss(functional_loss(net, crit), s, q)[0])
+        grads["engine", dtype] = [learner._pending[0]["model." + n].double() for n, _ in net.named_parameters()]
+        inner_opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        with higher.innerloop_ctx(model, inner_opt, copy_initial_weights=False) as (fmodel, diffopt):
+            for _ in range(steps):
+                diffopt.step(crit(fmodel(s[0]), s[1]))
+            ref = torch.autograd.grad(crit(fmodel(q[0]), q[1]), list(model.parameters()))
+        grads["higher", dtype] = [g.double() for g in ref]
+
+    def diff(a: List[Any], b: List[Any]) -> float:
+        return max(float((x - y).abs().max() / y.abs().max()) for x, y in zip(a, b))
+
+    exact = grads["higher", torch.float64]
+    return {"engine_vs_higher_float64": diff(grads["engine", torch.float64], exact),
+            "engine_float32_vs_float64": diff(grads["engine", torch.float32], exact),
+            "higher_float32_vs_float64": diff(grads["higher", torch.float32], exact)}
 
 
 class _RSSPeak:
@@ -205,20 +285,58 @@ def time_case(case: str, repeats: int, warmup: int, quick: bool) -> Dict[str, Di
     import torch
 
     torch.set_num_threads(1)
-    updates = {impl: _build(case, impl, quick) for impl in IMPLS}
-    for impl in IMPLS:
+    impls = CASE_IMPLS[case]
+    updates = {impl: _build(case, impl, quick) for impl in impls}
+    for impl in impls:
         for _ in range(warmup):
             updates[impl]()
-    times: Dict[str, List[float]] = {impl: [] for impl in IMPLS}
+    times: Dict[str, List[float]] = {impl: [] for impl in impls}
     rng = random.Random(0)
     for _ in range(repeats):
-        order = list(IMPLS)
+        order = list(impls)
         rng.shuffle(order)
         for impl in order:
             t0 = time.perf_counter()
             updates[impl]()
             times[impl].append(time.perf_counter() - t0)
     return {impl: {"median_s": statistics.median(t), "times_s": t} for impl, t in times.items()}
+
+
+def render(doc: Dict[str, Any]) -> str:
+    """docs/engine_speed.md from the JSON ``doc`` (what ``--md-only`` rewrites without timing)."""
+    meta, results = doc["meta"], doc["results"]
+    conv = results["conv"]
+    same = meta["conv_meta_grad_max_rel_diff_engine_vs_higher"]
+    load_start = meta["loadavg_start"]
+    quick = meta["quick"]
+    md = ["# Engine speed: one second-order meta-update", "",
+          "Generated by `python benchmarks/engine_speed.py` (JSON: `benchmarks/results/engine_speed.json`).",
+          "Same computation in four ways (five in the conv case), timed round-robin in one process (one torch thread) on "
+          f"{meta['cpus']}-CPU {meta['cpu']}, torch {meta['torch']}, {meta['date']}.", "",
+          "- **sinusoid**: meta-batch 25, 10 support + 10 query points, MLP 1-40-40-1, 1 inner step, Adam step.",
+          "- **conv**: meta-batch 4 of 5-way 1-shot, 84x84 random images, 15 query/class, 4-conv 48 filters + "
+          "BN (batch statistics), 5 inner steps on all parameters, Adam step." + (" (--quick: 32x32)" if quick else ""),
+          "", f"**Conv: the engine loop is {conv['engine_loop']['speedup_vs_higher']:.2f}x faster than `higher`** "
+          f"({conv['engine_loop']['median_s']:.2f} s vs {conv['higher']['median_s']:.2f} s per meta-update, medians of "
+          f"{len(conv['higher']['times_s'])} rounds). Same result: one task's meta-gradient from the engine and from "
+          f"`higher` differ by at most {same['engine_vs_higher_float64']:.1e} (largest relative difference over "
+          f"tensors, float64); in float32 the engine's is {same['engine_float32_vs_float64']:.1e} and `higher`'s "
+          f"{same['higher_float32_vs_float64']:.1e} from that float64 result (rounding, and max-pool windows whose "
+          "two largest values are within rounding of each other).", "",
+          f"Machine load: load average {load_start[0]:.1f} at the start and {meta['loadavg_end'][0]:.1f} at the end "
+          f"on {meta['cpus']} CPUs" + (" (shared with other jobs while this ran; every implementation saw the same "
+                                       "load, round-robin)." if max(load_start[0], meta['loadavg_end'][0]) > 0.5 else "."),
+          "", "| case | implementation | median time (ms) | vs higher (x faster) | peak memory rise (MB) |",
+          "|---|---|---|---|---|"]
+    for case, by in results.items():
+        for impl in CASE_IMPLS[case]:
+            r = by[impl]
+            md.append(f"| {case} | {LABEL[impl]} | {r['median_s'] * 1e3:.1f} | {r['speedup_vs_higher']:.2f} | "
+                      f"{r['peak_mem_mb']:.1f} |")
+    md += ["", "Peak memory: peak resident set size during a meta-update minus the level just before it, "
+           "sampled every 0.2 ms in a fresh process per implementation (after one warm-up update).", "",
+           NOTES.strip(), ""]
+    return "\n".join(md)
 
 
 def main(argv: List[str] = None) -> int:
@@ -228,18 +346,30 @@ def main(argv: List[str] = None) -> int:
     p.add_argument("--repeats", type=int)
     p.add_argument("--out-json", type=Path)
     p.add_argument("--out-md", type=Path)
+    p.add_argument("--md-only", action="store_true",
+                   help="rewrite docs/engine_speed.md from benchmarks/results/engine_speed.json, no timing")
     args = p.parse_args(argv)
     reps = {"sinusoid": 3 if args.quick else 40, "conv": 2 if args.quick else 7}
+    if args.md_only:
+        doc = json.loads((args.out_json or ROOT / "benchmarks" / "results" / "engine_speed.json").read_text())
+        out_md = args.out_md or ROOT / "docs" / "engine_speed.md"
+        out_md.write_text(render(doc), encoding="utf-8")
+        return 0
     if args.worker:
         case, impl = args.worker
         print("RESULT " + json.dumps(worker(case, impl, args.quick)))
         return 0
     import torch
 
+    torch.set_num_threads(1)
+    load_start = os.getloadavg()
+    same = same_meta_grads(args.quick)
+    print(f"conv meta-gradient, engine (Conv4) vs higher (torch layers), max relative differences: {same}",
+          flush=True)
     results: Dict[str, Dict[str, Any]] = {}
     for case in ("sinusoid", "conv"):
         results[case] = time_case(case, args.repeats or reps[case], 1 if args.quick else 2, args.quick)
-        for impl in IMPLS:
+        for impl in CASE_IMPLS[case]:
             cmd = [sys.executable, __file__, "--worker", case, impl] + (["--quick"] if args.quick else [])
             env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
             out = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -250,42 +380,27 @@ def main(argv: List[str] = None) -> int:
             print(f"{case:8s} {LABEL[impl]:26s} {results[case][impl]['median_s'] * 1e3:9.1f} ms "
                   f"{results[case][impl]['peak_mem_mb']:8.1f} MB", flush=True)
         hi = results[case]["higher"]["median_s"]
-        for impl in IMPLS:
+        for impl in CASE_IMPLS[case]:
             results[case][impl]["speedup_vs_higher"] = hi / results[case][impl]["median_s"]
     meta = {"python": platform.python_version(), "torch": torch.__version__,
             "higher": __import__("higher").__version__ if hasattr(__import__("higher"), "__version__") else "0.2.1",
             "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "torch_threads": 1,
             "quick": args.quick, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "repeats": reps, "note": "timing: round-robin in one process, median after warm-up; "
-                                     "peak_mem_mb: sampled RSS peak minus RSS before the update, fresh process per implementation"}
+                                     "peak_mem_mb: sampled RSS peak minus RSS before the update, fresh process per implementation",
+            "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
+            "conv_meta_grad_max_rel_diff_engine_vs_higher": same}
     doc = {"meta": meta, "results": results}
-    md = ["# Engine speed: one second-order meta-update", "",
-          "Generated by `python benchmarks/engine_speed.py` (JSON: `benchmarks/results/engine_speed.json`).",
-          "Same computation in four ways, timed round-robin in one process (one torch thread) on "
-          f"{meta['cpus']}-CPU {meta['cpu']}, torch {meta['torch']}, {meta['date']}.", "",
-          "- **sinusoid**: meta-batch 25, 10 support + 10 query points, MLP 1-40-40-1, 1 inner step, Adam step.",
-          "- **conv**: meta-batch 4 of 5-way 1-shot, 84x84 random images, 15 query/class, 4-conv 48 filters + "
-          "BN (batch statistics), 5 inner steps on all parameters, Adam step." + (" (--quick: 32x32)" if args.quick else ""),
-          "", "| case | implementation | median time (ms) | vs higher (x faster) | peak memory rise (MB) |",
-          "|---|---|---|---|---|"]
-    for case, by in results.items():
-        for impl in IMPLS:
-            r = by[impl]
-            md.append(f"| {case} | {LABEL[impl]} | {r['median_s'] * 1e3:.1f} | {r['speedup_vs_higher']:.2f} | "
-                      f"{r['peak_mem_mb']:.1f} |")
-    md += ["", "Peak memory: peak resident set size during a meta-update minus the level just before it, "
-           "sampled every 0.2 ms in a fresh process per implementation (after one warm-up update).", "",
-           NOTES.strip(), ""]
     out_json = args.out_json or (None if args.quick else ROOT / "benchmarks" / "results" / "engine_speed.json")
     out_md = args.out_md or (None if args.quick else ROOT / "docs" / "engine_speed.md")
-    for path, text in ((out_json, json.dumps(doc, indent=1) + "\n"), (out_md, "\n".join(md))):
+    for path, text in ((out_json, json.dumps(doc, indent=1) + "\n"), (out_md, render(doc))):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, path)
     if args.quick:
-        print("\n".join(md))
+        print(render(doc))
     return 0
 
 
