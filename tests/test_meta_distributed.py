@@ -156,7 +156,9 @@ def test_two_process_classification_gives_one_process_weights_and_accuracy(tmp_p
     assert main(CLS + ["--out", str(tmp_path / "one")]) == 0
     a = _learner_state(tmp_path / "one" / "checkpoint.pt")
     b = _learner_state(tmp_path / "two" / "checkpoint.pt")
-    assert _max_diff(a, b) < 1e-5
+    # the all-reduce sums in another order; Adam carries that round-off forward and divides it by
+    # sqrt(v), large for parameters whose gradients are tiny (2e-5 seen after 3 iterations)
+    assert _max_diff(a, b) < 5e-5
     ra = json.loads((tmp_path / "one" / "results.json").read_text())
     rb = json.loads((tmp_path / "two" / "results.json").read_text())
     assert ra["accuracy"] == pytest.approx(rb["accuracy"]) and ra["members"] == rb["members"]
