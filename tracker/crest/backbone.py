@@ -8,7 +8,7 @@ Three kinds share one interface (:class:`Backbone`):
 - ``sdnet``: the conv layers of a MetaSDNet checkpoint up to conv2 (our default) or conv3,
   evaluated densely at stride 4 (:func:`tracker.sdnet.model.conv_forward` with ``dense=4``). The
   shipped MetaSDNet conv layers were trained here (multi-domain pretraining on the synthetic train
-  split), so MetaCREST needs no second backbone. Valid convolutions: cell ``i`` is centred on input
+  split); the MetaCREST weights shipped before the EfficientNet ones read them. Valid convolutions: cell ``i`` is centred on input
   pixel ``4 i + 13`` (conv2; ``4 i + 37`` for conv3), so the window is cropped with that border and
   its cells line up with the window's pixels ``4 i``.
 
