@@ -55,6 +55,31 @@ def gamma_on(label: str, path: str, dataset) -> tuple[dict[str, list[float]], li
     return out, embeddings
 
 
+def render(tag: str, out: dict) -> str:
+    """docs/<tag>.md from the JSON."""
+    lines = [f"# {out['title']}", "",
+             f"`python benchmarks/val_weights.py --tag {tag} ...` (rows and files in "
+             f"`benchmarks/results/{tag}.json`): {out['dataset']['sequences']} validation sequences "
+             f"(`{out['dataset']['path']}`), OPE; fps with {out.get('workers', 2)} sequences side by side on 2 shared cores.",
+             "", "| row | AUC | precision@20px | success@0.5 | fps | gamma per adapted tensor: mean (min-max over sequences) |",
+             "|---|---|---|---|---|---|"]
+    for label, r in out["rows"].items():
+        gam = ", ".join(f"{n} {v['mean']:.3f} ({v['min']:.3f}-{v['max']:.3f})" for n, v in r.get("gamma", {}).items())
+        lines.append(f"| {label} | {r['auc']:.3f} | {r['precision_20px']:.3f} | {r['success_rate_0.5']:.3f} | "
+                     f"{r['fps']:.1f} | {gam or '-'} |")
+    l2f = {k: r for k, r in out["rows"].items() if "gamma" in r}
+    if l2f:
+        lines += ["", "g_phi's input on the first frames (median of |embedding| over sequences, per adapted "
+                      "tensor; `normalized` weights: the ratios, then the logs) and the identity-mode scale s:", ""]
+        for k, r in l2f.items():
+            med = r.get("embedding_abs", {}).get("median", [])
+            scale = f"s = {r['attenuator_scale']:+.4f}; " if "attenuator_scale" in r else ""
+            lines.append(f"- {k}: {scale}|embedding| " + ", ".join(f"{v:.1e}" for v in med))
+    if out.get("notes", []):
+        lines += [""] + [f"- {n}" for n in out.get("notes", [])]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rows", nargs="+", metavar="LABEL=FILE|NAME")
@@ -63,7 +88,21 @@ def main() -> None:
     parser.add_argument("--dataset", default=os.path.join(ROOT, "benchmarks", ".data", "synth-val-20"))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--note", action="append", default=[], help="a reading line under the table")
+    parser.add_argument("--from-json", action="store_true",
+                        help="rewrite docs/<tag>.md from its JSON (with these --title and --note)")
     args = parser.parse_args()
+    if args.from_json:
+        import json
+
+        from _util import RESULTS
+
+        with open(os.path.join(RESULTS, f"{args.tag}.json")) as f:
+            out = json.load(f)
+        out.update(title=args.title, notes=args.note)
+        md = render(args.tag, out)
+        print(md)
+        print("wrote", *save(args.tag, out, md))
+        return
 
     from otb_eval.datasets import OTBDataset
     from otb_eval.experiment import run_ope
@@ -83,7 +122,7 @@ def main() -> None:
         run_ope(tracker_for(label, path), dataset, results, name=label, workers=args.workers)
     perf = evaluate(dataset, results, [label for label, _ in rows])
     out = {"dataset": {"path": os.path.relpath(args.dataset, ROOT), "sequences": len(dataset)},
-           "rows": {}, "machine": machine()}
+           "rows": {}, "title": args.title, "notes": args.note, "workers": args.workers, "machine": machine()}
     for label, path in rows:
         o = perf[label]["overall"]
         row = {"file": path and os.path.relpath(path, ROOT), "auc": o["success_score"],
@@ -104,27 +143,7 @@ def main() -> None:
             if "scale" in att:
                 row["attenuator_scale"] = float(att["scale"])
         out["rows"][label] = row
-    lines = [f"# {args.title}", "",
-             f"`python benchmarks/val_weights.py --tag {args.tag} ...` (rows and files in "
-             f"`benchmarks/results/{args.tag}.json`): {len(dataset)} validation sequences "
-             f"(`{out['dataset']['path']}`), OPE; fps with {args.workers} sequences side by side on 2 shared cores.",
-             "", "| row | AUC | precision@20px | success@0.5 | fps | gamma per adapted tensor: mean (min-max over sequences) |",
-             "|---|---|---|---|---|---|"]
-    for label, r in out["rows"].items():
-        gam = ", ".join(f"{n} {v['mean']:.3f} ({v['min']:.3f}-{v['max']:.3f})" for n, v in r.get("gamma", {}).items())
-        lines.append(f"| {label} | {r['auc']:.3f} | {r['precision_20px']:.3f} | {r['success_rate_0.5']:.3f} | "
-                     f"{r['fps']:.1f} | {gam or '-'} |")
-    l2f = {k: r for k, r in out["rows"].items() if "gamma" in r}
-    if l2f:
-        lines += ["", "g_phi's input on the first frames (median of |embedding| over sequences, per adapted "
-                      "tensor; `normalized` weights: the ratios, then the logs) and the identity-mode scale s:", ""]
-        for k, r in l2f.items():
-            med = r.get("embedding_abs", {}).get("median", [])
-            scale = f"s = {r['attenuator_scale']:+.4f}; " if "attenuator_scale" in r else ""
-            lines.append(f"- {k}: {scale}|embedding| " + ", ".join(f"{v:.1e}" for v in med))
-    if args.note:
-        lines += [""] + [f"- {n}" for n in args.note]
-    md = "\n".join(lines) + "\n"
+    md = render(args.tag, out)
     print(md)
     print("wrote", *save(args.tag, out, md))
 
