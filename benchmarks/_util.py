@@ -51,3 +51,20 @@ def save(name: str, data: dict, markdown: str) -> tuple[str, str]:
     atomic_write_text(json_path, json.dumps(data, indent=2))
     atomic_write_text(md_path, markdown)
     return json_path, md_path
+
+
+def first_frame_gamma(trk, dataset) -> tuple[dict[str, list[float]], list[list[float]]] | None:
+    """An L2F tracker's gamma per adapted tensor on every sequence's first frame, and g_phi's input
+    there (empty lists for a tracker that does not keep it); None for a tracker without L2F."""
+    from foundation.images import read_bgr
+
+    gamma: dict[str, list[float]] = {}
+    embeddings = []
+    for seq in dataset:
+        trk.init(read_bgr(seq.img_files[0]), seq.anno[0])
+        if trk.gamma is None:
+            return None
+        for n, g in trk.gamma.items():
+            gamma.setdefault(n, []).append(float(g))
+        embeddings.append(list(getattr(trk, "l2f_embedding", None) or []))
+    return gamma, embeddings

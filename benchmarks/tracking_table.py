@@ -45,18 +45,12 @@ def family(tensors) -> str:
 
 def gamma_per_layer(name: str, dataset) -> dict[str, list[float]] | None:
     """gamma of each adapted tensor on each sequence's first frame, or None without L2F."""
-    from foundation.images import read_bgr
+    from _util import first_frame_gamma
+
     from tracker.api import make
 
-    trk = make(name)
-    out: dict[str, list[float]] = {}
-    for seq in dataset:
-        trk.init(read_bgr(seq.img_files[0]), seq.anno[0])
-        if trk.gamma is None:
-            return None
-        for n, g in trk.gamma.items():
-            out.setdefault(n, []).append(g)
-    return out
+    found = first_frame_gamma(make(name), dataset)
+    return None if found is None else found[0]
 
 
 def gamma_groups(gamma: dict) -> dict[str, dict]:

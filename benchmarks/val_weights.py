@@ -20,7 +20,7 @@ import sys
 import warnings
 
 import numpy as np
-from _util import ROOT, machine, save
+from _util import ROOT, first_frame_gamma, machine, save
 
 
 def tracker_for(label: str, path: str | None):
@@ -36,23 +36,6 @@ def tracker_for(label: str, path: str | None):
     if label.startswith(("crest", "mdnet")):
         return factory("crest" if fam == "metacrest" else "mdnet", weights=path)
     return factory(fam, weights=path)
-
-
-def gamma_on(label: str, path: str, dataset) -> tuple[dict[str, list[float]], list[list[float]]] | None:
-    """gamma per adapted tensor and g_phi's input per sequence (first frames), or None without L2F."""
-    from foundation.images import read_bgr
-
-    trk = tracker_for(label, path)()
-    out: dict[str, list[float]] = {}
-    embeddings = []
-    for seq in dataset:
-        trk.init(read_bgr(seq.img_files[0]), seq.anno[0])
-        if trk.gamma is None:
-            return None
-        for n, g in trk.gamma.items():
-            out.setdefault(n, []).append(float(g))
-        embeddings.append(list(getattr(trk, "l2f_embedding", None) or []))
-    return out, embeddings
 
 
 def render(tag: str, out: dict) -> str:
@@ -128,7 +111,7 @@ def main() -> None:
         row = {"file": path and os.path.relpath(path, ROOT), "auc": o["success_score"],
                "precision_20px": o["precision_score"], "success_rate_0.5": o["success_rate"], "fps": o["fps"],
                "auc_per_sequence": {s: e["success_score"] for s, e in perf[label]["seq_wise"].items()}}
-        found = gamma_on(label, path, dataset) if path else None
+        found = first_frame_gamma(tracker_for(label, path)(), dataset) if path else None
         if found is not None:
             g, emb = found
             row["gamma"] = {n: {"mean": float(np.mean(v)), "std": float(np.std(v)), "min": float(np.min(v)),
