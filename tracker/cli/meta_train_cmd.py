@@ -5,7 +5,7 @@ import argparse
 
 from ._common import add_device_arg, resolve_device_arg
 
-MODELS = ("small", "vgg-m", "tiny")  # tracker.sdnet.model.MODEL_NAMES (not imported: keeps --help light)
+MODELS = ("small", "vgg-m", "tiny", "efficientnet")  # tracker.sdnet.model.MODEL_NAMES (not imported: keeps --help light)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                                   ".pt or an official MetaCREST checkpoint with "
                                                   "--backbone)")
     p.add_argument("--model", default="small", choices=MODELS,
-                   help="architecture when starting from scratch: small (CPU, default), vgg-m, tiny")
+                   help="architecture when starting from scratch: small (CPU, default), vgg-m, tiny, "
+                        "efficientnet (EfficientNet-Lite0 ImageNet blocks, frozen, under fc4-6)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="processes reading episodes (default 0)")
     p.add_argument("--feature-cache", metavar="DIR",

@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iterations", type=int, default=2000)
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--model", default="small", choices=MODELS,
-                   help="architecture: small (CPU, default), vgg-m (official shape), tiny (tests)")
+                   help="architecture: small (CPU, default), vgg-m (official shape), tiny (tests), "
+                        "efficientnet (frozen ImageNet blocks: fc4-5 alone train)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, metavar="FILE")
     p.add_argument("--no-progress", action="store_true")

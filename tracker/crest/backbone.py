@@ -114,19 +114,10 @@ class Backbone:
         return Backbone(self.kind, moved, dict(self.config), self.feature_scale)
 
     def _same_grid(self, window: int) -> tuple[int, float]:
-        """EfficientNet's map size and the window pixel of cell 0's centre: TensorFlow's "same"
-        padding puts the odd row of a stride-2 layer at the end, so both follow the input size."""
+        """EfficientNet's map size and the window pixel of cell 0's centre (both follow the size)."""
         from .. import efficientnet
 
-        layers = [(3, 2)] + [(b.kernel, b.stride) for i, b in enumerate(efficientnet.BLOCKS[:self.blocks])
-                             if b.stride > 1 and (self.dilate_from is None or i < self.dilate_from)]
-        n, centre0, step = window + 2 * self.border, 0.0, 1
-        for kernel, stride in layers:
-            out = -(-n // stride)
-            pad_before = max((out - 1) * stride + kernel - n, 0) // 2
-            centre0 += step * ((kernel - 1) / 2.0 - pad_before)
-            n, step = out, step * stride
-        return n, centre0
+        return efficientnet.same_grid(window + 2 * self.border, self.blocks, self.dilate_from)
 
     # ------------------------------------------------------------------ geometry
     def map_size(self, window: int) -> int:
@@ -205,6 +196,9 @@ class Backbone:
     def from_sdnet(cls, weights: Any, layer: str = DEFAULT_SDNET_LAYER) -> "Backbone":
         """The conv layers of MetaSDNet weights (:class:`~tracker.sdnet.weights.SDNetWeights`) up to
         ``layer`` (conv3, or conv2: a receptive field of 27 pixels for small normalised targets)."""
+        if not weights.config.learned_conv:
+            raise UserError("these MetaSDNet weights have no conv layers of their own (a frozen "
+                            "EfficientNet backbone): use --backbone efficientnet-lite0")
         params = {k: v for k, v in weights.params.items() if k.startswith("features.")}
         return cls("sdnet", params, {**weights.config.to_dict(), "layer": layer})
 

@@ -117,7 +117,7 @@ def _frame_set(frame: str, image_size: tuple[int, int], gt: np.ndarray, pos: np.
 
     boxes = np.concatenate([pos, neg], 0)
     region = frame_region(gt, image_size, config, max_side)
-    grid = R.roi_grid(boxes, region, (R.feature_size(region.height), R.feature_size(region.width)), config)
+    grid = R.roi_grid(boxes, region, config)
     labels = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))]).long()   # device: CPU, see FrameSet
     if shuffled:
         labels = 1 - labels

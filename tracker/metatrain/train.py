@@ -60,17 +60,20 @@ class MetaTrainConfig(TrainConfig):
 
 
 class ConvFeatures:
-    """conv3 features of episodes' search regions at FIXED conv weights (``adapt='fc'``: conv
-    neither adapts nor meta-learns), through the one :class:`~tracker.metatrain.cache.FeatureCache`:
-    a frame's region does not depend on the episode, so each frame goes through conv1-3 once.
-    Features are computed, kept and pooled on the conv weights' device."""
+    """Features of episodes' search regions at FIXED conv weights (``adapt='fc'``: conv neither
+    adapts nor meta-learns; always so on a frozen ImageNet backbone), through the one
+    :class:`~tracker.metatrain.cache.FeatureCache`: a frame's region does not depend on the
+    episode, so each frame goes through the conv layers once. Features are computed, kept and
+    pooled on ``device``."""
 
-    def __init__(self, conv_params: dict, model: ModelConfig, capacity: int = 20000,
+    def __init__(self, conv_params: dict, model: ModelConfig, device: torch.device, capacity: int = 20000,
                  folder: Optional[str] = None):
         self.params = {k: v.detach() for k, v in conv_params.items()}
         self.model = model
-        self.device = next(iter(self.params.values())).device
-        self.cache = FeatureCache(folder, fingerprint(self.params), capacity, device=self.device)
+        self.device = device
+        # a frozen backbone's weights come from its package: its configuration names the features
+        extra = () if model.learned_conv else (f"{model.backbone}:{model.backbone_blocks}",)
+        self.cache = FeatureCache(folder, fingerprint(self.params, *extra), capacity, device=self.device)
 
     def __call__(self, fs) -> tuple:
         """A :class:`~tracker.metatrain.episodes.FrameSet` -> ``(pooled features, labels)``."""
@@ -94,7 +97,7 @@ def build_learner(config: MetaTrainConfig, start: Optional[dict] = None,
 def _apply_schedule(learner, config: MetaTrainConfig, iteration: int) -> str:
     """Freeze conv in the fc-only phase and decay every group's lr; returns the phase name."""
     fc_only = iteration < config.fc_only_until or config.adapt == "fc"
-    learner.freeze("features.*" if fc_only else None)
+    learner.freeze((lambda name: name.startswith("features.")) if fc_only else None)
     config.apply_lrs(learner, iteration)
     return "fc" if fc_only else "all"
 
@@ -139,10 +142,10 @@ def meta_train(tracks: SequenceType[Track], config: MetaTrainConfig, out: str,
                          progress=progress, device=device)
     torch.manual_seed(config.seed)
     learner = build_learner(config, start, alpha, device)
-    if config.adapt == "fc":
+    if config.adapt == "fc" or not model_cfg.learned_conv:   # a frozen backbone: features once
         loss_fn = fc_loss
         prepare = ConvFeatures({k: v for k, v in learner.model.named_parameters()
-                                if k.startswith("features.")}, model_cfg, folder=config.feature_cache)
+                                if k.startswith("features.")}, model_cfg, device, folder=config.feature_cache)
     else:
         loss_fn = region_loss(model_cfg)
 

@@ -1,6 +1,6 @@
 """Where the online MetaSDNet tracker gets conv3 features of boxes: one object per mode.
 
-- :class:`RegionFeatures` (``mode="fast"``): conv1-3 once per frame on a search region covering
+- :class:`RegionFeatures` (``mode="fast"``): conv1-3 (or the frozen backbone) once per frame on a search region covering
   the boxes, each box pooled by RoIAlign (:mod:`.roi_align`);
 - :class:`CropFeatures` (``mode="exact"``): every box cropped to 107 x 107 and through conv1-3,
   like MDNet.
@@ -33,8 +33,8 @@ class _RegionFrame:
         """``N x C x 3 x 3`` features of ``boxes``."""
         o = self.owner
         if not len(boxes):
-            return torch.zeros(0, o.config.channels[2], 3, 3, device=o.device)
-        grid = R.roi_grid(boxes, self.region, tuple(self.fmap.shape[2:]), o.config, o.stride).to(o.device)
+            return torch.zeros(0, o.config.feature_channels, 3, 3, device=o.device)
+        grid = R.roi_grid(boxes, self.region, o.config, o.dense).to(o.device)
         with torch.no_grad():
             return pool_region(self.fmap, grid, o.config)
 
@@ -44,7 +44,6 @@ class RegionFeatures:
 
     def __init__(self, config: ModelConfig, dense: bool = True, device: torch.device = torch.device("cpu")):
         self.config, self.dense, self.device = config, dense, device
-        self.stride = R.STRIDE // 2 if dense else R.STRIDE
 
     def _region(self, rgb: np.ndarray, cover: np.ndarray, ref_box: np.ndarray,
                 max_side: int) -> Tuple[R.Region, Tensor]:
@@ -61,8 +60,7 @@ class RegionFeatures:
     def loss(self, rgb: np.ndarray, boxes: np.ndarray, labels: Tensor, cover: np.ndarray,
              ref_box: np.ndarray, max_side: int) -> Tuple[LossFn, tuple]:
         region, x = self._region(rgb, cover, ref_box, max_side)
-        size = (R.feature_size(region.height, self.dense), R.feature_size(region.width, self.dense))
-        grid = R.roi_grid(boxes, region, size, self.config, self.stride).to(self.device)
+        grid = R.roi_grid(boxes, region, self.config, self.dense).to(self.device)
         return region_loss(self.config, self.dense), (x, grid, labels)
 
 
@@ -76,8 +74,8 @@ class _CropFrame:
         with torch.no_grad():
             for i in range(0, len(boxes), o.chunk):
                 crops = R.to_tensor(R.crop_boxes(self.rgb, boxes[i:i + o.chunk], o.config))
-                out.append(conv_forward(self.params, crops.to(o.device), o.config))
-        return torch.cat(out, 0) if out else torch.zeros(0, o.config.channels[2], 3, 3, device=o.device)
+                out.append(R.crop_cells(conv_forward(self.params, crops.to(o.device), o.config), o.config))
+        return torch.cat(out, 0) if out else torch.zeros(0, o.config.feature_channels, 3, 3, device=o.device)
 
 
 class CropFeatures:

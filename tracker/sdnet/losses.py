@@ -32,7 +32,7 @@ def crop_loss(config: ModelConfig) -> LossFn:
     """The loss of ``batch = (crops N x 3 x 107 x 107, labels)`` through every layer."""
     def loss_fn(params: Mapping[str, Tensor], batch: Tuple[Tensor, Tensor]) -> Tensor:
         crops, labels = batch
-        return binary_loss(fc_forward(params, conv_forward(params, crops, config)), labels)
+        return binary_loss(fc_forward(params, R.crop_cells(conv_forward(params, crops, config), config)), labels)
 
     return loss_fn
 

@@ -13,7 +13,10 @@ Layers (``ModelConfig()``, VGG-M's shape so the official weights load)::
     conv3 256->512 k3 s1, ReLU                   -> 512 x 3 x 3 on a 107 x 107 crop
     fc4 4608->512 ReLU, fc5 512->512 ReLU, fc6 512->2
 
-``ModelConfig.small()`` is the CPU configuration for our own trained weights (see docs/tracker.md).
+``ModelConfig.small()`` is the CPU configuration with conv layers trained here (docs/tracker.md);
+``ModelConfig.efficientnet()`` replaces conv1-3 by EfficientNet-Lite0's frozen ImageNet blocks
+(:mod:`tracker.efficientnet`, weights from their package): the parameter dict then holds fc4-6
+only, and boxes are pooled from the block's map at the same 3 x 3 places of their crops.
 """
 from __future__ import annotations
 
@@ -28,7 +31,8 @@ __all__ = ["ModelConfig", "MetaSDNet", "lrn", "conv_forward", "conv_forward_dens
            "binary_loss", "init_params", "param_shapes", "CONV_NAMES", "FC_NAMES", "MEAN_PIXEL"]
 
 CONV_NAMES = ("conv1", "conv2", "conv3")
-MODEL_NAMES = ("small", "vgg-m", "tiny")  # ModelConfig.named
+MODEL_NAMES = ("small", "vgg-m", "tiny", "efficientnet")  # ModelConfig.named
+BACKBONES = ("sdnet", "efficientnet-lite0")
 FC_NAMES = ("fc4", "fc5", "fc6")
 MEAN_PIXEL = 128.0  # preprocessing: pixel - 128, no std scaling; out-of-image pixels are 128
 
@@ -42,6 +46,17 @@ class ModelConfig:
     input_size: int = 107        # crop side; conv3 gives 3 x 3 on it
     padding: float = 16.0        # context per side, in crop pixels (16/107 of the box per side)
     lrn: bool = True             # MatConvNet's LRN after conv1 and conv2
+    backbone: str = "sdnet"      # sdnet: conv1-3 above | efficientnet-lite0: frozen ImageNet blocks
+    backbone_blocks: int = 11    # efficientnet-lite0: blocks read (6-11 end at stride 16)
+
+    def __post_init__(self) -> None:
+        from foundation.errors import UserError
+
+        if self.backbone not in BACKBONES:
+            raise UserError(f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
+        if self.backbone != "sdnet" and not 6 <= self.backbone_blocks <= 11:
+            raise UserError(f"efficientnet-lite0 backbone: blocks must be 6-11 (stride 16), "
+                            f"got {self.backbone_blocks}")
 
     @classmethod
     def small(cls) -> "ModelConfig":
@@ -57,9 +72,30 @@ class ModelConfig:
         """A very small network for tests (seconds to run a sequence)."""
         return cls(channels=(8, 16, 32), fc_dim=64)
 
+    @classmethod
+    def efficientnet(cls, blocks: int = 11) -> "ModelConfig":
+        """EfficientNet-Lite0's ImageNet blocks (frozen) under fc4-6 of the small width: block 11
+        gives 112 channels at stride 16, conv3's stride, so the 3 x 3 cells of a box are one
+        cell apart as in MDNet (``channels`` and ``lrn`` do not apply)."""
+        return cls(fc_dim=128, lrn=False, backbone="efficientnet-lite0", backbone_blocks=blocks)
+
+    @property
+    def learned_conv(self) -> bool:
+        """Whether the conv layers are parameters of the network (else a frozen backbone)."""
+        return self.backbone == "sdnet"
+
+    @property
+    def feature_channels(self) -> int:
+        """Channels of the map boxes are pooled from (conv3's, or the EfficientNet block's)."""
+        if self.learned_conv:
+            return self.channels[2]
+        from ..efficientnet import channels_after
+
+        return channels_after(self.backbone_blocks)
+
     @property
     def feature_dim(self) -> int:
-        return self.channels[2] * 9
+        return self.feature_channels * 9
 
     @property
     def crop_scale(self) -> float:
@@ -73,8 +109,9 @@ class ModelConfig:
 
     @classmethod
     def named(cls, name: str) -> "ModelConfig":
-        """The configuration a CLI names: ``small`` (CPU), ``vgg-m`` (official weights), ``tiny``."""
-        return {"small": cls.small, "vgg-m": cls, "tiny": cls.tiny}[name]()
+        """The configuration a CLI names: ``small`` (CPU), ``vgg-m`` (official weights), ``tiny``,
+        ``efficientnet`` (ImageNet features, frozen)."""
+        return {"small": cls.small, "vgg-m": cls, "tiny": cls.tiny, "efficientnet": cls.efficientnet}[name]()
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "ModelConfig":
@@ -86,14 +123,17 @@ class ModelConfig:
 
 
 def param_shapes(config: ModelConfig) -> Dict[str, Tuple[int, ...]]:
-    """name -> shape of every parameter, in forward order."""
+    """name -> shape of every parameter, in forward order (fc4-6 only on a frozen backbone)."""
     c1, c2, c3 = config.channels
     d = config.fc_dim
-    return {
+    conv = {
         "features.conv1.weight": (c1, 3, 7, 7), "features.conv1.bias": (c1,),
         "features.conv2.weight": (c2, c1, 5, 5), "features.conv2.bias": (c2,),
         "features.conv3.weight": (c3, c2, 3, 3), "features.conv3.bias": (c3,),
-        "fc.fc4.weight": (d, c3 * 9), "fc.fc4.bias": (d,),
+    } if config.learned_conv else {}
+    return {
+        **conv,
+        "fc.fc4.weight": (d, config.feature_dim), "fc.fc4.bias": (d,),
         "fc.fc5.weight": (d, d), "fc.fc5.bias": (d,),
         "fc.fc6.weight": (2, d), "fc.fc6.bias": (2,),
     }
@@ -128,6 +168,10 @@ def conv_forward(params: Mapping[str, Tensor], x: Tensor, config: ModelConfig,
     f = 2 if dense is True else (1 if dense is False else int(dense))
     if f not in (1, 2, 4):
         raise ValueError(f"dense must be False/True or a density of 1, 2 or 4, got {dense!r}")
+    if not config.learned_conv:
+        if f == 4 or last != "conv3":
+            raise ValueError("an efficientnet-lite0 backbone gives its last block at density 1 or 2 only")
+        return imagenet_forward(x, config, dense=f == 2)
     p = params
     x = F.relu(F.conv2d(x, p["features.conv1.weight"], p["features.conv1.bias"], stride=2))
     if config.lrn:
@@ -142,13 +186,30 @@ def conv_forward(params: Mapping[str, Tensor], x: Tensor, config: ModelConfig,
     return F.relu(F.conv2d(x, p["features.conv3.weight"], p["features.conv3.bias"], dilation=f))
 
 
+_IMAGENET: Dict[Tuple[int, str], Dict[str, Tensor]] = {}
+
+
+def imagenet_forward(x: Tensor, config: ModelConfig, dense: bool = False) -> Tensor:
+    """The frozen EfficientNet-Lite0 blocks of ``config`` on (pixel - 128) images, stride 16 (8
+    with ``dense``: the last strided layer a trous). Its folded ImageNet weights are read from
+    their package once per process and device."""
+    from .. import efficientnet as E
+
+    key = (config.backbone_blocks, str(x.device))
+    if key not in _IMAGENET:
+        folded = E.fold_batch_norm(E.load_imagenet(), config.backbone_blocks)
+        _IMAGENET[key] = {k: v.to(x.device) for k, v in folded.items()}
+    dilate = E.dilate_for_stride(config.backbone_blocks, 8) if dense else None
+    return E.features(_IMAGENET[key], (x + (MEAN_PIXEL - 127.0)) / 128.0, config.backbone_blocks, dilate)
+
+
 def conv_forward_dense(params: Mapping[str, Tensor], x: Tensor, config: ModelConfig) -> Tensor:
     """:func:`conv_forward` with ``dense=True`` (the fast tracker's stride-8 feature map)."""
     return conv_forward(params, x, config, dense=True)
 
 
 def fc_forward(params: Mapping[str, Tensor], feats: Tensor) -> Tensor:
-    """fc4-fc6 on ``N x C x 3 x 3`` (or ``N x 9C`` flattened) conv3 features -> ``N x 2`` logits."""
+    """fc4-fc6 on ``N x C x 3 x 3`` (or ``N x 9C`` flattened) pooled features -> ``N x 2`` logits."""
     p = params
     x = feats.reshape(feats.shape[0], -1)
     x = F.relu(F.linear(x, p["fc.fc4.weight"], p["fc.fc4.bias"]))
@@ -158,7 +219,9 @@ def fc_forward(params: Mapping[str, Tensor], feats: Tensor) -> Tensor:
 
 def forward(params: Mapping[str, Tensor], crops: Tensor, config: ModelConfig) -> Tensor:
     """Logits of ``N x 3 x 107 x 107`` crops (exact mode)."""
-    return fc_forward(params, conv_forward(params, crops, config))
+    from .roi_align import crop_cells
+
+    return fc_forward(params, crop_cells(conv_forward(params, crops, config), config))
 
 
 def binary_loss(logits: Tensor, labels: Tensor) -> Tensor:
@@ -200,12 +263,13 @@ class MetaSDNet(nn.Module):
         self.config = config or ModelConfig()
         c1, c2, c3 = self.config.channels
         d = self.config.fc_dim
-        self.features = nn.Module()
-        self.features.conv1 = nn.Conv2d(3, c1, 7, stride=2)
-        self.features.conv2 = nn.Conv2d(c1, c2, 5, stride=2)
-        self.features.conv3 = nn.Conv2d(c2, c3, 3, stride=1)
+        if self.config.learned_conv:
+            self.features = nn.Module()
+            self.features.conv1 = nn.Conv2d(3, c1, 7, stride=2)
+            self.features.conv2 = nn.Conv2d(c1, c2, 5, stride=2)
+            self.features.conv3 = nn.Conv2d(c2, c3, 3, stride=1)
         self.fc = nn.Module()
-        self.fc.fc4 = nn.Linear(c3 * 9, d)
+        self.fc.fc4 = nn.Linear(self.config.feature_dim, d)
         self.fc.fc5 = nn.Linear(d, d)
         self.fc.fc6 = nn.Linear(d, 2)
         self.load_params(params if params is not None else init_params(self.config, seed))

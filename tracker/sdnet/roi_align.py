@@ -15,6 +15,11 @@ pixel ``i`` sits at ``ox + (i + 0.5) / sx``. So a box whose crop is 107 region p
 at a multiple of 16 is pooled with no interpolation at all: its features equal those of its exact
 crop (up to the image border, where the region is padded with the mean pixel like the crops are).
 
+With a frozen EfficientNet backbone (:meth:`ModelConfig.efficientnet`) the boxes are sampled at
+the same crop pixels (37, 53, 69 of 107), on the block's map whose cell geometry
+(:func:`map_geometry`: TensorFlow "same" padding, cell 0's centre follows the input size) replaces
+``OFFSET + STRIDE p``.
+
 No torchvision: sampling is ``torch.nn.functional.grid_sample`` (bilinear, border clamp) on one
 feature map with all boxes' 3 x 3 points laid out as one grid, so it is differentiable (the
 frame-1 meta step goes through it to the conv layers).
@@ -34,7 +39,8 @@ from foundation.boxes import xywh_to_cxcywh
 from .model import MEAN_PIXEL, ModelConfig
 
 __all__ = ["Region", "STRIDE", "OFFSET", "grid_cells", "make_region", "region_for_boxes",
-           "warp", "crop_boxes", "to_tensor", "roi_grid", "roi_align", "feature_size"]
+           "warp", "crop_boxes", "to_tensor", "roi_grid", "roi_align", "feature_size", "map_geometry",
+           "crop_cells"]
 
 STRIDE = 16
 OFFSET = 37
@@ -53,8 +59,21 @@ def feature_size(n: int, dense: bool = False) -> int:
 
 
 def grid_cells(config: ModelConfig) -> int:
-    """Cells per side of conv3 on one crop (3 for 107)."""
+    """Cells pooled per box side: conv3's on one crop (3 for 107)."""
     return feature_size(config.input_size)
+
+
+def map_geometry(config: ModelConfig, n: int, dense: bool = False) -> Tuple[int, float, int]:
+    """``(cells, centre, stride)`` of the feature map along an input side of ``n`` pixels: cell
+    ``i`` is centred on input pixel ``centre + stride * i`` (conv3: 37 + 16 i, or 8 i dense)."""
+    stride = STRIDE // 2 if dense else STRIDE
+    if config.learned_conv:
+        return feature_size(n, dense), float(OFFSET), stride
+    from .. import efficientnet as E
+
+    dilate = E.dilate_for_stride(config.backbone_blocks, stride) if dense else None
+    cells, centre = E.same_grid(n, config.backbone_blocks, dilate)
+    return cells, centre, stride
 
 
 @dataclass(frozen=True)
@@ -144,11 +163,10 @@ def to_tensor(pixels: np.ndarray) -> Tensor:
     return t.sub_(MEAN_PIXEL)
 
 
-def roi_grid(boxes: np.ndarray, region: Region, feat_hw: Tuple[int, int], config: ModelConfig,
-             stride: int = STRIDE) -> Tensor:
+def roi_grid(boxes: np.ndarray, region: Region, config: ModelConfig, dense: bool = False) -> Tensor:
     """grid_sample coordinates ``1 x 3N x 3 x 2`` (align_corners=True) of every box's 3 x 3 cells
-    on a feature map of ``stride`` region pixels per cell (16; 8 for the dense forward). On the
-    CPU (numpy geometry); callers move it to the feature map's device."""
+    on the feature map of ``region`` (:func:`map_geometry`; stride 16, or 8 for the dense
+    forward). On the CPU (numpy geometry); callers move it to the feature map's device."""
     k = grid_cells(config)
     n_in = config.input_size
     crops = crops_of(boxes, config)                                  # N x 4 image coords
@@ -156,9 +174,10 @@ def roi_grid(boxes: np.ndarray, region: Region, feat_hw: Tuple[int, int], config
     # image coordinates of the cell centres, then region pixel indices, then feature coordinates
     xs = crops[:, 0:1] + j[None, :] * crops[:, 2:3] / n_in            # N x k
     ys = crops[:, 1:2] + j[None, :] * crops[:, 3:4] / n_in
-    fx = ((xs - region.ox) * region.sx - 0.5 - OFFSET) / stride
-    fy = ((ys - region.oy) * region.sy - 0.5 - OFFSET) / stride
-    fh, fw = feat_hw
+    fw, cx, stride = map_geometry(config, region.width, dense)
+    fh, cy, _ = map_geometry(config, region.height, dense)
+    fx = ((xs - region.ox) * region.sx - 0.5 - cx) / stride
+    fy = ((ys - region.oy) * region.sy - 0.5 - cy) / stride
     gx = 2.0 * fx / max(fw - 1, 1) - 1.0
     gy = 2.0 * fy / max(fh - 1, 1) - 1.0
     n = len(crops)
@@ -174,3 +193,16 @@ def roi_align(feats: Tensor, grid: Tensor, k: int = 3) -> Tensor:
     out = F.grid_sample(feats, grid, mode="bilinear", padding_mode="border", align_corners=True)
     n = grid.shape[1] // k
     return out.view(c, n, k, k).permute(1, 0, 2, 3)
+
+
+def crop_cells(fmap: Tensor, config: ModelConfig) -> Tensor:
+    """The ``N x C x 3 x 3`` cells of crops' own maps (exact mode): conv3's map of a 107 crop is
+    those cells already; a frozen backbone's map is sampled at the same crop pixels."""
+    if config.learned_conv:
+        return fmap
+    n = config.input_size
+    whole = Region(0.0, 0.0, 1.0, 1.0, n, n)
+    box = np.array([[config.padding, config.padding, n - 2 * config.padding, n - 2 * config.padding]])
+    grid = roi_grid(box, whole, config).to(fmap.device)
+    return F.grid_sample(fmap, grid.expand(len(fmap), -1, -1, -1), mode="bilinear",
+                         padding_mode="border", align_corners=True)
