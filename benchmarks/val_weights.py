@@ -3,7 +3,7 @@
     python benchmarks/val_weights.py --tag metacrest_recipe --dataset benchmarks/.data/synth-val-20 \\
         metacrest=runs/mc-e5/metacrest.pt metacrest-l2f=runs/mc-e5/metacrest-l2f.pt csrt ...
 
-Each ``LABEL=FILE`` runs that weights file under the tracker its family names (``metacrest`` or
+Each ``LABEL=FILE`` (or ``LABEL=FILE@option=value,option=value`` with tracker options) runs that weights file under the tracker its family names (``metacrest`` or
 ``metasdnet``; ``LABEL`` only names the row, and a label starting with ``crest`` or ``mdnet`` runs
 the non-meta start on the file's backbone); a bare name runs a registered tracker (``csrt``).
 For L2F weights the gamma of every adapted tensor on every sequence's first frame is kept, with
@@ -23,19 +23,36 @@ import numpy as np
 from _util import ROOT, first_frame_gamma, machine, save
 
 
-def tracker_for(label: str, path: str | None):
+def split_row(row: str) -> tuple[str, str | None, dict]:
+    """``LABEL[=FILE[@key=value,...]]`` -> (label, file, tracker options)."""
+    import ast
+
+    label, _, rest = row.partition("=")
+    path, _, opts = rest.partition("@")
+    options = {}
+    for item in filter(None, opts.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            options[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[key] = value
+    return label, path or None, options
+
+
+def tracker_for(label: str, path: str | None, options: dict | None = None):
     """A picklable factory for the row."""
     from tracker.api import factory
 
+    options = options or {}
     if path is None:
-        return factory(label)
+        return factory(label, **options)
     from foundation.checkpoint import load_checkpoint
 
     state, _ = load_checkpoint(path)
     fam = state.get("family") or "metasdnet"
     if label.startswith(("crest", "mdnet")):
-        return factory("crest" if fam == "metacrest" else "mdnet", weights=path)
-    return factory(fam, weights=path)
+        return factory("crest" if fam == "metacrest" else "mdnet", weights=path, **options)
+    return factory(fam, weights=path, **options)
 
 
 def render(tag: str, out: dict) -> str:
@@ -93,25 +110,27 @@ def main() -> None:
 
     if not os.path.isdir(args.dataset):
         sys.exit(f"val_weights: no dataset {args.dataset}")
-    rows = [(r.split("=", 1)[0], r.split("=", 1)[1] if "=" in r else None) for r in args.rows]
-    for label, path in rows:
+    rows = [split_row(r) for r in args.rows]
+    for label, path, _ in rows:
         if path is not None and not os.path.isfile(path):
             sys.exit(f"val_weights: {label}: no file {path}")
     warnings.simplefilter("ignore")
     dataset = OTBDataset(args.dataset)
     results = os.path.join(ROOT, "benchmarks", ".data", f"results-{args.tag}")
     shutil.rmtree(results, ignore_errors=True)
-    for label, path in rows:
-        run_ope(tracker_for(label, path), dataset, results, name=label, workers=args.workers)
-    perf = evaluate(dataset, results, [label for label, _ in rows])
+    for label, path, options in rows:
+        run_ope(tracker_for(label, path, options), dataset, results, name=label, workers=args.workers)
+    perf = evaluate(dataset, results, [label for label, _, _ in rows])
     out = {"dataset": {"path": os.path.relpath(args.dataset, ROOT), "sequences": len(dataset)},
            "rows": {}, "title": args.title, "notes": args.note, "workers": args.workers, "machine": machine()}
-    for label, path in rows:
+    for label, path, options in rows:
         o = perf[label]["overall"]
         row = {"file": path and os.path.relpath(path, ROOT), "auc": o["success_score"],
                "precision_20px": o["precision_score"], "success_rate_0.5": o["success_rate"], "fps": o["fps"],
                "auc_per_sequence": {s: e["success_score"] for s, e in perf[label]["seq_wise"].items()}}
-        found = first_frame_gamma(tracker_for(label, path)(), dataset) if path else None
+        if options:
+            row["options"] = options
+        found = first_frame_gamma(tracker_for(label, path, options)(), dataset) if path else None
         if found is not None:
             g, emb = found
             row["gamma"] = {n: {"mean": float(np.mean(v)), "std": float(np.std(v)), "min": float(np.min(v)),
