@@ -404,7 +404,7 @@ CASES += [
                                    "--backbone", "efficientnet-lite0", "--backbone-layer", "conv3",
                                    "--out", NEW + ".pt", "--no-progress"], 2, "block1 .. block16"),
     ("mt-crest-sdnet-stride", ["metatrack", "meta-train", "--tracker", "metacrest", "--dataset", "{W}/data",
-                               "--backbone-stride", "8", "--out", NEW + ".pt", "--no-progress"], 2, "--backbone-stride"),
+                               "--backbone", "{W}/garbage.pt", "--backbone-stride", "8", "--out", NEW + ".pt", "--no-progress"], 2, "--backbone-stride"),
     ("mt-sdnet-backbone-layer", MT + ["--out", NEW + ".pt", "--backbone-layer", "block5"], 2, "--backbone-layer"),
     ("mt-crest-bad-option", ["metatrack", "meta-train", "--tracker", "metacrest", "--dataset", "{W}/data",
                              "--tracker-option", "update_lr=abc", "--out", NEW + ".pt", "--no-progress"],

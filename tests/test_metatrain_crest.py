@@ -498,8 +498,8 @@ def test_meta_train_on_efficientnet_writes_small_weights_the_tracker_runs_with(d
     ("efficientnet-lite0", "block5", 6, "power of two"),
     ("efficientnet-lite0", "block3", 8, "read more blocks"),
     ("efficientnet-lite0", None, 16, "read more blocks"),
-    (None, "block5", None, "blockN is for --backbone efficientnet-lite0"),
-    (None, None, 8, "--backbone-stride: only for"),
+    ("metasdnet.pt", "block5", None, "blockN is for --backbone efficientnet-lite0"),
+    ("metasdnet.pt", None, 8, "--backbone-stride: only for"),
 ])
 def test_backbone_spec_mismatches_are_refused_before_loading(backbone, layer, stride, message):
     with pytest.raises(UserError, match=message):
@@ -507,7 +507,8 @@ def test_backbone_spec_mismatches_are_refused_before_loading(backbone, layer, st
 
 
 def test_backbone_spec_defaults():
-    assert crest_mod.backbone_spec(None) == ("conv2", None)
+    assert crest_mod.backbone_spec(None) == ("block5", 3)            # EfficientNet, as shipped
+    assert crest_mod.backbone_spec("metasdnet.pt") == ("conv2", None)
     assert crest_mod.backbone_spec("efficientnet-lite0") == ("block5", 3)
     assert crest_mod.backbone_spec("efficientnet-lite0", "block11", 8) == ("block11", 5)
     assert crest_mod.backbone_spec("efficientnet-lite0", "block5", 4) == ("block5", 3)

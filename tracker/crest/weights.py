@@ -14,7 +14,6 @@ target model; its backbone is VGG-16, which the user supplies (``backbone=``).
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
@@ -26,7 +25,6 @@ from foundation.errors import UserError
 
 from ..weights import (
     TrackerWeights,
-    UntrainedWeightsWarning,
     common_fields,
     find_weights,
     read_tracker_state,
@@ -124,16 +122,13 @@ def resolve_crest_weights(name: str, weights: Any = None, backbone: Any = None,
 
 
 def default_backbone(name: str, backbone: Any = None) -> Backbone:
-    """The backbone when no MetaCREST weights exist: the one given, else the conv layers of the
-    shipped MetaSDNet weights (one warning: the target model then starts untrained)."""
+    """The backbone when no MetaCREST weights exist: the one given, else EfficientNet-Lite0's
+    ImageNet features as the shipped weights read them (one warning: the target model then
+    starts untrained)."""
     if isinstance(backbone, Backbone):
         return backbone
     if backbone is not None:
         return Backbone.vgg16(backbone)
-    from ..sdnet.weights import resolve_weights
-
-    warn_untrained(name, "has no MetaCREST weights: the target model starts untrained on the "
-                         "MetaSDNet conv layers")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UntrainedWeightsWarning)
-        return Backbone.from_sdnet(resolve_weights("metasdnet"))
+    warn_untrained(name, "has no MetaCREST weights: the target model starts untrained on "
+                         "EfficientNet-Lite0's ImageNet features")
+    return Backbone.efficientnet()

@@ -228,7 +228,7 @@ def backbone_spec(backbone: Any = None, layer: Optional[str] = None,
     layer to read and, for EfficientNet, its ``dilate_from``. Mismatches are a UserError."""
     from .. import efficientnet
 
-    if str(backbone).lower() == EFFICIENTNET:
+    if backbone is None or str(backbone).lower() == EFFICIENTNET:   # the default, as shipped
         layer = layer or "block5"
         digits = layer[len("block"):] if layer.startswith("block") else ""
         blocks = int(digits) if digits.isdigit() else -1
@@ -249,17 +249,15 @@ def default_training_backbone(backbone: Any = None, layer: Optional[str] = None,
                               stride: Optional[int] = None) -> Backbone:
     """``backbone``: a :class:`Backbone`; ``"efficientnet-lite0"`` (ImageNet features after block
     ``layer`` = ``blockN``, default block5, at ``stride`` pixels, default 4); MetaSDNet weights (our
-    .pt: its conv layers up to ``layer``, default conv2); or VGG-16 (.mat or state dict); None: the
-    shipped MetaSDNet weights' conv layers."""
-    from ..sdnet.weights import load_weights, resolve_weights
+    .pt: its conv layers up to ``layer``, default conv2); or VGG-16 (.mat or state dict); None:
+    EfficientNet-Lite0 as for ``"efficientnet-lite0"`` (the shipped weights' backbone)."""
+    from ..sdnet.weights import load_weights
 
     if isinstance(backbone, Backbone):
         return backbone
     layer, dilate_from = backbone_spec(backbone, layer, stride)
-    if str(backbone).lower() == EFFICIENTNET:
+    if backbone is None or str(backbone).lower() == EFFICIENTNET:
         return Backbone.efficientnet(int(layer[len("block"):]), dilate_from)
-    if backbone is None:
-        return Backbone.from_sdnet(resolve_weights("metasdnet"), layer)
     path = str(backbone)
     if path.lower().endswith(".mat"):
         return Backbone.vgg16(path)

