@@ -92,60 +92,40 @@ def plot_gamma(gamma: dict[str, dict[str, dict[str, float]]], path: str) -> None
     plt.close(fig)
 
 
-def _spread_note(names: list[str], rows: dict, what: str) -> str:
-    aucs = {v: rows[v]["auc"] for v in names}
-    lo, hi = min(aucs.values()), max(aucs.values())
-    count = {2: "two", 3: "three", 4: "four"}.get(len(names), str(len(names)))
-    text = f"- The {count} {what} variants span {lo:.3f}-{hi:.3f} AUC: "
-    if hi - lo < 0.02:
-        return text + "L2F and DropGrad show no effect beyond single-seed noise at this budget."
-    return text + (f"{max(aucs, key=aucs.get)} leads by {hi - lo:.3f}, from one training seed per "
-                   "variant (no spread over seeds measured).")
+def _interval(d) -> str:
+    return f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}], {d.verdict}"
 
 
-def crest_reading(out: dict) -> list[str]:
-    """The MetaCREST bullets of the reading: metacrest vs crest, vs MetaSDNet, its variants."""
+def _seeds_of(out: dict, v: str) -> int:
+    return len(out.get("seeds", {}).get(v, {}).get("auc", [0]))
+
+
+def family_reading(out: dict, fam: str, base: str, plain: str, how: str, diffs: dict) -> list[str]:
+    """A family's bullets, each stated with its interval: the best variant against CSRT and
+    MedianFlow, the meta-learned start against the ordinary one (``plain``, started as ``how``),
+    and L2F / DropGrad against the plain meta start."""
     rows = out["trackers"]
-    crest_v = [v for v in CREST_VARIANTS if v in rows]
-    sdnet_v = [v for v in VARIANTS if v in rows]
+    if base not in rows:
+        return []
     lines = []
-    if "metacrest" in rows and "crest" in rows:
-        m, c = rows["metacrest"], rows["crest"]
-        iters = out.get("crest_init_iters")
-        d = m["auc"] - c["auc"]
-        verdict = ("on par with it (within single-seed noise)" if abs(d) < 0.02 else
-                   f"{abs(d):.3f} AUC {'above' if d > 0 else 'below'} it")
-        lines.append(
-            f"- `crest` (the same tracker and backbone started by {iters or 'its'} Adam iterations "
-            f"from a random filter at frame 1) scores {c['auc']:.3f} AUC against metacrest's "
-            f"{m['auc']:.3f}: the meta-learned start is {verdict}, and metacrest's frame 1 (one "
-            f"meta-SGD step, then the spatial residual branch's few iterations when residuals are "
-            f"on) takes {m['frame1_seconds_median']:.3f} s against crest's "
-            f"{c['frame1_seconds_median']:.3f} s "
-            f"({c['frame1_seconds_median'] / m['frame1_seconds_median']:.1f}x faster).")
-    if crest_v and sdnet_v:
-        bc = max(crest_v, key=lambda v: rows[v]["auc"])
-        bs = max(sdnet_v, key=lambda v: rows[v]["auc"])
-        d = rows[bc]["auc"] - rows[bs]["auc"]
-        cmp = ("about the same AUC as" if abs(d) < 0.02 else
-               f"{abs(d):.3f} AUC {'more' if d > 0 else 'less'} than")
-        lines.append(
-            f"- The best MetaCREST variant ({bc}, AUC {rows[bc]['auc']:.3f}, precision "
-            f"{rows[bc]['precision_20px']:.3f}, {rows[bc]['fps']:.1f} fps) scores {cmp} the best "
-            f"MetaSDNet variant ({bs}, AUC {rows[bs]['auc']:.3f}, precision "
-            f"{rows[bs]['precision_20px']:.3f}, {rows[bs]['fps']:.1f} fps)"
-            + (f"; metacrest against metasdnet: AUC {rows['metacrest']['auc']:.3f} vs "
-               f"{rows['metasdnet']['auc']:.3f}, frame 1 {rows['metacrest']['frame1_seconds_median']:.3f} s "
-               f"vs {rows['metasdnet']['frame1_seconds_median']:.3f} s"
-               if "metacrest" in rows and "metasdnet" in rows else "") + ".")
-    if "metacrest" in rows:
-        fps, workers = rows["metacrest"]["fps"], out["dataset"].get("workers", 2)
-        lines.append(f"- metacrest tracks at {fps:.1f} fps here ("
-                     + (f"one torch thread per process, {workers} processes side by side"
-                        if workers > 1 else "one process") + "); alone on two threads: "
-                     "[tracker_speed.md](tracker_speed.md).")
-    if len(crest_v) > 1:
-        lines.append(_spread_note(crest_v, rows, "MetaCREST"))
+    best = best_of(out, base)
+    cvs = [c for c in ("csrt", "medianflow") if c in rows and (best, c) in diffs]
+    if cvs:
+        lines.append(f"- {fam}'s best variant is {best} (mean AUC {mean_auc(out, best):.3f} over "
+                     f"{_seeds_of(out, best)} training seed(s)); against "
+                     + "; against ".join(f"{c} ({rows[c]['auc']:.3f}): {_interval(diffs[(best, c)])}"
+                                         for c in cvs) + ".")
+    if plain in rows and (base, plain) in diffs:
+        m, p = rows[base]["frame1_seconds_median"], rows[plain]["frame1_seconds_median"]
+        lines.append(f"- Meta-learned start against the ordinary one (`{plain}`: the same tracker "
+                     f"started by {how} at frame 1): {base} {mean_auc(out, base):.3f} vs "
+                     f"{mean_auc(out, plain):.3f} AUC, {_interval(diffs[(base, plain)])}; frame 1 takes "
+                     f"{m:.3f} s against {p:.3f} s ({p / m:.1f}x faster).")
+    others = [v for v in (f"{base}-l2f", f"{base}-dropgrad", f"{base}-l2f-dropgrad") if (v, base) in diffs]
+    if others:
+        lines.append(f"- Against the plain meta start ({base}, mean AUC {mean_auc(out, base):.3f}): "
+                     + "; ".join(f"{v[len(base) + 1:]} {mean_auc(out, v):.3f} ({_interval(diffs[(v, base)])})"
+                                 for v in others) + ".")
     return lines
 
 
@@ -169,10 +149,23 @@ def gamma_reading(gamma: dict, weights: dict) -> list[str]:
     return lines
 
 
-def comparisons(rows: dict) -> list[tuple[str, str, str]]:
+def mean_auc(out: dict, v: str) -> float:
+    """AUC averaged over training seeds when the JSON has them, else the shipped file's."""
+    seeds = out.get("seeds", {})
+    return float(np.mean(seeds[v]["auc"])) if v in seeds else out["trackers"][v]["auc"]
+
+
+def best_of(out: dict, base: str) -> str | None:
+    """The family's variant with the highest (seed-mean) AUC."""
+    family = [v for v in out["trackers"] if v == base or v.startswith(base + "-")]
+    return max(family, key=lambda v: mean_auc(out, v)) if family else None
+
+
+def comparisons(out: dict) -> list[tuple[str, str, str]]:
     """(A, B, why) pairs the table states with an interval: L2F and DropGrad against the plain
     meta-learned start, the meta start against the ordinary start, the best of each family
-    against the best OpenCV trackers (CSRT and MedianFlow when present)."""
+    (by seed-mean AUC) against the best OpenCV trackers (CSRT and MedianFlow when present)."""
+    rows = out["trackers"]
     pairs = []
     for fam, base, plain in (("MetaSDNet", "metasdnet", "mdnet"), ("MetaCREST", "metacrest", "crest")):
         if base not in rows:
@@ -182,31 +175,44 @@ def comparisons(rows: dict) -> list[tuple[str, str, str]]:
                 pairs.append((v, base, f"{fam}: {v[len(base) + 1:]} vs the plain meta start"))
         if plain in rows:
             pairs.append((base, plain, f"{fam}: meta-learned start vs the ordinary one"))
-        family = [v for v in rows if v == base or v.startswith(base + "-")]
-        best = max(family, key=lambda v: rows[v]["auc"])
+        best = best_of(out, base)
         for cv in ("csrt", "medianflow"):
             if cv in rows:
                 pairs.append((best, cv, f"{fam}'s best variant vs {cv}"))
     return pairs
 
 
-def difference_lines(out: dict) -> list[str]:
-    """The paired-bootstrap table: A - B in AUC over sequences (and training seeds when the JSON
-    has them), "better" only when the whole interval is above zero."""
+def differences(out: dict) -> dict[tuple[str, str], object]:
+    """{(A, B): otb_eval.compare.Difference} over sequences and, where the JSON has them, seeds."""
     from otb_eval.compare import difference
 
     rows = out["trackers"]
     if not all("auc_per_sequence" in r for r in rows.values()):
-        return []
+        return {}
     seeds = out.get("seed_auc_per_sequence", {})
-    lines = ["", "Differences in AUC (A - B) with 95% paired-bootstrap intervals over the "
-                 f"{out['dataset']['sequences']} sequences"
-                 + (" and the training seeds" if seeds else " (one training seed: seed noise is not in them)")
+    return {(a, b): difference(seeds.get(a, [rows[a]["auc_per_sequence"]]),
+                               seeds.get(b, [rows[b]["auc_per_sequence"]]))
+            for a, b, _ in comparisons(out)}
+
+
+def difference_lines(out: dict) -> list[str]:
+    """The paired-bootstrap table: A - B in AUC over sequences (and training seeds when the JSON
+    has them), "better" only when the whole interval is above zero."""
+    diffs = differences(out)
+    if not diffs:
+        return []
+    seeded = bool(out.get("seed_auc_per_sequence"))
+    lines = ["", "Differences in AUC (A - B, means over the training seeds each side has) with 95% "
+                 f"paired-bootstrap intervals over the {out['dataset']['sequences']} sequences"
+                 + (" and the training seeds (both resampled)" if seeded
+                    else " (one training seed: seed noise is not in them)")
                  + "; `otb_eval.compare.difference`:", "",
-             "| A | B | comparison | A - B | 95% interval | verdict |", "|---|---|---|---|---|---|"]
-    for a, b, why in comparisons(rows):
-        d = difference(seeds.get(a, [rows[a]["auc_per_sequence"]]), seeds.get(b, [rows[b]["auc_per_sequence"]]))
-        lines.append(f"| {a} | {b} | {why} | {d.mean:+.3f} | [{d.low:+.3f}, {d.high:+.3f}] | {d.verdict} |")
+             "| A | B | comparison | seeds A / B | A - B | 95% interval | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for a, b, why in comparisons(out):
+        d = diffs[(a, b)]
+        lines.append(f"| {a} | {b} | {why} | {d.seeds_a} / {d.seeds_b} | {d.mean:+.3f} "
+                     f"| [{d.low:+.3f}, {d.high:+.3f}] | {d.verdict} |")
     return lines
 
 
@@ -236,51 +242,30 @@ def render(out: dict, plot_dir: str | None = DOCS) -> str:
     if out.get("skipped"):
         lines += ["", "Not run: " + "; ".join(f"{n} ({why})" for n, why in out["skipped"].items()) + "."]
     lines += difference_lines(out)
-    if out.get("seeds") and out.get("training_seeds", 1) > 1:
-        lines += ["", "Over training seeds (same pretrained start; seeds vary the meta-training "
-                      "episodes, the attenuator's init and DropGrad's noise; seed 0 is the shipped "
-                      "file; `benchmarks/train_seeds.sh`, then `--seeds-dir`):", "",
-                  "| variant | seeds | AUC mean +- std | precision@20px mean +- std |", "|---|---|---|---|"]
+    if out.get("seeds"):
+        lines += ["", "Over training seeds (seed 0 is the shipped file; other seeds repeat the whole "
+                      "recipe with `SEED=k`: MetaSDNet's pretraining (`mdnet-seedk.pt`) and meta-training "
+                      "from it, MetaCREST's meta-training; `crest` has no training of its own; "
+                      "`weights/train_all.sh`, then `--seeds-dir`):", "",
+                  "| variant | seeds | AUC mean +- s.d. | precision@20px mean +- s.d. |", "|---|---|---|---|"]
         for v, r in out["seeds"].items():
             a, p = np.asarray(r["auc"]), np.asarray(r["precision_20px"])
-            lines.append(f"| {v} | {len(a)} | {a.mean():.3f} +- {a.std(ddof=1) if len(a) > 1 else 0:.3f} "
-                         f"| {p.mean():.3f} +- {p.std(ddof=1) if len(p) > 1 else 0:.3f} |")
-    lines += ["", "Reading:", ""]
+            sd = (lambda x: x.std(ddof=1) if len(x) > 1 else 0.0)
+            lines.append(f"| {v} | {len(a)} | {a.mean():.3f} +- {sd(a):.3f} | {p.mean():.3f} +- {sd(p):.3f} |")
+    lines += ["", "Reading (\"better\" / \"worse\" only where the whole interval is on one side of zero):", ""]
+    diffs = differences(out)
     if opencv and (variants or crest_v):
         best_cv = max(opencv, key=lambda n: rows[n]["auc"])
-        parts = []
-        for what, vs, base in (("MetaSDNet", variants, "metasdnet"), ("MetaCREST", crest_v, "metacrest")):
-            if vs:
-                beat = [v for v in vs if rows[v]["auc"] > rows[best_cv]["auc"]]
-                parts.append(f"{len(beat)} of {len(vs)} shipped {what} variants beat it"
-                             + (f" ({base}: {rows[base]['auc']:.3f})" if base in rows else ""))
-        lines.append(f"- The best OpenCV tracker available here is {best_cv} (AUC "
-                     f"{rows[best_cv]['auc']:.3f}); {'; '.join(parts)}.")
-    if "mdnet" in rows and variants:
-        best_v = max(variants, key=lambda v: rows[v]["auc"])
-        lines.append(f"- `mdnet` (the same network started by 30 iterations of ordinary fine-tuning "
-                     f"at frame 1) scores {rows['mdnet']['auc']:.3f} against the best meta-trained "
-                     f"variant's {rows[best_v]['auc']:.3f} ({best_v})"
-                     + (f"; its frame 1 takes "
-                        f"{rows['mdnet']['frame1_seconds_median'] / rows['metasdnet']['frame1_seconds_median']:.1f}x "
-                        "as long as metasdnet's single meta-SGD step" if "metasdnet" in rows else "")
-                     + ". With our short CPU meta-training "
-                     "(fc layers only, 1000 iterations, no ImageNet) the meta-learned start buys "
-                     "speed at frame 1, not accuracy; Meta-Tracker's accuracy gain needs its full recipe.")
-        its = {w.get("iterations") for v, w in out.get("weights", {}).items() if v in variants}
-        lines[-1] = lines[-1].replace("1000 iterations", f"{'/'.join(str(i) for i in sorted(its, key=str))} iterations")
-        if out.get("seeds") and out.get("training_seeds", 1) > 1:
-            sd = out["seeds"]
-            means = {v: float(np.mean(sd[v]["auc"])) for v in variants}
-            spread = max(float(np.std(sd[v]["auc"], ddof=1)) for v in variants)
-            lines.append(f"- Over {out['training_seeds']} training seeds the variants' mean AUCs span "
-                         f"{min(means.values()):.3f}-{max(means.values()):.3f} with a seed s.d. up to "
-                         f"{spread:.3f}: " + ("L2F and DropGrad show no effect beyond seed noise at this budget."
-                                              if max(means.values()) - min(means.values()) < 2 * spread
-                                              else f"{max(means, key=means.get)} is best on average."))
-        elif len(variants) > 1:
-            lines.append(_spread_note(variants, rows, "MetaSDNet"))
-    lines += crest_reading(out)
+        lines.append(f"- The best OpenCV tracker here is {best_cv} (AUC {rows[best_cv]['auc']:.3f}).")
+    mdnet_how = f"{out.get('mdnet_finetune_iters', 30)} iterations of ordinary fine-tuning of fc4-6"
+    crest_how = f"{out.get('crest_init_iters') or 'its'} Adam iterations from a random filter"
+    lines += family_reading(out, "MetaSDNet", "metasdnet", "mdnet", mdnet_how, diffs)
+    lines += family_reading(out, "MetaCREST", "metacrest", "crest", crest_how, diffs)
+    if "metacrest" in rows:
+        workers = d.get("workers", 2)
+        lines.append("- fps in this table: one torch thread per process"
+                     + (f", {workers} processes side by side" if workers > 1 else "")
+                     + "; alone on two threads: [tracker_speed.md](tracker_speed.md).")
     if out.get("gamma"):
         g = out["gamma"]
         lines += gamma_reading(g, out.get("weights", {}))
@@ -297,9 +282,14 @@ def render(out: dict, plot_dir: str | None = DOCS) -> str:
     return "\n".join(lines) + "\n"
 
 
+SEEDED = VARIANTS + ["mdnet"] + CREST_VARIANTS
+
+
 def add_seeds(folder: str, args) -> None:
-    """Evaluate ``<variant>-seed<k>.pt`` files and store per-variant AUC / precision over seeds
-    (seed 0 = the shipped weights, from the saved run)."""
+    """Track the test split with every ``<variant>-seed<k>.pt`` in ``folder`` (the variant's own
+    tracker class; ``mdnet-seed<k>.pt`` under ``mdnet``) and store per-variant AUC, precision and
+    per-sequence AUC over seeds (seed 0 = the shipped weights, from the saved run), which the
+    differences then resample. ``--resume`` keeps seed results already tracked."""
     import glob
     import json
     import re
@@ -309,27 +299,37 @@ def add_seeds(folder: str, args) -> None:
     from otb_eval.datasets import OTBDataset
     from otb_eval.experiment import run_ope
     from otb_eval.report import evaluate
-    from tracker.api import factory, register
-    from tracker.sdnet.online import MetaSDNetTracker
+    from tracker.api import factory, register, spec
 
     with open(os.path.join(RESULTS, "tracking_table.json")) as f:
         out = json.load(f)
+    rows = out["trackers"]
     dataset = OTBDataset(synthetic_split("test", out["dataset"]["sequences"], out["dataset"]["seed"]))
     results = os.path.join(ROOT, "benchmarks", ".data", "results-seeds")
-    seeds = {v: {"seed": [0], "auc": [out["trackers"][v]["auc"]],
-                 "precision_20px": [out["trackers"][v]["precision_20px"]]} for v in VARIANTS}
-    for path in sorted(glob.glob(os.path.join(folder, "*-seed*.pt"))):
+    if not args.resume:
+        shutil.rmtree(results, ignore_errors=True)
+    seeds = {v: {"seed": [0], "auc": [rows[v]["auc"]], "precision_20px": [rows[v]["precision_20px"]]}
+             for v in SEEDED if v in rows}
+    per_seq = {v: [rows[v]["auc_per_sequence"]] for v in seeds}
+    found = []
+    for path in glob.glob(os.path.join(folder, "*-seed*.pt")):
         m = re.match(r"(.+)-seed(\d+)\.pt$", os.path.basename(path))
-        if not m or m.group(1) not in seeds:
-            continue
-        name = f"{m.group(1)}@seed{m.group(2)}"
-        register(name, MetaSDNetTracker, overwrite=True, weights=path)
+        if m and m.group(1) in seeds and int(m.group(2)) > 0:
+            found.append((m.group(1), int(m.group(2)), path))
+    if not found:
+        raise SystemExit(f"no <variant>-seed<k>.pt files of {', '.join(seeds)} in {folder}")
+    for variant, k, path in sorted(found):
+        name = f"{variant}@seed{k}"
+        register(name, spec(variant).factory, overwrite=True, weights=path)
         run_ope(factory(name), dataset, results, workers=args.workers)
-        o = evaluate(dataset, results, [name])[name]["overall"]
-        seeds[m.group(1)]["seed"].append(int(m.group(2)))
-        seeds[m.group(1)]["auc"].append(o["success_score"])
-        seeds[m.group(1)]["precision_20px"].append(o["precision_score"])
+        perf = evaluate(dataset, results, [name])[name]
+        seeds[variant]["seed"].append(k)
+        seeds[variant]["auc"].append(perf["overall"]["success_score"])
+        seeds[variant]["precision_20px"].append(perf["overall"]["precision_score"])
+        per_seq[variant].append([perf["seq_wise"][s.name]["success_score"] for s in dataset])
+        print(f"{name}: AUC {seeds[variant]['auc'][-1]:.3f}", flush=True)
     out["seeds"] = seeds
+    out["seed_auc_per_sequence"] = per_seq
     out["training_seeds"] = min(len(v["seed"]) for v in seeds.values())
     md = render(out)
     save("tracking_table", out, md)
@@ -354,8 +354,9 @@ def main() -> None:
                         help="print the markdown; write neither the JSON, the docs nor the plot")
     parser.add_argument("--seeds-dir", metavar="DIR",
                         help="add the accuracy of extra training seeds (<variant>-seed<k>.pt, from "
-                             "benchmarks/train_seeds.sh) to the saved JSON; tracking is deterministic, "
-                             "so their AUC is comparable with the saved run's (their speed is not reported)")
+                             "SEED=k OUT=DIR bash weights/train_all.sh) to the saved JSON; tracking is "
+                             "deterministic, so their AUC is comparable with the saved run's (their "
+                             "speed is not reported)")
     args = parser.parse_args()
     if args.seeds_dir:
         add_seeds(args.seeds_dir, args)
@@ -437,10 +438,12 @@ def main() -> None:
            "skipped": skipped, "training_seeds": 1, "machine": machine()}
     if args.trackers:
         out["dataset"]["only"] = args.trackers
-    if "crest" in trackers:
-        from tracker.api import make
+    from tracker.api import make
 
+    if "crest" in trackers:
         out["crest_init_iters"] = int(make("crest").opts.init_iters)
+    if "mdnet" in trackers:
+        out["mdnet_finetune_iters"] = int(make("mdnet").opts.finetune_iters)
     md = render(out, None if args.no_save else DOCS)
     print(md)
     if not args.no_save:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from foundation.errors import UserError
 from tracker.crest import dcf, features as feat
@@ -152,3 +153,17 @@ def test_load_official_checkpoint_errors(tmp_path: Path) -> None:
         dcf.load_official_crest(ck)
     with pytest.raises(UserError, match="meta_alpha"):
         dcf.load_official_crest({"meta_init": _official()["meta_init"]})
+
+
+@pytest.mark.parametrize("kernel, padding", [((9, 7), (4, 3)), ((3, 3), (1, 1)), ((5, 5), (0, 0))])
+def test_one_map_conv_is_the_convolution_to_second_order(kernel, padding) -> None:
+    """The depthwise-written correlation filter: same values, gradients and gradients of gradients
+    as F.conv2d (meta-training differentiates the frame-1 step through it)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, 11, 10, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(1, 4, *kernel, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(1, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.allclose(dcf.one_map_conv(x, w, b, padding), F.conv2d(x, w, b, padding=padding))
+    fn = lambda x, w, b: dcf.one_map_conv(x, w, b, padding)   # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, w, b))
+    assert torch.autograd.gradgradcheck(fn, (x, w, b))
