@@ -20,6 +20,7 @@ def machine() -> dict:
     return {"python": platform.python_version(), "platform": platform.platform(),
             "cpus": os.cpu_count(), "numpy": numpy.__version__, "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
 
