@@ -119,6 +119,14 @@ def measure_crest(args, seqs) -> dict:
     return out
 
 
+def opts_dense(config) -> bool:
+    """Whether fast mode reads a stride-8 map with the default options (SDNetOptions.dense)."""
+    from tracker.sdnet.online import SDNetOptions
+
+    dense = SDNetOptions().dense
+    return config.learned_conv if dense is None else bool(dense)
+
+
 def crest_markdown(c: dict) -> list:
     """The MetaCREST section of docs/tracker_speed.md."""
     o, meta = c["options"], c["weights_metadata"]
@@ -244,8 +252,11 @@ def main() -> None:
         f"{', '.join(f'{v:.1f}' for v in load) if load else 'n/a'} (the machine is shared), "
         f"{data['machine']['date']}.",
         "",
-        f"Network: `ModelConfig{tuple(config.channels)}`, fc {config.fc_dim} "
-        f"({'trained' if trained else 'UNTRAINED'} weights: {weights_source}; speed does not "
+        ("Network: `ModelConfig.efficientnet()` (EfficientNet-Lite0's ImageNet blocks 1-"
+         f"{config.backbone_blocks}, frozen, fast mode at stride "
+         f"{8 if opts_dense(config) else 16}), fc {config.fc_dim} "
+         if not config.learned_conv else f"Network: `ModelConfig{tuple(config.channels)}`, fc {config.fc_dim} ")
+        + f"({'trained' if trained else 'UNTRAINED'} weights: {weights_source}; speed does not "
         "depend on the values, the IoU column does"
         + (f"; made at {weights_meta.get('date')} after {weights_meta.get('iterations')} "
            "meta-training iterations" if weights_meta.get("iterations") is not None else "")
