@@ -119,14 +119,6 @@ def measure_crest(args, seqs) -> dict:
     return out
 
 
-def opts_dense(config) -> bool:
-    """Whether fast mode reads a stride-8 map with the default options (SDNetOptions.dense)."""
-    from tracker.sdnet.online import SDNetOptions
-
-    dense = SDNetOptions().dense
-    return config.learned_conv if dense is None else bool(dense)
-
-
 def crest_markdown(c: dict) -> list:
     """The MetaCREST section of docs/tracker_speed.md."""
     o, meta = c["options"], c["weights_metadata"]
@@ -182,6 +174,7 @@ def main() -> None:
     from foundation.images import read_bgr
     from otb_eval.datasets import OTBDataset
     from otb_eval.synthetic import generate
+    from tracker.sdnet.online import SDNetOptions
 
     with tempfile.TemporaryDirectory() as tmp:
         generate(tmp, args.sequences, seed=args.seed, split="test",
@@ -254,7 +247,7 @@ def main() -> None:
         "",
         ("Network: `ModelConfig.efficientnet()` (EfficientNet-Lite0's ImageNet blocks 1-"
          f"{config.backbone_blocks}, frozen, fast mode at stride "
-         f"{8 if opts_dense(config) else 16}), fc {config.fc_dim} "
+         f"{8 if SDNetOptions().dense_for(config) else 16}), fc {config.fc_dim} "
          if not config.learned_conv else f"Network: `ModelConfig{tuple(config.channels)}`, fc {config.fc_dim} ")
         + f"({'trained' if trained else 'UNTRAINED'} weights: {weights_source}; speed does not "
         "depend on the values, the IoU column does"

@@ -134,6 +134,11 @@ class SDNetOptions:
             raise UserError("need n_candidates >= top_k >= 1")
         return self
 
+    def dense_for(self, config: ModelConfig) -> bool:
+        """Whether fast mode reads the stride-8 map for this network (``dense=None``: only for our
+        own conv layers)."""
+        return config.learned_conv if self.dense is None else bool(self.dense)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -195,9 +200,8 @@ class MetaSDNetTracker(Tracker):
                                        self.weights_fallback, map_location=self.device)
         self.config = self.weights.config
         self.start = {k: v.detach().to(self.device).float() for k, v in self.weights.params.items()}
-        dense = self.config.learned_conv if self.opts.dense is None else self.opts.dense
-        self.extractor = make_features(self.opts.mode, self.config, dense, self.opts.chunk,
-                                       self.device)
+        self.extractor = make_features(self.opts.mode, self.config, self.opts.dense_for(self.config),
+                                       self.opts.chunk, self.device)
         self._learner = None
         self.regressor = BBoxRegressor(self.opts.bbreg_alpha)
         # Built now, not on the first frame: the first torch optimiser of a process imports
