@@ -9,16 +9,9 @@
 # VARIANTS="base l2f" limits the variants (base, l2f, dropgrad, l2f-dropgrad); TRAIN_SEQUENCES,
 # VAL_SEQUENCES, SYNTH_ARGS and CHECKPOINT_EVERY size a trial run (tests/test_recipes.py).
 set -euo pipefail
-DATA=${DATA:-benchmarks/.data}
-OUT=${OUT:-weights}
-SEED=${SEED:-0}
+# shellcheck source=weights/recipe_common.sh
+source "$(dirname "$0")/recipe_common.sh"
 ITER=${ITER:-600}
-DEVICE=${DEVICE:-cpu}
-VAL="$DATA/synth-val-${VAL_SEQUENCES:-20}"
-# shellcheck disable=SC2086
-metatrack synth "$DATA/synth-train" --sequences "${TRAIN_SEQUENCES:-60}" --split train --seed 0 --no-progress ${SYNTH_ARGS:-}
-# shellcheck disable=SC2086
-metatrack synth "$VAL" --sequences "${VAL_SEQUENCES:-20}" --split val --seed 0 --no-progress ${SYNTH_ARGS:-}
 # CPU recipe (docs/metacrest.md): targets normalised to 32 px (window 161 px), EfficientNet-Lite0
 # block 5 at stride 4 (a trous from block 3), 600 iterations of meta-batch 4, Adam 1e-3 for theta0,
 # 1e-5 for alpha (from 1e-4), online update lr 1e-4, per-frame window features cached on disk.
@@ -30,8 +23,6 @@ COMMON=(--tracker metacrest --dataset "$DATA/synth-train" --val-dataset "$VAL"
 # L2F as the paper writes it (gamma = sigmoid(g_phi(e))) on a scale-free task embedding: with the
 # paper's raw mean gradients gamma came out the same for every sequence (docs/metacrest.md, "L2F")
 L2F=(--l2f --l2f-mode sigmoid --l2f-input normalized)
-resume() { [ -f "$1.ckpt" ] && echo --resume || true; }
-mkdir -p "$OUT"
 for v in ${VARIANTS:-base l2f dropgrad l2f-dropgrad}; do
   case $v in
     base) flags=(); name=metacrest;;
@@ -40,6 +31,6 @@ for v in ${VARIANTS:-base l2f dropgrad l2f-dropgrad}; do
     l2f-dropgrad) flags=("${L2F[@]}" --dropgrad binary --dropgrad-rate 0.1); name=metacrest-l2f-dropgrad;;
     *) echo "unknown variant $v" >&2; exit 2;;
   esac
-  [ "$SEED" = 0 ] && file="$OUT/$name.pt" || file="$OUT/$name-seed$SEED.pt"
+  file=$(seeded "$name")
   metatrack meta-train "${COMMON[@]}" "${flags[@]}" --out "$file" $(resume "$file")
 done

@@ -9,20 +9,11 @@
 # VARIANTS="base l2f" limits the meta-trained variants (base, l2f, dropgrad, l2f-dropgrad);
 # TRAIN_SEQUENCES, VAL_SEQUENCES, SYNTH_ARGS and CHECKPOINT_EVERY size a trial run (tests/test_recipes.py).
 set -euo pipefail
-DATA=${DATA:-benchmarks/.data}
-OUT=${OUT:-weights}
-SEED=${SEED:-0}
+# shellcheck source=weights/recipe_common.sh
+source "$(dirname "$0")/recipe_common.sh"
 ITER=${ITER:-1000}
 PRETRAIN_ITER=${PRETRAIN_ITER:-3000}
-DEVICE=${DEVICE:-cpu}
-VAL="$DATA/synth-val-${VAL_SEQUENCES:-20}"
-# shellcheck disable=SC2086
-metatrack synth "$DATA/synth-train" --sequences "${TRAIN_SEQUENCES:-60}" --split train --seed 0 --no-progress ${SYNTH_ARGS:-}
-# shellcheck disable=SC2086
-metatrack synth "$VAL" --sequences "${VAL_SEQUENCES:-20}" --split val --seed 0 --no-progress ${SYNTH_ARGS:-}
-suffix() { [ "$SEED" = 0 ] && echo "$1" || echo "$1-seed$SEED"; }
-mkdir -p "$OUT"
-START="$OUT/$(suffix mdnet).pt"
+START=$(seeded mdnet)
 # multi-domain pretraining of fc4-5 (fc6 fresh afterwards): MDNet's start, and meta-training's
 [ -f "$START" ] || metatrack pretrain --dataset "$DATA/synth-train" --model efficientnet \
   --iterations "$PRETRAIN_ITER" --seed "$SEED" --device "$DEVICE" --out "$START" --no-progress
@@ -34,7 +25,6 @@ COMMON=(--dataset "$DATA/synth-train" --val-dataset "$VAL" --init "$START" --ada
         --device "$DEVICE" --no-progress)
 # L2F as the paper writes it (gamma = sigmoid(g_phi(e))) on a scale-free task embedding, as MetaCREST's
 L2F=(--l2f --l2f-mode sigmoid --l2f-input normalized)
-resume() { [ -f "$1.ckpt" ] && echo --resume || true; }
 for v in ${VARIANTS:-base l2f dropgrad l2f-dropgrad}; do
   case $v in
     base) flags=(); name=metasdnet;;
@@ -43,6 +33,6 @@ for v in ${VARIANTS:-base l2f dropgrad l2f-dropgrad}; do
     l2f-dropgrad) flags=("${L2F[@]}" --dropgrad binary --dropgrad-rate 0.1); name=metasdnet-l2f-dropgrad;;
     *) echo "unknown variant $v" >&2; exit 2;;
   esac
-  file="$OUT/$(suffix $name).pt"
+  file=$(seeded "$name")
   metatrack meta-train "${COMMON[@]}" "${flags[@]}" --out "$file" $(resume "$file")
 done

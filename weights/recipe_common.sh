@@ -1,0 +1,17 @@
+# Sourced by train_metasdnet.sh and train_metacrest.sh: the settings both recipes share and the
+# synthetic splits they train and validate on (made if missing), so the two families always see
+# the same data. Not meant to be run on its own.
+DATA=${DATA:-benchmarks/.data}
+OUT=${OUT:-weights}
+SEED=${SEED:-0}
+DEVICE=${DEVICE:-cpu}
+VAL="$DATA/synth-val-${VAL_SEQUENCES:-20}"
+# shellcheck disable=SC2086
+metatrack synth "$DATA/synth-train" --sequences "${TRAIN_SEQUENCES:-60}" --split train --seed 0 --no-progress ${SYNTH_ARGS:-}
+# shellcheck disable=SC2086
+metatrack synth "$VAL" --sequences "${VAL_SEQUENCES:-20}" --split val --seed 0 --no-progress ${SYNTH_ARGS:-}
+mkdir -p "$OUT"
+# --resume when a run's checkpoint exists (every step of a recipe resumes when rerun)
+resume() { [ -f "$1.ckpt" ] && echo --resume || true; }
+# NAME.pt for the shipped seed 0, NAME-seedK.pt for the others
+seeded() { [ "$SEED" = 0 ] && echo "$OUT/$1.pt" || echo "$OUT/$1-seed$SEED.pt"; }
