@@ -50,6 +50,45 @@ def test_conv_gradcheck_and_gradgradcheck(input_grad):
     assert torch.autograd.gradgradcheck(f, (x, w))
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, CL])
+def test_consumed_input_gives_the_same_gradients_and_a_second_backward_fails_loudly(layout):
+    torch.manual_seed(0)
+    w = torch.tensor([1.3, -0.7, 0.4, -2.0], dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    src = torch.randn(3, 4, 8, 6, dtype=torch.float64).contiguous(memory_format=layout)
+    grads = {}
+    for consume in (False, True):
+        x = src.clone().requires_grad_()
+        mid = x * 1.5   # a temporary nobody else holds, as a convolution's output
+        loss = (bn_lrelu_pool(mid, w, b, 1e-5, 0.2, consume_input=consume) * torch.arange(12.0, dtype=torch.float64).view(1, 1, 4, 3)).sum()
+        grads[consume] = torch.autograd.grad(loss, (x, w, b), retain_graph=True)
+        if consume:   # the saved input became the gradient: a rerun must not silently use it
+            with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+                torch.autograd.grad(loss, (x, w, b))
+        else:
+            torch.autograd.grad(loss, (x, w, b))
+    for a, r in zip(grads[True], grads[False]):
+        assert _rel(a, r) < 1e-13
+
+
+def test_consumed_input_is_kept_once_a_differentiable_backward_saved_it():
+    # an inner step (create_graph) saves x in its graph; a first-order backward through the same
+    # block before that graph is used must not overwrite x, and the second-order result is unchanged
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 6, 6, dtype=torch.float64).contiguous(memory_format=CL)
+    w = torch.randn(3, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    g, b = torch.rand(3, dtype=torch.float64) + 0.5, torch.zeros(3, dtype=torch.float64)
+    results = []
+    for consume in (False, True):
+        out = bn_lrelu_pool(conv2d(x, w), g, b, 1e-5, 0.1, consume_input=consume)
+        (gw,) = torch.autograd.grad(out.square().sum(), w, create_graph=True)
+        first = torch.autograd.grad(out.sum(), w, retain_graph=True)[0]
+        second = torch.autograd.grad(gw.square().sum(), w)[0]
+        results.append((first, second))
+    for a, r in zip(results[1], results[0]):
+        assert _rel(a, r) < 1e-13
+
+
 def test_block_ties_go_to_the_first_element_like_max_pool():
     # constant regions (glyph backgrounds) tie exactly: the gradient must land where nn.MaxPool2d puts it
     x = torch.zeros(2, 2, 4, 4, dtype=torch.float64)

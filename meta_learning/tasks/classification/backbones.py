@@ -61,7 +61,8 @@ class Conv4(nn.Module):
             return self.classifier(self.features(x).flatten(1))
         x = x.contiguous(memory_format=torch.channels_last)
         for conv, bn, act in blocks:
-            x = bn_lrelu_pool(conv2d(x, conv.weight, conv.padding[0]), bn.weight, bn.bias, bn.eps, act.negative_slope)
+            x = bn_lrelu_pool(conv2d(x, conv.weight, conv.padding[0]), bn.weight, bn.bias, bn.eps,
+                              act.negative_slope, consume_input=True)
         return self.classifier(x.flatten(1))
 
     def _fusable(self, x: Tensor) -> Optional[List[tuple]]:

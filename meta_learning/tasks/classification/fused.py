@@ -12,6 +12,10 @@ Ties in a window go to the first of the tied elements, as in ``nn.MaxPool2d``; o
 the normalisation makes distinct ``x`` equal in ``y``, or a scale is exactly zero, does the gradient
 take another (equally valid) element of the window.
 
+With ``consume_input`` (the 4-conv passes its convolution's output straight in), a first-order
+backward writes the input's gradient over the saved input instead of into a fresh buffer of that
+size: on the CPU such large fresh buffers cost page faults, the largest part of the block's time.
+
 :func:`conv2d` is the 4-conv's convolution with a leaner double backward.
 """
 from __future__ import annotations
@@ -68,7 +72,7 @@ class _BnLreluPool(torch.autograd.Function):
 
     @staticmethod
     def forward(x: Tensor, weight: Tensor, bias: Tensor, flip: Optional[Tensor], eps: float,
-                slope: float) -> Tuple[Tensor, ...]:
+                slope: float, consume: bool) -> Tuple[Tensor, ...]:
         mean, var = _stats(x)
         if flip is None:
             pooled, idx = F.max_pool2d(x, 2, return_indices=True)
@@ -82,16 +86,22 @@ class _BnLreluPool(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        x, weight, _bias, _flip, eps, slope = inputs
+        x, weight, _bias, _flip, eps, slope, consume = inputs
         out, mean, var, pooled, idx = output
         ctx.save_for_backward(x, weight, out, mean, var, pooled, idx)
         ctx.eps, ctx.slope = eps, slope
+        # ``x`` may become the input's gradient in place: it is a temporary nobody else holds
+        # (``consume``) and no differentiable backward has saved it yet (see ``backward``)
+        ctx.consume = consume
         ctx.mark_non_differentiable(idx)
         ctx.set_materialize_grads(False)
 
     @staticmethod
     def backward(ctx, g_out, g_mean, g_var, g_pooled, _g_idx):
         x, weight, out, mean, var, pooled, idx = ctx.saved_tensors
+        graphed = torch.is_grad_enabled()
+        if graphed:     # the differentiable operations below save x: it must stay as it is
+            ctx.consume = False
         n = x.numel() // x.shape[1]
         rstd = (var + ctx.eps).rsqrt()
         scale = weight * rstd
@@ -100,12 +110,16 @@ class _BnLreluPool(torch.autograd.Function):
         gp, gw, gb = g_pooled, None, None
         if g_out is not None:
             gq = torch.ops.aten.leaky_relu_backward(g_out, out, ctx.slope, True)
-            gb = gq.sum(_DIMS)
-            gs = (gq * pooled).sum(_DIMS) - mean * gb          # d loss / d scale
+            if graphed:
+                gb = gq.sum(_DIMS)
+                gs = (gq * pooled).sum(_DIMS) - mean * gb          # d loss / d scale
+            else:   # both sums in one pass over gq (batch norm's kernel with unit inverse std)
+                _, gs, gb = torch.ops.aten.native_batch_norm_backward(
+                    gq, pooled, None, None, None, mean, torch.ones_like(mean), True, 0.0, [False, True, True])
             gw = gs * rstd
             gm = gm - scale * gb
             gv = gv - 0.5 * gs * scale / (var + ctx.eps)
-            gqs = gq.mul_(scale.view(1, -1, 1, 1)) if not torch.is_grad_enabled() else gq * scale.view(1, -1, 1, 1)
+            gqs = gq * scale.view(1, -1, 1, 1) if graphed else gq.mul_(scale.view(1, -1, 1, 1))
             gp = gqs if gp is None else gp + gqs
         gx = None
         if ctx.needs_input_grad[0]:
@@ -115,17 +129,25 @@ class _BnLreluPool(torch.autograd.Function):
             c2 = gv * (2.0 / n)
             c1 = gm / n - c2 * mean
             shape = (1, 1, -1) if cl else (1, -1, 1)
-            flat = torch.addcmul(c1.view(shape), _planes(x, cl), c2.view(shape)).contiguous()
+            if ctx.consume and not graphed:   # no fresh x-sized buffer (page faults at this size)
+                flat = _planes(x, cl).mul_(c2.view(shape)).add_(c1.view(shape))
+            else:
+                flat = torch.addcmul(c1.view(shape), _planes(x, cl), c2.view(shape)).contiguous()
             if gp is not None:
                 flat.scatter_add_(1 if cl else 2, _planes(idx, cl), _planes(gp, cl))
             gx = _unplanes(flat, x.shape, cl)
-        return gx, gw, gb, None, None, None
+        return gx, gw, gb, None, None, None, None
 
 
 def bn_lrelu_pool(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5,
-                  negative_slope: float = 0.01) -> Tensor:
+                  negative_slope: float = 0.01, consume_input: bool = False) -> Tensor:
     """``max_pool2d(leaky_relu(batch_norm(x, batch statistics, weight, bias)), 2)`` for (N, C, H, W)
-    ``x`` (contiguous or channels-last; the output keeps the layout); ``negative_slope >= 0``."""
+    ``x`` (contiguous or channels-last; the output keeps the layout); ``negative_slope >= 0``.
+
+    ``consume_input``: ``x`` is a temporary that nothing else reads (e.g. a convolution's output
+    passed straight in); a first-order backward may then overwrite it with its gradient instead
+    of allocating one as large.  Backpropagating twice through that graph then fails loudly (the
+    saved ``x`` was modified)."""
     if negative_slope < 0:
         raise ValueError(f"bn_lrelu_pool needs negative_slope >= 0, got {negative_slope}")
     if x.numel() // x.shape[1] <= 1:
@@ -134,7 +156,7 @@ def bn_lrelu_pool(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5,
         x = x.contiguous()
     neg = weight.detach() < 0
     flip = torch.where(neg, -1.0, 1.0).to(x.dtype) if bool(neg.any()) else None
-    return _BnLreluPool.apply(x, weight, bias, flip, eps, negative_slope)[0]
+    return _BnLreluPool.apply(x, weight, bias, flip, eps, negative_slope, consume_input)[0]
 
 
 def _weight_grad(g_out: Tensor, x: Tensor, weight: Tensor, padding: int) -> Tensor:
