@@ -267,3 +267,21 @@ def test_fc_only_attenuator_is_recognised(scene):
     w.attenuator = Attenuator(5, "sigmoid").state_dict()
     with pytest.raises(UserError, match="attenuator takes 5 inputs"):
         MetaSDNetTracker(weights=w)
+
+
+@pytest.mark.parametrize("alpha", [1000.0, 1e-9])
+def test_ridge_solve_gives_the_float64_solution(alpha):
+    """The float32 Gram + refinement equals the float64 solve, also where float32 cannot solve
+    the system (near-collinear rows, no ridge to speak of: condition ~1e8, so it solves in float64)."""
+    from tracker.sdnet.bbreg import _ridge_solve
+
+    g = torch.Generator().manual_seed(0)
+    F = torch.rand(40, 300, generator=g, dtype=torch.float64) * 3
+    F[-1] = F[0] + 1e-3 * torch.randn(300, generator=g, dtype=torch.float64)
+    B = F @ torch.randn(300, 4, generator=g, dtype=torch.float64)
+    A = F @ F.T
+    A.diagonal().add_(alpha)
+    exact = torch.linalg.solve(A, B)
+    got = _ridge_solve(F, B, alpha)
+    assert got.dtype == torch.float64
+    assert float((got - exact).abs().max() / exact.abs().max()) < 1e-6
