@@ -68,8 +68,9 @@ Fresh buffers of the query's first-block size (75 x 48 x 84 x 84, 100 MB) are ab
 allocator's reuse threshold: each one is new memory from the system, and its page faults cost more
 than the arithmetic written into it. The fused block's first-order backward therefore writes the
 input's gradient over the convolution output it consumed (saved for it alone) instead of into a
-fresh buffer, and takes the two per-channel sums of its backward in one pass; before that the
-engine loop was 1.99x faster than `higher` in this script. What limits the ratio now: more than
+fresh buffer: bit-identical gradients, less peak memory, and about 3% off the engine's update when
+timed against the old path in one process (the 1.99x of the previous run of this script was
+measured at load average 8; most of the step to 2.1x is the quieter machine). What limits the ratio now: more than
 half of the engine's meta-update is convolution time (the same oneDNN kernels, at about the same
 speed, in every row); most of the rest are memory-bound passes over the query's activations
 (batch statistics, pooling and its int64 indices, the statistics' gradient).

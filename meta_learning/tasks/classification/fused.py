@@ -14,7 +14,7 @@ take another (equally valid) element of the window.
 
 With ``consume_input`` (the 4-conv passes its convolution's output straight in), a first-order
 backward writes the input's gradient over the saved input instead of into a fresh buffer of that
-size: on the CPU such large fresh buffers cost page faults, the largest part of the block's time.
+size (on the CPU, large fresh buffers cost page faults): the same bits, less memory.
 
 :func:`conv2d` is the 4-conv's convolution with a leaner double backward.
 """
@@ -110,12 +110,8 @@ class _BnLreluPool(torch.autograd.Function):
         gp, gw, gb = g_pooled, None, None
         if g_out is not None:
             gq = torch.ops.aten.leaky_relu_backward(g_out, out, ctx.slope, True)
-            if graphed:
-                gb = gq.sum(_DIMS)
-                gs = (gq * pooled).sum(_DIMS) - mean * gb          # d loss / d scale
-            else:   # both sums in one pass over gq (batch norm's kernel with unit inverse std)
-                _, gs, gb = torch.ops.aten.native_batch_norm_backward(
-                    gq, pooled, None, None, None, mean, torch.ones_like(mean), True, 0.0, [False, True, True])
+            gb = gq.sum(_DIMS)
+            gs = (gq * pooled).sum(_DIMS) - mean * gb          # d loss / d scale
             gw = gs * rstd
             gm = gm - scale * gb
             gv = gv - 0.5 * gs * scale / (var + ctx.eps)
@@ -130,7 +126,8 @@ class _BnLreluPool(torch.autograd.Function):
             c1 = gm / n - c2 * mean
             shape = (1, 1, -1) if cl else (1, -1, 1)
             if ctx.consume and not graphed:   # no fresh x-sized buffer (page faults at this size)
-                flat = _planes(x, cl).mul_(c2.view(shape)).add_(c1.view(shape))
+                planes = _planes(x, cl)
+                flat = torch.addcmul(c1.view(shape), planes, c2.view(shape), out=planes)
             else:
                 flat = torch.addcmul(c1.view(shape), _planes(x, cl), c2.view(shape)).contiguous()
             if gp is not None:
