@@ -90,7 +90,8 @@ def _ridge_solve(F, B, alpha: float, tol: float = 1e-12, max_refinements: int = 
     (``F (F^T w)`` costs two thin products instead of the Gram's M x M x K)."""
     import torch
 
-    A = F.float() @ F.float().T
+    F32 = F.float()
+    A = F32 @ F32.T
     A.diagonal().add_(alpha)
     L, info = torch.linalg.cholesky_ex(A)
     if int(info) == 0:
