@@ -15,11 +15,14 @@ device: it takes and gives numpy arrays (the tracker hands it ``features.cpu().n
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
 from foundation.boxes import as_boxes, cxcywh_to_xywh, xywh_to_cxcywh
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["encode", "decode", "BBoxRegressor"]
 
@@ -84,7 +87,8 @@ class BBoxRegressor:
         return decode(boxes, d)
 
 
-def _ridge_solve(F, B, alpha: float, tol: float = 1e-12, max_refinements: int = 10):
+def _ridge_solve(F: "torch.Tensor", B: "torch.Tensor", alpha: float, tol: float = 1e-12,
+                 max_refinements: int = 10) -> "torch.Tensor":
     """float64 ``(F F^T + alpha I)^-1 B`` for float64 ``F`` (M x K) and ``B`` (M x 4): a float32
     Gram matrix and Cholesky factor, then iterative refinement on float64 residuals
     (``F (F^T w)`` costs two thin products instead of the Gram's M x M x K)."""
