@@ -11,6 +11,9 @@ from typing import Callable
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 DOCS = os.path.join(ROOT, "docs")
+# the shipped variants of each family (weights/<name>.pt), as the benchmarks report them
+SDNET_VARIANTS = ["metasdnet", "metasdnet-l2f", "metasdnet-dropgrad", "metasdnet-l2f-dropgrad"]
+CREST_VARIANTS = ["metacrest", "metacrest-l2f", "metacrest-dropgrad", "metacrest-l2f-dropgrad"]
 
 
 def machine() -> dict:

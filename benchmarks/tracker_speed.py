@@ -33,7 +33,7 @@ import os
 import tempfile
 import warnings
 
-from _util import machine, median, relative, save, time_repeats
+from _util import CREST_VARIANTS, SDNET_VARIANTS, machine, median, relative, save, time_repeats
 
 
 def run_sequence(make, seq, frames=None):
@@ -62,8 +62,6 @@ def summarise(rows):
 
 CREST_TARGET_FPS = 40.0   # frames / total time, frame 1 included, 2 threads (issue #11)
 SDNET_TARGET_FPS = 40.0
-SDNET_VARIANTS = ["metasdnet", "metasdnet-l2f", "metasdnet-dropgrad", "metasdnet-l2f-dropgrad"]
-CREST_VARIANTS = ["metacrest", "metacrest-l2f", "metacrest-dropgrad", "metacrest-l2f-dropgrad"]
 
 
 def target_reading(family: str, fps: dict, target: float) -> str:
@@ -140,7 +138,6 @@ def measure_crest(args, seqs) -> dict:
 def crest_markdown(c: dict) -> list:
     """The MetaCREST section of docs/tracker_speed.md."""
     o, meta = c["options"], c["weights_metadata"]
-    fps = c["fps"]["metacrest"]["fps"]
     md = ["## MetaCREST", "",
           f"Same sequences and machine. Weights: {'trained' if c['trained_weights'] else 'UNTRAINED'} "
           f"({c['weights']}"
@@ -162,11 +159,8 @@ def crest_markdown(c: dict) -> list:
     md += ["", "| start | frame-1 time |", "|---|---:|"]
     for label, r in c["frame1"].items():
         md.append(f"| {label} | {r['median_seconds'] * 1000:.0f} ms |")
-    reading = c.get("target_reading") or (f"metacrest: {fps:.1f} fps ("
-                                          f"{'meets' if c['meets_target'] else 'MISSES'} the "
-                                          f"{c['target_fps']:.0f} fps target)")
     md += ["", f"MetaCREST's meta-learned start ({starts['metacrest']}) needs {c['frame1_speedup']:.1f}x "
-           f"less time at frame 1 than `crest`'s {starts['crest']}. Fps: {reading}.", ""]
+           f"less time at frame 1 than `crest`'s {starts['crest']}. Fps: {c['target_reading']}.", ""]
     return md
 
 

@@ -22,11 +22,10 @@ import os
 import shutil
 
 import numpy as np
-from _util import DOCS, ROOT, machine, save
+from _util import CREST_VARIANTS, DOCS, ROOT, SDNET_VARIANTS, machine, save
 from baselines import synthetic_split
 
-VARIANTS = ["metasdnet", "metasdnet-l2f", "metasdnet-dropgrad", "metasdnet-l2f-dropgrad"]
-CREST_VARIANTS = ["metacrest", "metacrest-l2f", "metacrest-dropgrad", "metacrest-l2f-dropgrad"]
+VARIANTS = SDNET_VARIANTS
 LEARNED = VARIANTS + ["mdnet"] + CREST_VARIANTS + ["crest"]
 
 
