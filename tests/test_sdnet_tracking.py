@@ -64,8 +64,11 @@ def test_mdnet_baseline_follows_a_textured_patch():
 
 
 def test_exact_mode_tracks_too():
+    # the small network with the default candidates and memory negatives, as the fast-mode test:
+    # with a quarter of them (64 candidates, 50 negatives) the untrained start kept the patch on
+    # only some random streams
     frames, gt = patch_sequence(n=8, seed=0)
-    o = _run(_tiny(mode="exact", bbreg_n=200, n_candidates=64, update_neg=50), frames, gt)
+    o = _run(_small(mode="exact", bbreg_n=200), frames, gt)
     assert o.min() >= THRESHOLD, np.round(o, 2)
 
 
@@ -75,6 +78,28 @@ def test_deterministic_given_the_seed():
     a.init(frames[0], gt[0]), b.init(frames[0], gt[0])
     for f in frames[1:]:
         np.testing.assert_array_equal(a.update(f), b.update(f))
+
+
+@pytest.mark.parametrize("name", ["metasdnet", "mdnet"])
+def test_box_regression_options_do_not_move_the_tracking_path(name):
+    """The regressor's samples have a random stream of their own: with more, fewer or no box
+    regression samples the tracker follows the same path (candidates, memory, updates); only the
+    boxes it reports differ (here, since the regressor is fitted, in at least one frame)."""
+    frames, gt = patch_sequence(n=6, seed=1)
+    kw = {"finetune_pos": 100, "finetune_neg": 400} if name == "mdnet" else {}
+    paths, outputs = [], []
+    for opts in ({"bbreg_n": 200}, {"bbreg_n": 50}, {"bbreg": False}):
+        trk = _tiny(name=name, **kw, **opts)
+        trk.init(frames[0], gt[0])
+        path, out = [], []
+        for f in frames[1:]:
+            out.append(trk.update(f))
+            path.append(trk.box.copy())
+        paths.append(np.array(path))
+        outputs.append(np.array(out))
+    np.testing.assert_array_equal(paths[0], paths[1])
+    np.testing.assert_array_equal(paths[0], paths[2])
+    assert not np.array_equal(outputs[0], outputs[1])
 
 
 def test_make_without_weights_warns_once_and_runs(monkeypatch, tmp_path):

@@ -256,7 +256,10 @@ class MetaSDNetTracker(Tracker):
             sample_iou(rng, _sampler(o.init_neg_uniform_sampler), box, size, n_uni, (0.0, o.init_neg_iou)),
             sample_iou(rng, _sampler(o.init_neg_whole_sampler), box, size, n_neg - n_uni,
                        (0.0, o.init_neg_iou), area=area)])
-        bb = (sample_iou(rng, _sampler(o.bbreg_sampler), box, size, o.bbreg_n, (o.bbreg_iou, 1.0))
+        # the box regressor's samples come from a stream of their own, so that its options never
+        # move the tracking path (the memory samples and candidates drawn after them)
+        bb = (sample_iou(np.random.default_rng([o.seed, 1]), _sampler(o.bbreg_sampler), box, size,
+                         o.bbreg_n, (o.bbreg_iou, 1.0))
               if o.bbreg else np.zeros((0, 4)))
         mpos, mneg = self._memory_samples(box)
 
