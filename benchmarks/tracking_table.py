@@ -251,6 +251,10 @@ def render(out: dict, plot_dir: str | None = DOCS) -> str:
             a, p = np.asarray(r["auc"]), np.asarray(r["precision_20px"])
             sd = (lambda x: x.std(ddof=1) if len(x) > 1 else 0.0)
             lines.append(f"| {v} | {len(a)} | {a.mean():.3f} +- {sd(a):.3f} | {p.mean():.3f} +- {sd(p):.3f} |")
+        if out.get("seeds_carried"):
+            lines += ["", "Seeds 1+ of " + ", ".join(out["seeds_carried"]) + " are carried over from the "
+                      "previous run of this script: their seed 0 gave the same AUC on every sequence in "
+                      "this run (tracking is deterministic), so their other seeds were not tracked again."]
     lines += ["", "Reading (\"better\" / \"worse\" only where the whole interval is on one side of zero):", ""]
     diffs = differences(out)
     if opencv and (variants or crest_v):
@@ -284,6 +288,34 @@ def render(out: dict, plot_dir: str | None = DOCS) -> str:
 SEEDED = VARIANTS + ["mdnet"] + CREST_VARIANTS
 
 
+def carry_seeds(out: dict) -> None:
+    """Keep the saved JSON's other training seeds of every variant whose seed-0 AUC on every
+    sequence this run reproduced exactly: tracking is deterministic, so the same code and weights
+    give the same boxes, and their seeds need no rerun (``--seeds-dir`` replaces the seeds of the
+    variants whose files it is given). Variants whose results changed start again from seed 0."""
+    import json
+
+    from _util import RESULTS
+
+    path = os.path.join(RESULTS, "tracking_table.json")
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        old = json.load(f)
+    if old.get("dataset", {}).get("sequences") != out["dataset"]["sequences"]:
+        return
+    same = [v for v in SEEDED if v in out["trackers"] and v in old.get("seeds", {})
+            and old["trackers"].get(v, {}).get("auc_per_sequence") == out["trackers"][v]["auc_per_sequence"]]
+    if not same:
+        return
+    out["seeds"] = {v: old["seeds"][v] for v in same}
+    out["seed_auc_per_sequence"] = {v: old["seed_auc_per_sequence"][v] for v in same}
+    out["training_seeds"] = min(len(old["seeds"][v]["seed"]) if v in same else 1
+                                for v in SEEDED if v in out["trackers"])
+    out["seeds_carried"] = same
+    print("seeds carried over (seed 0 reproduced exactly):", ", ".join(same))
+
+
 def add_seeds(folder: str, args) -> None:
     """Track the test split with every ``<variant>-seed<k>.pt`` in ``folder`` (the variant's own
     tracker class; ``mdnet-seed<k>.pt`` under ``mdnet``) and store per-variant AUC, precision and
@@ -307,16 +339,23 @@ def add_seeds(folder: str, args) -> None:
     results = os.path.join(ROOT, "benchmarks", ".data", "results-seeds")
     if not args.resume:
         shutil.rmtree(results, ignore_errors=True)
-    seeds = {v: {"seed": [0], "auc": [rows[v]["auc"]], "precision_20px": [rows[v]["precision_20px"]]}
-             for v in SEEDED if v in rows}
-    per_seq = {v: [rows[v]["auc_per_sequence"]] for v in seeds}
     found = []
     for path in glob.glob(os.path.join(folder, "*-seed*.pt")):
         m = re.match(r"(.+)-seed(\d+)\.pt$", os.path.basename(path))
-        if m and m.group(1) in seeds and int(m.group(2)) > 0:
+        if m and m.group(1) in rows and m.group(1) in SEEDED and int(m.group(2)) > 0:
             found.append((m.group(1), int(m.group(2)), path))
     if not found:
-        raise SystemExit(f"no <variant>-seed<k>.pt files of {', '.join(seeds)} in {folder}")
+        raise SystemExit(f"no <variant>-seed<k>.pt files of {', '.join(v for v in SEEDED if v in rows)} "
+                         f"in {folder}")
+    # variants with files here start again from seed 0; the others keep the seeds the JSON holds
+    # (carried over by the seed-0 run only where its results were identical)
+    tracked = {v for v, _, _ in found}
+    seeds = {v: {"seed": [0], "auc": [rows[v]["auc"]], "precision_20px": [rows[v]["precision_20px"]]}
+             for v in SEEDED if v in rows}
+    per_seq = {v: [rows[v]["auc_per_sequence"]] for v in seeds}
+    for v in set(seeds) - tracked:
+        if v in out.get("seeds", {}):
+            seeds[v], per_seq[v] = out["seeds"][v], out["seed_auc_per_sequence"][v]
     for variant, k, path in sorted(found):
         name = f"{variant}@seed{k}"
         register(name, spec(variant).factory, overwrite=True, weights=path)
@@ -329,6 +368,7 @@ def add_seeds(folder: str, args) -> None:
         print(f"{name}: AUC {seeds[variant]['auc'][-1]:.3f}", flush=True)
     out["seeds"] = seeds
     out["seed_auc_per_sequence"] = per_seq
+    out["seeds_carried"] = [v for v in out.get("seeds_carried", []) if v not in tracked and v in out["seeds"]]
     out["training_seeds"] = min(len(v["seed"]) for v in seeds.values())
     md = render(out)
     save("tracking_table", out, md)
@@ -443,6 +483,8 @@ def main() -> None:
         out["crest_init_iters"] = int(make("crest").opts.init_iters)
     if "mdnet" in trackers:
         out["mdnet_finetune_iters"] = int(make("mdnet").opts.finetune_iters)
+    if not args.trackers and not args.no_save:
+        carry_seeds(out)
     md = render(out, None if args.no_save else DOCS)
     print(md)
     if not args.no_save:
