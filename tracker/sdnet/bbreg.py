@@ -5,7 +5,7 @@ Targets (one row per training box ``b`` for the ground truth ``g``, centre form)
     ((g_cx - b_cx) / b_w, (g_cy - b_cy) / b_h, log(g_w / b_w), log(g_h / b_h))
 
 Fitted once on frame 1 with boxes from uniform (0.3, 1.5, 1.1) whose IoU >= 0.6 (MDNet: 1000 of
-them; the tracker's ``bbreg_n``, 500 by default), ridge alpha 1000 (MDNet). Features and targets
+them; the tracker's ``bbreg_n``, 250 by default), ridge alpha 1000 (MDNet). Features and targets
 are centred (the intercept is not penalised); the system is solved by Cholesky in its primal
 (D x D) or dual (N x N) form, whichever is smaller. The Gram matrix and its factor are float32
 (the Gram product is most of frame 1's box-regression time, and float32 halves it), then

@@ -75,10 +75,11 @@ class SDNetOptions:
     finetune_lr: float = 5e-4
     # ---- bounding-box regression
     bbreg: bool = True
-    # CPU: 500 boxes instead of MDNet's 1000. The ridge fit is most of the frame-1 work that every
-    # start shares; half the boxes make MetaSDNet's frame 1 about twice as fast, with the same AUC
-    # on the val split (docs/metasdnet_bbreg.md: the tracking path is the same, only the output differs)
-    bbreg_n: int = 500
+    # CPU: 250 boxes instead of MDNet's 1000. The ridge fit is most of the frame-1 work that every
+    # start shares (its Gram matrix grows with the square of the boxes); with a quarter of them the
+    # val AUC is the same (docs/metasdnet_bbreg.md: the tracking path is the same, only the reported
+    # boxes differ) and MetaSDNet's frame 1 about twice as fast (docs/tracker_speed.md)
+    bbreg_n: int = 250
     bbreg_sampler: Tuple = ("uniform", 0.3, 1.5, 1.1)
     bbreg_iou: float = 0.6
     bbreg_alpha: float = 1000.0
