@@ -119,7 +119,14 @@ def family_reading(out: dict, fam: str, base: str, plain: str, how: str, diffs: 
         lines.append(f"- Meta-learned start against the ordinary one (`{plain}`: the same tracker "
                      f"started by {how} at frame 1): {base} {mean_auc(out, base):.3f} vs "
                      f"{mean_auc(out, plain):.3f} AUC, {_interval(diffs[(base, plain)])}; frame 1 takes "
-                     f"{m:.3f} s against {p:.3f} s ({p / m:.1f}x faster).")
+                     f"{m:.3f} s against {p:.3f} s ({p / m:.1f}x faster; each sequence's first init "
+                     "in a fresh tracker, one thread, two processes side by side; repeated inits alone "
+                     "on two threads: [tracker_speed.md](tracker_speed.md)).")
+    against_plain = [v for v in (f"{base}-l2f", f"{base}-dropgrad", f"{base}-l2f-dropgrad") if (v, plain) in diffs]
+    if against_plain:
+        lines.append(f"- The other meta-learned starts against `{plain}` ({mean_auc(out, plain):.3f}): "
+                     + "; ".join(f"{v[len(base) + 1:]} {mean_auc(out, v):.3f} ({_interval(diffs[(v, plain)])})"
+                                 for v in against_plain) + ".")
     others = [v for v in (f"{base}-l2f", f"{base}-dropgrad", f"{base}-l2f-dropgrad") if (v, base) in diffs]
     if others:
         lines.append(f"- Against the plain meta start ({base}, mean AUC {mean_auc(out, base):.3f}): "
@@ -162,7 +169,7 @@ def best_of(out: dict, base: str) -> str | None:
 
 def comparisons(out: dict) -> list[tuple[str, str, str]]:
     """(A, B, why) pairs the table states with an interval: L2F and DropGrad against the plain
-    meta-learned start, the meta start against the ordinary start, the best of each family
+    meta-learned start, every meta-learned start against the ordinary start, the best of each family
     (by seed-mean AUC) against the best OpenCV trackers (CSRT and MedianFlow when present)."""
     rows = out["trackers"]
     pairs = []
@@ -174,6 +181,9 @@ def comparisons(out: dict) -> list[tuple[str, str, str]]:
                 pairs.append((v, base, f"{fam}: {v[len(base) + 1:]} vs the plain meta start"))
         if plain in rows:
             pairs.append((base, plain, f"{fam}: meta-learned start vs the ordinary one"))
+            for v in (f"{base}-l2f", f"{base}-dropgrad", f"{base}-l2f-dropgrad"):
+                if v in rows:
+                    pairs.append((v, plain, f"{fam}: {v[len(base) + 1:]} meta-learned start vs the ordinary one"))
         best = best_of(out, base)
         for cv in ("csrt", "medianflow"):
             if cv in rows:
