@@ -232,9 +232,14 @@ def render(out: dict, plot_dir: str | None = DOCS) -> str:
     crest_v = [v for v in CREST_VARIANTS if v in rows]
     opencv = [n for n in rows if n not in LEARNED]
     only = f" --trackers {','.join(d['only'])}" if d.get("only") else ""
+    resumed = d.get("resumed")
+    run = ("one run on this machine, resumed: " + ", ".join(resumed) + " tracked again, the others' "
+           "results (and fps) kept from the run it resumed, on the same machine and code for them"
+           if resumed else "one run on this machine")
     lines = ["# Tracking ablation on the synthetic test split", "",
-             f"`python benchmarks/tracking_table.py --sequences {d['sequences']} --seed {d['seed']}{only}`: "
-             f"{d['sequences']} sequences, {d['frames']} frames, one run on this machine "
+             f"`python benchmarks/tracking_table.py --sequences {d['sequences']} --seed {d['seed']}{only}"
+             f"{' --resume' if resumed else ''}`: "
+             f"{d['sequences']} sequences, {d['frames']} frames, {run} "
              "(2 CPU cores, one torch thread per tracking process); raw numbers in "
              "`benchmarks/results/tracking_table.json`. fps = frames / total tracking time, frame 1 "
              "included. " + ("The main table is the shipped weights (training seed 0); the spread over "
@@ -427,7 +432,7 @@ def main() -> None:
     from otb_eval.datasets import OTBDataset
     from otb_eval.experiment import run_ope
     from otb_eval.report import evaluate
-    from otb_eval.results import time_path
+    from otb_eval.results import result_path, time_path
     from tracker.api import factory
     from tracker.baselines import available_baselines
     from tracker.weights import find_weights
@@ -453,6 +458,8 @@ def main() -> None:
     trackers = [n for n in trackers if n not in skipped]
     if not trackers:
         raise SystemExit("nothing to run: " + "; ".join(f"{n} ({w})" for n, w in skipped.items()))
+    if args.resume:   # which trackers this run tracks (their results were missing)
+        tracked = [n for n in trackers if any(not os.path.isfile(result_path(results, n, s.name)) for s in dataset)]
     for name in trackers:
         run_ope(factory(name), dataset, results, workers=args.workers)
     perf = evaluate(dataset, results, trackers)
@@ -487,6 +494,8 @@ def main() -> None:
            "skipped": skipped, "training_seeds": 1, "machine": machine()}
     if args.trackers:
         out["dataset"]["only"] = args.trackers
+    if args.resume:
+        out["dataset"]["resumed"] = tracked
     from tracker.api import make
 
     if "crest" in trackers:
