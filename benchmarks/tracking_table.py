@@ -29,6 +29,24 @@ VARIANTS = SDNET_VARIANTS
 LEARNED = VARIANTS + ["mdnet"] + CREST_VARIANTS + ["crest"]
 
 
+def options_of(base: str) -> tuple[str, str, str]:
+    """A family's variants beside its plain meta-learned start ``base``."""
+    return (f"{base}-l2f", f"{base}-dropgrad", f"{base}-l2f-dropgrad")
+
+
+def saved_table() -> dict | None:
+    """The saved benchmarks/results/tracking_table.json, None before the first run."""
+    import json
+
+    from _util import RESULTS
+
+    path = os.path.join(RESULTS, "tracking_table.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def crest_weights_file(name: str) -> str | None:
     """The weights a MetaCREST-family tracker would load (``crest``: its own, else metacrest's);
     None when it would run untrained (then the table skips it)."""
@@ -122,12 +140,12 @@ def family_reading(out: dict, fam: str, base: str, plain: str, how: str, diffs: 
                      f"{m:.3f} s against {p:.3f} s ({p / m:.1f}x faster; each sequence's first init "
                      "in a fresh tracker, one thread, two processes side by side; repeated inits alone "
                      "on two threads: [tracker_speed.md](tracker_speed.md)).")
-    against_plain = [v for v in (f"{base}-l2f", f"{base}-dropgrad", f"{base}-l2f-dropgrad") if (v, plain) in diffs]
+    against_plain = [v for v in options_of(base) if (v, plain) in diffs]
     if against_plain:
         lines.append(f"- The other meta-learned starts against `{plain}` ({mean_auc(out, plain):.3f}): "
                      + "; ".join(f"{v[len(base) + 1:]} {mean_auc(out, v):.3f} ({_interval(diffs[(v, plain)])})"
                                  for v in against_plain) + ".")
-    others = [v for v in (f"{base}-l2f", f"{base}-dropgrad", f"{base}-l2f-dropgrad") if (v, base) in diffs]
+    others = [v for v in options_of(base) if (v, base) in diffs]
     if others:
         lines.append(f"- Against the plain meta start ({base}, mean AUC {mean_auc(out, base):.3f}): "
                      + "; ".join(f"{v[len(base) + 1:]} {mean_auc(out, v):.3f} ({_interval(diffs[(v, base)])})"
@@ -176,12 +194,12 @@ def comparisons(out: dict) -> list[tuple[str, str, str]]:
     for fam, base, plain in (("MetaSDNet", "metasdnet", "mdnet"), ("MetaCREST", "metacrest", "crest")):
         if base not in rows:
             continue
-        for v in (f"{base}-l2f", f"{base}-dropgrad", f"{base}-l2f-dropgrad"):
+        for v in options_of(base):
             if v in rows:
                 pairs.append((v, base, f"{fam}: {v[len(base) + 1:]} vs the plain meta start"))
         if plain in rows:
             pairs.append((base, plain, f"{fam}: meta-learned start vs the ordinary one"))
-            for v in (f"{base}-l2f", f"{base}-dropgrad", f"{base}-l2f-dropgrad"):
+            for v in options_of(base):
                 if v in rows:
                     pairs.append((v, plain, f"{fam}: {v[len(base) + 1:]} meta-learned start vs the ordinary one"))
         best = best_of(out, base)
@@ -308,16 +326,8 @@ def carry_seeds(out: dict) -> None:
     sequence this run reproduced exactly: tracking is deterministic, so the same code and weights
     give the same boxes, and their seeds need no rerun (``--seeds-dir`` replaces the seeds of the
     variants whose files it is given). Variants whose results changed start again from seed 0."""
-    import json
-
-    from _util import RESULTS
-
-    path = os.path.join(RESULTS, "tracking_table.json")
-    if not os.path.isfile(path):
-        return
-    with open(path) as f:
-        old = json.load(f)
-    if old.get("dataset", {}).get("sequences") != out["dataset"]["sequences"]:
+    old = saved_table()
+    if old is None or any(old.get("dataset", {}).get(k) != out["dataset"][k] for k in ("sequences", "seed")):
         return
     same = [v for v in SEEDED if v in out["trackers"] and v in old.get("seeds", {})
             and old["trackers"].get(v, {}).get("auc_per_sequence") == out["trackers"][v]["auc_per_sequence"]]
@@ -337,18 +347,16 @@ def add_seeds(folder: str, args) -> None:
     per-sequence AUC over seeds (seed 0 = the shipped weights, from the saved run), which the
     differences then resample. ``--resume`` keeps seed results already tracked."""
     import glob
-    import json
     import re
-
-    from _util import RESULTS
 
     from otb_eval.datasets import OTBDataset
     from otb_eval.experiment import run_ope
     from otb_eval.report import evaluate
     from tracker.api import factory, register, spec
 
-    with open(os.path.join(RESULTS, "tracking_table.json")) as f:
-        out = json.load(f)
+    out = saved_table()
+    if out is None:
+        raise SystemExit("--seeds-dir needs a saved table: run the script without it first")
     rows = out["trackers"]
     dataset = OTBDataset(synthetic_split("test", out["dataset"]["sequences"], out["dataset"]["seed"]))
     results = os.path.join(ROOT, "benchmarks", ".data", "results-seeds")
@@ -416,12 +424,9 @@ def main() -> None:
         add_seeds(args.seeds_dir, args)
         return
     if args.from_json:
-        import json
-
-        from _util import RESULTS
-
-        with open(os.path.join(RESULTS, "tracking_table.json")) as f:
-            out = json.load(f)
+        out = saved_table()
+        if out is None:
+            raise SystemExit("--from-json: no saved benchmarks/results/tracking_table.json")
         md = render(out, None if args.no_save else DOCS)
         if not args.no_save:
             save("tracking_table", out, md)
