@@ -39,6 +39,8 @@ def _folder(root, classes=20, per_class=5, grey=False):
     (["--evaluate", "NOFILE"], "not a file"),
     (["--resume"], "no checkpoint"),
     (["--backbone", "vgg"], "--backbone"),
+    (["--split", "all"], "--split"),
+    (["--split", "every"], "--split"),
 ])
 def test_bad_input_is_one_line_and_exit_2(extra, needle, tmp_path, capsys):
     root = _folder(tmp_path / "data")
@@ -83,6 +85,31 @@ def test_tiny_run_then_cross_domain_evaluation(tmp_path, capsys):
     assert main(["classification", "--dataset", "folder", "--root", str(grey), "--ways", "4", "--shots", "1",
                  "--evaluate", str(out / "model.pt"), "--out", str(ev), "--quiet"]) == 2
     assert "--ways 3" in capsys.readouterr().err
+
+
+def test_split_all_scores_every_class_of_a_new_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["classification", "--dataset", "folder", "--root", str(_folder(tmp_path / "train", classes=30)),
+                 "--ways", "5", "--shots", "1", "--out", str(out)] + TINY) == 0
+    other = _folder(tmp_path / "other", classes=10, grey=True)   # its test split alone has 2 classes
+    ev = ["classification", "--dataset", "folder", "--root", str(other), "--ways", "5", "--shots", "1",
+          "--queries", "2", "--eval-tasks", "4", "--evaluate", str(out / "model.pt"), "--quiet"]
+    capsys.readouterr()
+    assert main(ev + ["--out", str(tmp_path / "test")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "2 classes" in err and "--split all" in err
+    assert main(ev + ["--split", "all", "--out", str(tmp_path / "all")]) == 0
+    res = json.loads((tmp_path / "all" / "results.json").read_text())
+    assert res["split"] == "all" and res["classes"] == 10 and res["accuracy"]["tasks"] == 4
+    assert "(all split, 10 classes)" in capsys.readouterr().out
+    assert main(ev + ["--split", "train", "--out", str(tmp_path / "train_split")]) == 0
+    assert json.loads((tmp_path / "train_split" / "results.json").read_text())["classes"] == 6
+
+
+def test_help_says_95_percent_once(capsys):
+    assert main(["classification", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "95% CI" in text and "%%" not in text and "--split" in text
 
 
 def test_configs_hold_every_row_of_tables_a_and_b(tmp_path):

@@ -38,13 +38,13 @@ def add_parsers(sub: argparse._SubParsersAction, positive_int: Callable, nonneg_
 
     from .backbones import BACKBONES
     from .configs import CONFIGS
-    from .datasets import DATASETS
+    from .datasets import DATASETS, SPLIT_CHOICES
 
     c = sub.add_parser(
         "classification", help="few-shot classification (glyphs, miniImageNet, tieredImageNet, CIFAR-FS, "
                                "FC100, Omniglot, an image folder)",
         description="Meta-train an N-way K-shot classifier, keep the top-k validation checkpoints, and "
-                    "write the test accuracy of their averaged predictions (600 fixed tasks, 95%% CI) to "
+                    "write the test accuracy of their averaged predictions (600 fixed tasks, 95% CI) to "
                     "--out/results.json, with checkpoint.pt (resume) and model.pt (for --evaluate). A run "
                     "whose --out holds a checkpoint with the same settings resumes from it.")
     c.add_argument("--config", choices=sorted(CONFIGS), metavar="NAME",
@@ -81,6 +81,9 @@ def add_parsers(sub: argparse._SubParsersAction, positive_int: Callable, nonneg_
     c.add_argument("--checkpoint-every", type=positive_int, help="default 500")
     c.add_argument("--evaluate", type=Path, metavar="CHECKPOINT",
                    help="skip training: evaluate a trained model.pt / checkpoint.pt on --dataset")
+    c.add_argument("--split", choices=SPLIT_CHOICES, default=None,
+                   help="with --evaluate: the split of --dataset to score, or all (every class of it: a "
+                        "model trained on one domain scored on a whole folder of another; default test)")
     c.add_argument("--out", type=Path, required=True, help="output folder")
     g = c.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="require a checkpoint in --out and continue it")
@@ -139,6 +142,8 @@ def _classification(args: argparse.Namespace, check_out_dir: Callable[[Path], No
     cfg = _config(args)
 
     def checks() -> None:
+        if args.split is not None and args.evaluate is None:
+            raise ValueError("--split chooses what --evaluate scores; training uses the data set's own splits")
         if args.evaluate is not None and not args.evaluate.is_file():
             raise ValueError(f"--evaluate: {args.evaluate} is not a file")
         if args.resume and not (args.out / "checkpoint.pt").exists():
@@ -149,13 +154,14 @@ def _classification(args: argparse.Namespace, check_out_dir: Callable[[Path], No
     with run_world(device, meta_batch, checks) as world:
         if args.evaluate is not None:
             res = evaluate_checkpoint(args.evaluate, cfg, args.out, progress=not args.quiet, device=device,
-                                      world=world)
+                                      world=world, split=args.split or "test")
         else:
             res = run(cfg, args.out, resume=not args.no_resume, progress=not args.quiet, device=device, world=world)
     if not world.is_main:
         return 0
     acc = res["accuracy"]
-    print(f"{res['config']['method']} {cfg.ways}-way {cfg.shots}-shot on {cfg.dataset}: "
+    where = f" ({res['split']} split, {res['classes']} classes)" if args.evaluate is not None else ""
+    print(f"{res['config']['method']} {cfg.ways}-way {cfg.shots}-shot on {cfg.dataset}{where}: "
           f"{100 * acc['mean']:.2f}% +- {100 * acc['ci95']:.2f} ({acc['tasks']} tasks) -> {args.out / 'results.json'}")
     return 0
 

@@ -12,11 +12,12 @@ from foundation.errors import UserError
 
 from .episodes import ArrayPool, ClassPool
 
-__all__ = ["DATASETS", "DEFAULT_IMAGE_SIZE", "load_pools", "glyph_pools"]
+__all__ = ["DATASETS", "DEFAULT_IMAGE_SIZE", "SPLIT_CHOICES", "load_pools", "glyph_pools"]
 
 DATASETS = ("glyphs", "miniimagenet", "tieredimagenet", "cifarfs", "fc100", "omniglot", "folder")
 DEFAULT_IMAGE_SIZE = {"glyphs": 28, "omniglot": 28, "cifarfs": 32, "fc100": 32, "miniimagenet": 84,
                       "tieredimagenet": 84, "folder": 84}
+SPLIT_CHOICES = ("train", "val", "test", "all")   # what --evaluate scores; all: every class of the data set
 
 
 def glyph_pools(image_size: int = 28, seed: int = 0, progress: bool = False) -> Dict[str, ClassPool]:

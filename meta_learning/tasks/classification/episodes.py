@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["ClassPool", "ArrayPool", "Episode", "sample_episode", "episode_rng", "EVAL_SEED", "VAL_SEED"]
+__all__ = ["ClassPool", "ArrayPool", "ConcatPool", "Episode", "sample_episode", "episode_rng", "EVAL_SEED", "VAL_SEED"]
 
 EVAL_SEED = 20_261_201   # test tasks: shared by every run, never used for training
 VAL_SEED = 20_261_202    # validation tasks (checkpoint selection)
@@ -60,6 +60,32 @@ class ArrayPool:
 
     def name(self, c: int) -> str:
         return self.names[c]
+
+
+class ConcatPool:
+    """Several pools as one: the classes of each in turn (``--split all``: every class of a data
+    set, for evaluating a model on all classes of another domain)."""
+
+    def __init__(self, pools: Sequence[ClassPool]) -> None:
+        self.pools = list(pools)
+        self.index = [(p, c) for p in self.pools for c in range(len(p))]
+        self.image_size = self.pools[0].image_size
+        self.channels = self.pools[0].channels
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def count(self, c: int) -> int:
+        pool, k = self.index[c]
+        return pool.count(k)
+
+    def images(self, c: int, idx: Sequence[int]) -> np.ndarray:
+        pool, k = self.index[c]
+        return pool.images(k, idx)
+
+    def name(self, c: int) -> str:
+        pool, k = self.index[c]
+        return pool.name(k)
 
 
 @dataclass

@@ -43,10 +43,10 @@ from ...learner import MetaConfig, MetaLearner
 from ...stats import mean_ci95
 from ..regression import run_info
 from .backbones import BACKBONES, make_backbone
-from .datasets import DATASETS, DEFAULT_IMAGE_SIZE, load_pools
-from .episodes import EVAL_SEED, VAL_SEED, ClassPool, Episode, episode_rng, sample_episode
+from .datasets import DATASETS, DEFAULT_IMAGE_SIZE, SPLIT_CHOICES, load_pools
+from .episodes import EVAL_SEED, VAL_SEED, ClassPool, ConcatPool, Episode, episode_rng, sample_episode
 
-__all__ = ["ClassificationConfig", "build_learner", "train", "predict", "evaluate", "run",
+__all__ = ["ClassificationConfig", "SPLIT_CHOICES", "build_learner", "train", "predict", "evaluate", "run",
            "evaluate_checkpoint", "pixel_nn", "mean_ci", "method_name"]
 
 
@@ -196,30 +196,43 @@ def _accuracy(learner: MetaLearner, loss_fn: Any, pool: ClassPool, cfg: Classifi
     return float(np.mean(world.gather_indexed(accs)))
 
 
-def _load_pools(cfg: ClassificationConfig, progress: bool) -> Dict[str, ClassPool]:
+def _check_pool(pool: ClassPool, split: str, r: ClassificationConfig) -> None:
+    """Enough classes for ``r.ways``-way episodes and enough images per class, or one line."""
+    if len(pool) < r.ways:
+        hint = "; --split all evaluates on every class" if split != "all" else ""
+        raise UserError(f"the {split} split of {r.dataset} has {len(pool)} classes; "
+                        f"{r.ways}-way episodes need {r.ways}{hint}")
+    small = [pool.name(c) for c in range(len(pool)) if pool.count(c) < r.shots + r.queries]
+    if small:
+        raise UserError(f"{r.dataset} {split}: class {small[0]!r} has fewer than "
+                        f"{r.shots + r.queries} images ({r.shots} shots + {r.queries} queries)")
+
+
+def _load_pools(cfg: ClassificationConfig, progress: bool, splits: Sequence[str] = ("train", "val", "test"),
+                ) -> Dict[str, ClassPool]:
+    """The data set's pools for ``splits`` (``"all"``: every class of the data set as one pool),
+    each checked for ``cfg``'s episodes."""
     r = cfg.resolved()
-    pools = load_pools(r.dataset, r.root, r.image_size, r.glyph_seed, progress)
+    pools: Dict[str, ClassPool] = load_pools(r.dataset, r.root, r.image_size, r.glyph_seed, progress)
+    if "all" in splits:
+        pools["all"] = ConcatPool([pools[s] for s in ("train", "val", "test")])
+    pools = {s: pools[s] for s in splits}
     for split, pool in pools.items():
-        if len(pool) < r.ways:
-            raise UserError(f"the {split} split of {r.dataset} has {len(pool)} classes; "
-                            f"{r.ways}-way episodes need {r.ways}")
-        small = [pool.name(c) for c in range(len(pool)) if pool.count(c) < r.shots + r.queries]
-        if small:
-            raise UserError(f"{r.dataset} {split}: class {small[0]!r} has fewer than "
-                            f"{r.shots + r.queries} images ({r.shots} shots + {r.queries} queries)")
+        _check_pool(pool, split, r)
     return pools
 
 
-def _pools_for(cfg: ClassificationConfig, progress: bool, world: World) -> Dict[str, ClassPool]:
+def _pools_for(cfg: ClassificationConfig, progress: bool, world: World,
+               splits: Sequence[str] = ("train", "val", "test")) -> Dict[str, ClassPool]:
     """The data set's pools, loaded (and, for glyphs, rendered into the cache) by rank 0 first,
     then by the other ranks; an error on rank 0 stops every rank."""
     first: Dict[str, Dict[str, ClassPool]] = {}
 
     def load() -> None:
-        first["pools"] = _load_pools(cfg, progress)
+        first["pools"] = _load_pools(cfg, progress, splits)
 
     world.on_main(load)
-    return first["pools"] if world.is_main else _load_pools(cfg, False)
+    return first["pools"] if world.is_main else _load_pools(cfg, False, splits)
 
 
 def train(cfg: ClassificationConfig, out_dir: Path, pools: Optional[Dict[str, ClassPool]] = None,
@@ -383,10 +396,14 @@ def run(cfg: ClassificationConfig, out_dir: Path, resume: bool = True, progress:
 
 
 def evaluate_checkpoint(path: Path, cfg: ClassificationConfig, out_dir: Path, progress: bool = True,
-                        device: Optional[torch.device] = None, world: World = SINGLE) -> Dict[str, Any]:
+                        device: Optional[torch.device] = None, world: World = SINGLE,
+                        split: str = "test") -> Dict[str, Any]:
     """Evaluate a trained ``model.pt`` (its ensemble) or ``checkpoint.pt`` (its last start) on
-    ``cfg``'s data set (cross-domain: any data set) on ``device``, writing ``out_dir/results.json``
-    (rank 0 reads the file and writes the results; the test tasks are shared over ``world``)."""
+    ``split`` of ``cfg``'s data set (cross-domain: any data set; ``"all"``: every class of it) on
+    ``device``, writing ``out_dir/results.json`` (rank 0 reads the file and writes the results;
+    the test tasks are shared over ``world``)."""
+    if split not in SPLIT_CHOICES:
+        raise UserError(f"--split must be one of {', '.join(SPLIT_CHOICES)}, got {split!r}")
     state = world.on_main(lambda: load_checkpoint(str(path))[0])
     if "members" in state:
         trained, members = state["config"], list(state["members"])
@@ -405,14 +422,15 @@ def evaluate_checkpoint(path: Path, cfg: ClassificationConfig, out_dir: Path, pr
                                    "queries": cfg.queries, "eval_tasks": cfg.eval_tasks,
                                    "image_size": trained["image_size"], "glyph_seed": cfg.glyph_seed,
                                    "eval_inner_steps": cfg.eval_inner_steps or trained["eval_inner_steps"]})
-    pools = _pools_for(ecfg, progress, world)
-    channels = int(state.get("channels", pools["test"].channels))
-    test = _with_channels(pools["test"], channels)
+    pools = _pools_for(ecfg, progress, world, (split,))
+    channels = int(state.get("channels", pools[split].channels))
+    test = _with_channels(pools[split], channels)
     learner, loss_fn = build_learner(tcfg, channels, device)
     t0 = time.perf_counter()
     ev = evaluate(learner, loss_fn, members, test, ecfg, progress, world)
     results = {"accuracy": ev["accuracy"], "members": ev["members"],
-               "config": {**ecfg.resolved().to_dict(), "method": method_name(tcfg)},
+               "config": {**ecfg.resolved().to_dict(), "method": method_name(tcfg)}, "split": split,
+               "classes": len(pools[split]),
                "trained": {**trained, "checkpoint": str(path)}, "eval_seconds": round(time.perf_counter() - t0, 2)}
     if "gamma" in ev:
         results["gamma"] = ev["gamma"]
