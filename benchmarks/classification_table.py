@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
@@ -26,8 +27,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-from _util import machine, save
+from _util import DOCS, RESULTS, machine, save
 
+from foundation.devices import resolve_device
 from meta_learning.tasks.classification.datasets import load_pools
 from meta_learning.tasks.classification.train import ClassificationConfig, pixel_nn, run
 from meta_learning.tasks.regression import load_gamma
@@ -116,7 +118,9 @@ def summarise(workdir: Path, args: argparse.Namespace) -> Dict[str, Any]:
                      "per_seed": means, "seeds": n, "sd_seeds": sd,
                      "ci95_seeds": T_975.get(n, 2.0) * sd / math.sqrt(n) if n > 1 else None,
                      "train_seconds": sum(r["train"]["seconds"] for r in res),
-                     "eval_seconds": sum(r["eval_seconds"] for r in res)}
+                     "eval_seconds": sum(r["eval_seconds"] for r in res),
+                     "seconds_per_iteration": [r["train"]["seconds"] / r["train"]["iterations"] for r in res],
+                     "val_curves": [[[h[0], h[2]] for h in r["train"]["history"]] for r in res]}
             if "gamma" in res[0]:
                 entry["gamma_seed0"] = res[0]["gamma"]
             if res[0]["config"].get("l2_gamma"):
@@ -143,21 +147,19 @@ def markdown(summary: Dict[str, Any], floor: Dict[str, Any], meta: Dict[str, Any
         f"Data: the embedded glyph benchmark (docs/classification.md): {meta['glyphs']}. 5-way, "
         "15 query images per class, the same fixed test tasks for every run.",
         "",
-        f"Protocol (the seed's, at a small budget): 4-conv (48 filters, batch norm with batch statistics, "
+        f"Protocol (the seed's, at a smaller budget): 4-conv (48 filters, batch norm with batch statistics, "
         f"not adapted), 28x28 grey images, 5 inner SGD steps at lr 0.01, Adam 1e-3, meta-batch 4 (1-shot) / "
         f"2 (5-shot), first order for the first {meta['first_order']} iterations then second order, meta-"
         f"gradients clamped to [-10, 10]; **{meta['iterations']} meta-iterations per run** (the seed trains "
-        f"50,000: this table is a {meta['iterations'] / 50000:.1%} budget, sized for "
-        f"about {meta['budget_minutes']} minutes of one CPU core); validation every {meta['val_every']} "
-        f"iterations on {meta['val_tasks']} fixed validation tasks; test score of the "
-        f"{selection} "
-        f"on {meta['eval_tasks']} fixed test tasks (the L2F authors average the top-3 checkpoints' "
-        f"predictions; `metalearn classification` does by default, this table keeps one to save 2/3 of "
-        f"its evaluation time).",
+        f"50,000: this table is a {meta['iterations'] / 50000:.0%} budget); validation every "
+        f"{meta['val_every']} iterations on {meta['val_tasks']} fixed validation tasks; test score of the "
+        f"{selection} on {meta['eval_tasks']} fixed test tasks (as the L2F authors do"
+        + (")." if meta["top_k"] == 3 else "; they average the top-3)."),
         "",
-        f"Compute: {meta['run_seconds_total'] / 60:.1f} min wall-clock for the {meta['runs']} runs finished "
-        f"(training + validation + test, one torch thread at nice 10, one run at a time) on {meta['machine']}, "
-        f"shared with other jobs that kept both cores busy, so the CPU time is below the wall-clock time"
+        f"Compute: {meta['run_seconds_total'] / 3600:.1f} h of wall-clock run time for the {meta['runs']} runs "
+        f"finished (training + validation + test, one torch thread each, {meta['parallel']} side by side at "
+        f"nice 10) on {meta['machine']}, {meta['seconds_per_iteration']:.2f} s per meta-iteration (median "
+        f"over runs), on a machine shared with other work"
         + ("; cells marked 'not run' did not fit the session (the same command resumes and runs them)."
            if meta["runs"] < meta["planned"] else "."),
         "",
@@ -194,19 +196,45 @@ def markdown(summary: Dict[str, Any], floor: Dict[str, Any], meta: Dict[str, Any
     gam = {k: g[str(k)].get("gamma_seed0") for k in shots if str(k) in g}
     if any(gam.values()):
         vals = [x for v in gam.values() if v for x in v.values()]
-        lines += ["", f"The learned gammas stay between {min(vals):.2f} and {max(vals):.2f} (mean per tensor over the "
-                  f"test tasks; the sigmoid attenuator starts near 0.5): at {meta['iterations']} iterations "
-                  "+L2F starts each inner loop from the start shrunk to roughly half, with a modest spread "
-                  f"between layers, and Table B's lambda_j = 5e-4 / gamma_j lie between {5e-4 / max(vals):.1e} and "
-                  f"{5e-4 / min(vals):.1e}: small l2 terms over so few meta-updates."]
+        lines += ["", f"The learned gammas lie between {min(vals):.2f} and {max(vals):.2f} after "
+                  f"{meta['iterations']} iterations (mean per tensor over the test tasks; the sigmoid attenuator "
+                  "starts near 0.5), so Table B's lambda_j = 5e-4 / gamma_j lie between "
+                  f"{5e-4 / max(vals):.1e} and {5e-4 / min(vals):.1e}."]
         names = list(next(v for v in gam.values() if v))
         lines += ["", "Mean L2F gamma per adapted tensor (seed 0, test tasks), the gamma_j of Table B:", "",
                   "| shots | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
         for k, v in gam.items():
             if v:
                 lines.append(f"| {k} | " + " | ".join(f"{v[n]:.3f}" for n in names) + " |")
+    lines += full_schedule(meta)
     lines.append("")
     return "\n".join(lines)
+
+
+def full_schedule(meta: Dict[str, Any]) -> List[str]:
+    """The seed's schedule as commands, with the time this machine's measured speed implies."""
+    per_it = meta["seconds_per_iteration"]
+    conv84 = json.loads((Path(RESULTS) / "engine_speed.json").read_text())
+    mini = conv84["results"]["conv"]["engine_loop"]["median_s"]
+    return [
+        "", "## The seed's full schedule", "",
+        "This table's command at the seed's 50,000 iterations (validation every 500 on 600 tasks, as the "
+        "seed), on a GPU, 24 runs one after another (`--parallel N` runs N side by side, also on one GPU):", "",
+        "```bash",
+        "python benchmarks/classification_table.py --iterations 50000 --val-every 500 --val-tasks 600 \\",
+        "    --device cuda --workdir runs/classification_full",
+        "```", "",
+        "On miniImageNet (84x84, the seed's data) each row of Tables A and B is one command "
+        "(`--config` names in docs/classification.md; Table B rows also take `--l2-gamma` of the +L2F run):", "",
+        "```bash",
+        "metalearn classification --config table-a/miniimagenet-5way-1shot-l2f --root ~/data/mini --device cuda --out runs/a-l2f",
+        "```", "",
+        f"Expected time on this machine's CPU core, from the measured speed: glyphs "
+        f"{per_it:.2f} s per meta-iteration (this table's runs) -> {50000 * per_it / 3600:.1f} h of training per run; "
+        f"miniImageNet 1-shot {mini:.2f} s per meta-update (docs/engine_speed.md, 84x84, meta-batch 4) -> "
+        f"{50000 * mini / 3600:.0f} h per run. No GPU was lent to the session that made this table, so the GPU "
+        "time is not measured here; `benchmarks/gpu_check.py` times a short glyph run on a device when one is.",
+    ]
 
 
 def reading(summary: Dict[str, Any], floor: Dict[str, Any], shots: List[int]) -> List[str]:
@@ -227,9 +255,114 @@ def reading(summary: Dict[str, Any], floor: Dict[str, Any], shots: List[int]) ->
             noise = interval(e) + interval(b)
             verdict = ("better than MAML" if diff > noise else "worse than MAML" if diff < -noise
                        else "no difference from MAML beyond the intervals")
+            seed_gap = published_gap(method, k)
             out.append(f"  - {method}: {100 * diff:+.2f} points, {verdict} (intervals summed: "
-                       f"+- {100 * noise:.2f}).")
+                       f"+- {100 * noise:.2f})" + (f"; the seed: {seed_gap:+.2f} on miniImageNet." if seed_gap is not None
+                                                  else "."))
+    out += curve_reading(summary, shots) + table_b_reading(summary, base)
     return out
+
+
+def published_gap(method: str, shots: int) -> Optional[float]:
+    """The seed's miniImageNet difference to MAML in points, where it reports the row."""
+    col = 0 if shots == 1 else 1 if shots == 5 else None
+    pub, maml = PUBLISHED.get(method), PUBLISHED["MAML"]
+    if col is None or pub is None or pub[col] is None or method == "MAML":
+        return None
+    return pub[col] - maml[col]
+
+
+def mean_curve(entry: Dict[str, Any]) -> Tuple[List[int], List[float]]:
+    """Validation accuracy per validation point, averaged over the seeds that reached it."""
+    by_it: Dict[int, List[float]] = {}
+    for curve in entry["val_curves"]:
+        for it, acc in curve:
+            by_it.setdefault(int(it), []).append(acc)
+    its = sorted(by_it)
+    return its, [sum(by_it[i]) / len(by_it[i]) for i in its]
+
+
+def curve_reading(summary: Dict[str, Any], shots: List[int]) -> List[str]:
+    """Does +L2F end higher than MAML, or only get there sooner (validation accuracy over training)?"""
+    out = []
+    for k in shots:
+        m, f = summary.get("MAML", {}).get(str(k)), summary.get("+L2F", {}).get(str(k))
+        if m is None or f is None:
+            continue
+        (mi, ma), (fi, fa) = mean_curve(m), mean_curve(f)
+        end_m, end_f = sum(ma[-3:]) / len(ma[-3:]), sum(fa[-3:]) / len(fa[-3:])
+        reach = next((it for it, a in zip(fi, fa) if a >= end_m), None)
+        out.append(f"- Learning curves, {k}-shot (docs/classification_curves.png): validation accuracy over "
+                   f"the last three validations {100 * end_f:.1f}% (+L2F) vs {100 * end_m:.1f}% (MAML); "
+                   f"MAML at iteration {mi[0]}: {100 * ma[0]:.1f}%, +L2F {100 * fa[0]:.1f}%; "
+                   + (f"+L2F reaches MAML's final level at iteration {reach} of {mi[-1]}."
+                      if reach is not None else "+L2F never reaches MAML's final level."))
+        out.append(f"  Over the second half of the run MAML's validation accuracy moves "
+                   f"{100 * late_slope(mi, ma):+.1f} points per 1000 iterations, +L2F's "
+                   f"{100 * late_slope(fi, fa):+.1f}.")
+    return out
+
+
+def late_slope(its: List[int], accs: List[float]) -> float:
+    """Least-squares slope of accuracy per 1000 iterations over the second half of a curve."""
+    half = len(its) // 2
+    x, y = its[half:], accs[half:]
+    if len(x) < 2:
+        return 0.0
+    mx, my = sum(x) / len(x), sum(y) / len(y)
+    return 1000 * sum((a - mx) * (b - my) for a, b in zip(x, y)) / sum((a - mx) ** 2 for a in x)
+
+
+def plot_curves(summary: Dict[str, Any], shots: List[int], path: Path) -> None:
+    """Validation accuracy vs meta-iteration, MAML and +L2F: each seed thin, the mean thick."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(shots), figsize=(5 * len(shots), 3.6), squeeze=False)
+    for ax, k in zip(axes[0], shots):
+        for method, colour in (("MAML", "tab:red"), ("+L2F", "tab:green")):
+            e = summary.get(method, {}).get(str(k))
+            if e is None:
+                continue
+            for curve in e["val_curves"]:
+                ax.plot([c[0] for c in curve], [100 * c[1] for c in curve], color=colour, lw=0.6, alpha=0.5)
+            its, accs = mean_curve(e)
+            ax.plot(its, [100 * a for a in accs], color=colour, lw=2,
+                    label=f"{method} (mean of {e['seeds']} seed{'s' if e['seeds'] > 1 else ''})")
+        ax.set_title(f"glyphs 5-way {k}-shot")
+        ax.set_xlabel("meta-iteration")
+        ax.set_ylabel("validation accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+    fig.tight_layout()
+    from foundation.fileio import atomic_path
+
+    with atomic_path(str(path)) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def table_b_reading(summary: Dict[str, Any], base: Dict[str, Any]) -> List[str]:
+    """Table B's order at 5 shots against the seed's (Eq. C > mean > min > max)."""
+    rows = {m: summary.get(m, {}).get("5") for m in TABLE_B}
+    if any(v is None for v in rows.values()):
+        return []
+    order = sorted(rows, key=lambda m: -rows[m]["mean"])
+    seed_order = sorted(TABLE_B, key=lambda m: -(PUBLISHED[m][1] or 0))
+    spread = max(v["mean"] for v in rows.values()) - min(v["mean"] for v in rows.values())
+    noise = max(interval(v) for v in rows.values())
+    short = {m: m.replace("l2, ", "").replace(" of Eq. C", "").replace("lambda_j ", "") for m in TABLE_B}
+    return [f"- Table B (5-shot) order here: {' > '.join(short[m] for m in order)} "
+            f"({' / '.join('%.2f' % (100 * rows[m]['mean']) for m in order)}); the seed's: "
+            f"{' > '.join(short[m] for m in seed_order)} (68.41 / 65.26 / 64.27 / 61.24). "
+            + ("The same order" if order == seed_order else "Not the seed's order")
+            + f", but the four rows lie within {100 * spread:.2f} points of each other, "
+            + ("less than one row's interval (+- " if spread < noise else "against one row's interval of +- ")
+            + f"{100 * noise:.2f}), so "
+            + ("the order is not resolved at this budget." if spread < 2 * noise
+               else "the order holds beyond the intervals.")]
 
 
 def one_run(job: Tuple[str, int, int], args: argparse.Namespace, workdir: Path, pools: Any = None) -> str:
@@ -238,8 +371,9 @@ def one_run(job: Tuple[str, int, int], args: argparse.Namespace, workdir: Path, 
     method, shots, seed = job
     pools = pools or load_pools("glyphs", image_size=28)
     t0 = time.perf_counter()
+    device = resolve_device(args.device)
     res = run(config(method, shots, seed, args, workdir), run_dir(workdir, method, shots, seed),
-              resume=True, progress=False, pools=pools)
+              resume=True, progress=False, pools=pools, device=device)
     return (f"{method:>20} {shots}-shot seed {seed}: {100 * res['accuracy']['mean']:.2f} +- "
             f"{100 * res['accuracy']['ci95']:.2f} ({time.perf_counter() - t0:.0f} s)")
 
@@ -284,7 +418,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--shots", type=int, nargs="+", default=[1, 5])
     p.add_argument("--table-b-shots", type=int, nargs="+", default=[5])
     p.add_argument("--eval-tasks", type=int, default=600)
-    p.add_argument("--budget-minutes", type=int, default=75)
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     p.add_argument("--workdir", type=Path, default=Path("runs") / "classification_table")
     p.add_argument("--summary-only", action="store_true", help="write the table from finished runs")
     p.add_argument("--quick", action="store_true", help="smoke test into --workdir/quick; results not saved")
@@ -307,7 +441,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     meta = {"iterations": args.iterations, "first_order": args.iterations // 10, "val_every": args.val_every,
             "val_tasks": args.val_tasks, "top_k": args.top_k, "eval_tasks": args.eval_tasks,
             "seeds": args.seeds, "shots": args.shots, "table_b_shots": args.table_b_shots,
-            "budget_minutes": args.budget_minutes, "run_seconds_total": total, "runs": n_runs,
+            "run_seconds_total": total, "runs": n_runs, "parallel": args.parallel, "device": args.device,
+            "seconds_per_iteration": statistics.median(x for r in runs for x in r["seconds_per_iteration"]),
             "planned": len(plan(args)),
             "glyphs": f"{sum(counts.values())} letters, train/val/test {counts['train']}/{counts['val']}/"
                       f"{counts['test']} classes split by script, 20 renderings each",
@@ -317,6 +452,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(markdown(summary, floor, meta))
         return 0
     save("classification_table", doc, markdown(summary, floor, meta))
+    plot_curves(summary, args.shots, Path(DOCS) / "classification_curves.png")
     return 0
 
 
