@@ -1,15 +1,20 @@
-"""Build OTB-format trees on disk in the real layout, with the real data's quirks.
+"""Build OTB-format trees and sequences on disk for tests and benchmarks (ours and users').
 
-For tests and benchmarks (ours and users'): the loaders are exercised on the layout they will
-meet, without the real data.
+Two kinds of frames, one writer (:func:`write_frames` and :func:`write_gt`, the real layout):
 
-Frames are 320 x 240, the size the generated boxes are drawn for, and cheap: every frame shares
-the bytes of one small JPEG (a smooth gradient) so that folders of 770 frames (David) cost
-milliseconds.
+- loader trees (:func:`make_sequence`, :func:`make_quirky_otb2015_tree`): the real data's quirks,
+  frames 320 x 240 (the size the generated boxes are drawn for) and cheap: every frame shares the
+  bytes of one small JPEG (a smooth gradient), so folders of 770 frames (David) cost milliseconds;
+- trackable sequences (:func:`patch_sequence`, written by :func:`write_otb_sequence` or
+  :func:`write_video`): a textured patch moving over a background of the SAME texture statistics
+  (blocky uniform-noise colour textures, block 4 px), so no fixed detector of "texture" or
+  "contrast" can find it: only appearance learned from frame 1 (and online) can. A tracker that
+  never learns (no frame-1 step, no online updates) loses it in the first frames.
 """
 from __future__ import annotations
 
 import os
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -42,23 +47,26 @@ def random_boxes(rng: np.random.Generator, n: int, width: float = 320, height: f
     return np.round(np.concatenate([xy, sizes], axis=1), 2)
 
 
-def write_frames(folder: str, numbers, digits: int = 4, ext: str = ".jpg") -> list[str]:
+def write_frames(folder: str, numbers: Iterable[int], digits: int = 4, ext: str = ".jpg",
+                 frames: Optional[Sequence[np.ndarray]] = None) -> list[str]:
+    """``folder/img/<number><ext>`` for each number: ``frames`` in order, else the shared gradient."""
     img = os.path.join(folder, "img")
     os.makedirs(img, exist_ok=True)
-    data = _jpeg_bytes() if ext == ".jpg" else None
+    data = _jpeg_bytes() if ext == ".jpg" and frames is None else None
     paths = []
-    for n in numbers:
+    for i, n in enumerate(numbers):
         path = os.path.join(img, f"{n:0{digits}d}{ext}")
         if data is not None:
             with open(path, "wb") as f:
                 f.write(data)
         else:
-            cv2.imwrite(path, _gradient())
+            cv2.imwrite(path, _gradient() if frames is None else frames[i])
         paths.append(path)
     return paths
 
 
 def write_gt(path: str, boxes: np.ndarray, delimiter: str = ",") -> None:
+    """One box a line, as short as ``%g`` writes it."""
     with open(path, "w") as f:
         for row in boxes:
             f.write(delimiter.join(f"{v:g}" for v in row) + "\n")
@@ -87,6 +95,59 @@ def make_sequence(root: str, name: str, n_images: int, rows: int | None = None,
         write_gt(path, boxes, delimiter)
         written.append(boxes)
     return written
+
+
+def write_otb_sequence(root: str, name: str, frames: Sequence[np.ndarray], boxes: np.ndarray,
+                       ext: str = ".png") -> str:
+    """An OTB-format folder ``root/name/img/0001.png ...`` + ``groundtruth_rect.txt``; its path."""
+    folder = os.path.join(root, name)
+    write_frames(folder, range(1, len(frames) + 1), ext=ext, frames=frames)
+    write_gt(os.path.join(folder, "groundtruth_rect.txt"), boxes)
+    return folder
+
+
+def block_texture(rng: np.random.Generator, h: int, w: int, block: int = 4) -> np.ndarray:
+    """``h x w x 3`` uint8 of uniform-noise colour blocks of ``block`` px."""
+    small = rng.integers(0, 256, (h // block + 1, w // block + 1, 3)).astype(np.uint8)
+    big = cv2.resize(small, (small.shape[1] * block, small.shape[0] * block),
+                     interpolation=cv2.INTER_NEAREST)
+    return np.ascontiguousarray(big[:h, :w])
+
+
+def patch_sequence(n: int = 30, size: Tuple[int, int] = (160, 120),
+                   box: Sequence[int] = (30, 40, 28, 24), amplitude: float = 30.0,
+                   drift: float = 1.2, seed: int = 0) -> Tuple[List[np.ndarray], np.ndarray]:
+    """``n`` BGR frames of ``size`` (W, H) and the ground truth (n x 4, x y w h): the patch moves
+    ``amplitude * sin(t / 12)`` px horizontally and ``drift`` px per frame down (whole pixels)."""
+    rng = np.random.default_rng(seed)
+    W, H = size
+    bg = block_texture(rng, H, W)
+    x, y, w, h = (int(v) for v in box)
+    tex = block_texture(rng, h, w)
+    frames, boxes = [], []
+    for t in range(n):
+        ix = int(round(x + amplitude * np.sin(t / 12)))
+        iy = int(round(y + drift * t))
+        ix = min(max(ix, 0), W - w)
+        iy = min(max(iy, 0), H - h)
+        fr = bg.copy()
+        fr[iy:iy + h, ix:ix + w] = tex
+        frames.append(fr)
+        boxes.append([ix, iy, w, h])
+    return frames, np.array(boxes, dtype=float)
+
+
+def write_video(path: str, frames: Sequence[np.ndarray], fps: float = 25.0) -> str:
+    """Frames to a video file with cv2.VideoWriter (MJPG in .avi, mp4v otherwise)."""
+    h, w = frames[0].shape[:2]
+    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.lower().endswith(".avi") else "mp4v"))
+    vw = cv2.VideoWriter(path, fourcc, fps, (w, h))
+    if not vw.isOpened():
+        raise RuntimeError(f"cv2 cannot write {path}")
+    for fr in frames:
+        vw.write(fr)
+    vw.release()
+    return path
 
 
 def make_quirky_otb2015_tree(root: str) -> dict[str, int]:

@@ -17,6 +17,7 @@ from foundation.errors import UserError
 from foundation.images import to_rgb
 from meta_learning import MetaConfig, MetaLearner
 from meta_learning.l2f import Attenuator, task_embedding
+from otb_eval.testing import patch_sequence
 from tracker.crest import dcf
 from tracker.crest.backbone import Backbone
 from tracker.crest.features import FeatureConfig, init_params as vgg_init_params
@@ -24,7 +25,6 @@ from tracker.crest.online import CRESTTracker, MetaCRESTTracker
 from tracker.crest.weights import CRESTWeights, load_crest_weights, save_crest_weights
 from tracker.crest.window import WindowGeometry, crop_windows
 from tracker.sdnet.model import MEAN_PIXEL, ModelConfig, conv_forward, init_params as sdnet_init_params
-from tracker.sdnet.testing import patch_sequence
 from tracker.sdnet.weights import save_weights, untrained_weights
 
 # A CPU-cheap configuration that tracks patch_sequence's 28 x 24 patch with the tiny random

@@ -23,9 +23,9 @@ import torch
 
 import tracker
 from foundation.errors import UserError
+from otb_eval.testing import patch_sequence, write_otb_sequence
 from tracker.cli import main
 from tracker.sdnet.model import ModelConfig
-from tracker.sdnet.testing import patch_sequence, write_otb_sequence
 from tracker.sdnet.weights import save_weights, untrained_weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from foundation.errors import UserError
-from tracker.sdnet.testing import patch_sequence, write_otb_sequence
+from otb_eval.testing import patch_sequence, write_otb_sequence
 
 SIZE = (64, 48)
 N = 6

@@ -16,6 +16,7 @@ import torch
 import tracker.metatrain.crest as crest_mod
 from foundation.errors import UserError
 from foundation.images import read_bgr
+from otb_eval.testing import block_texture, patch_sequence, write_otb_sequence
 from tracker.cli import main
 from tracker.crest.backbone import Backbone
 from tracker.crest.dcf import init_params
@@ -32,7 +33,6 @@ from tracker.metatrain.crest import (
 )
 from tracker.metatrain.sources import load_tracks
 from tracker.sdnet.model import ModelConfig
-from tracker.sdnet.testing import _blocks, patch_sequence, write_otb_sequence
 from tracker.sdnet.weights import save_weights, untrained_weights
 
 PX = 16.0                                     # normalised target size (min = max)
@@ -54,7 +54,7 @@ def data(tmp_path_factory):
         write_otb_sequence(train, f"patch{s}", frames, boxes)
     # whole-cell motion: window px = frame px (16-px target at 16 px), every move a multiple of 4
     rng = np.random.default_rng(7)
-    bg, tex = _blocks(rng, 96, 112), _blocks(rng, 16, 16)
+    bg, tex = block_texture(rng, 96, 112), block_texture(rng, 16, 16)
     steps = [(0, 0), (1, 0), (2, 1), (3, 1), (2, 2), (1, 2), (0, 1), (-1, 1), (-2, 0), (-1, -1)]
     frames, boxes = [], []
     for sx, sy in steps:

@@ -7,9 +7,9 @@ import pytest
 
 from foundation.errors import UserError
 from otb_eval.results import write_result
+from otb_eval.testing import patch_sequence, write_otb_sequence
 from tracker.cli import main
 from tracker.overlay import NAMED_COLORS, colors_for, draw_box, draw_frame, parse_colors, write_frames
-from tracker.sdnet.testing import patch_sequence, write_otb_sequence
 
 
 def test_family_colours_and_overrides():

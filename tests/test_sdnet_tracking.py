@@ -7,8 +7,8 @@ import pytest
 import tracker
 from foundation.boxes import iou
 from foundation.errors import UserError
+from otb_eval.testing import patch_sequence, write_otb_sequence
 from tracker.sdnet.model import ModelConfig
-from tracker.sdnet.testing import patch_sequence, write_otb_sequence
 from tracker.sdnet.weights import untrained_weights
 from tracker.weights import UntrainedWeightsWarning
 

@@ -9,7 +9,7 @@ import pytest
 
 from foundation.errors import UserError
 from otb_eval import synthetic
-from otb_eval.synthetic import scene, sources
+from otb_eval.synthetic import planning, sources
 from tracker.cli import main
 
 SIZE = (192, 144)
@@ -59,7 +59,7 @@ def test_layout_rows_frames_and_boxes_inside(bench):
         assert np.all(gt[:, :2] >= 0), name
         assert np.all(gt[:, 0] + gt[:, 2] <= SIZE[0]) and np.all(gt[:, 1] + gt[:, 3] <= SIZE[1]), name
         assert 2 <= len(meta["generator"]["planned"]) <= 4
-        assert set(meta["attributes"]) <= set(scene.OTB_ATTRIBUTES)
+        assert set(meta["attributes"]) <= set(planning.OTB_ATTRIBUTES)
 
 
 def test_ground_truth_attributes_agree_with_boxes(bench):
@@ -96,7 +96,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
 def test_requested_attributes_are_really_exercised(attrs):
     p = synthetic.plan(5, "train", 1, frames=(50, 50), size=SIZE, attributes=attrs)
     frames, boxes, labels, stats = synthetic.render(p)
-    assert labels == [a for a in scene.OTB_ATTRIBUTES if a in attrs], stats
+    assert labels == [a for a in planning.OTB_ATTRIBUTES if a in attrs], stats
     shift = np.hypot(*np.diff(_centres(boxes), axis=0).T)
     area = boxes[:, 2] * boxes[:, 3]
     images = np.array([fr.image for fr in frames], dtype=np.float32)

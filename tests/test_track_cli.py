@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from foundation.devices import resolve_device
+from otb_eval.testing import patch_sequence, write_otb_sequence, write_video
 from tracker.cli import main
 from tracker.sdnet.model import ModelConfig
-from tracker.sdnet.testing import patch_sequence, write_otb_sequence, write_video
 from tracker.sdnet.weights import save_weights, untrained_weights
 from tracker.video import open_frames
 

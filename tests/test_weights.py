@@ -185,7 +185,7 @@ def test_repo_weights_folder_is_searched():
 def test_tracker_runs_with_imported_weights(tmp_path):
     """The official checkpoint drives the tracker (VGG-M shape; a couple of frames only)."""
     import tracker
-    from tracker.sdnet.testing import patch_sequence
+    from otb_eval.testing import patch_sequence
 
     path = str(tmp_path / "official.pth")
     _official(path, True)

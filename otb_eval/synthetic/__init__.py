@@ -4,7 +4,9 @@ The package face; the parts live in:
 
 - :mod:`.benchmark`: ``generate(out_dir, n_sequences, seed, split)``, the folder layout, seeds,
   attribute labels and atomic writing (its docstring describes the files);
-- :mod:`.scene`: one sequence planned per nuisance from its seed, and rendered frame by frame;
+- :mod:`.planning`: what happens in one sequence, decided per nuisance from its seed (motion,
+  nuisance schedule, textures, attributes);
+- :mod:`.rendering`: drawing a planned sequence frame by frame, with its exact boxes;
 - :mod:`.sources`: the photographs and procedural textures, partitioned between the splits.
 """
 from .benchmark import (
@@ -20,7 +22,8 @@ from .benchmark import (
                         sequence_seed,
                         write_sequence,
 )
-from .scene import DEFINITIONS, OTB_ATTRIBUTES, iter_frames
+from .planning import DEFINITIONS, OTB_ATTRIBUTES
+from .rendering import iter_frames
 from .sources import SPLITS
 
 __all__ = ["generate", "plan", "render", "write_sequence", "sequence_name", "sequence_seed", "measure",

@@ -25,7 +25,7 @@ Seeds: sequence ``index`` of split ``s`` with ``--seed S`` uses
 three splits' seeds differ modulo 3 and no two sequences of a split share one.
 
 Attribute labels. FM, OV and LR are measured on the written ground truth (see
-:data:`.scene.DEFINITIONS`): FM if some frame-to-frame centre shift exceeds 20 px, OV if some box
+:data:`.planning.DEFINITIONS`): FM if some frame-to-frame centre shift exceeds 20 px, OV if some box
 touches the image border with less than 85% of the target inside, LR if the median box area is
 under 400 px. The other attributes are exercised only where planned and kept only if the
 rendered measurement in ``stats`` passes its threshold.
@@ -42,7 +42,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .scene import (
+from .planning import (
     BC_MAX_GAP,
     DEF_MIN_AMPLITUDE,
     DEFINITIONS,
@@ -57,9 +57,9 @@ from .scene import (
     OV_MAX_VISIBLE,
     SV_MIN_RATIO,
     SequencePlan,
-    iter_frames,
     plan_sequence,
 )
+from .rendering import iter_frames
 from .sources import SPLITS
 
 __all__ = ["generate", "plan", "render", "write_sequence", "sequence_name", "sequence_seed", "measure", "label",
@@ -161,7 +161,7 @@ def label(planned: Sequence[str], stats: dict) -> list[str]:
 
 def render(p: SequencePlan, draw_target: bool = True, keep_masks: bool = False):
     """Render a plan in memory: ``(frames, boxes (N, 4), attributes, stats)``; frames are
-    :class:`.scene.Frame` objects (``image`` BGR uint8, ``mask`` when ``keep_masks``)."""
+    :class:`.rendering.Frame` objects (``image`` BGR uint8, ``mask`` when ``keep_masks``)."""
     frames = list(iter_frames(p, draw_target=draw_target, keep_masks=keep_masks))
     boxes = np.array([fr.box for fr in frames])
     stats = measure(p, boxes, frames)

@@ -1,6 +1,7 @@
 """MetaSDNet: MDNet's network and online tracker with a meta-learned start (Meta-Tracker).
 
-``model`` (the network, functional), ``sampling`` (MDNet's box samplers), ``roi_align`` (fast
-mode), ``bbreg`` (ridge box regression), ``online`` (the ``metasdnet`` and ``mdnet`` trackers).
+``config`` (the network's shape), ``model`` (the network, functional), ``sampling`` (MDNet's box
+samplers), ``roi_align`` (fast mode), ``bbreg`` (ridge box regression), ``online`` (the
+``metasdnet`` and ``mdnet`` trackers).
 Import the submodules directly; this package imports nothing heavy.
 """

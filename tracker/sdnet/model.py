@@ -6,7 +6,8 @@ meta_learning engine can evaluate the network anywhere in parameter space and th
 the forward pass: :func:`conv_forward` once per frame (fast mode), :func:`fc_forward` on pooled
 ``C x 3 x 3`` features of many boxes.
 
-Layers (``ModelConfig()``, VGG-M's shape so the official weights load)::
+Layers (``ModelConfig()`` of :mod:`.config`, re-exported here; VGG-M's shape so the official
+weights load)::
 
     conv1 3->96 k7 s2, ReLU, LRN, maxpool 3/2
     conv2 96->256 k5 s2, ReLU, LRN, maxpool 3/2
@@ -20,106 +21,20 @@ only, and boxes are pooled from the block's map at the same 3 x 3 places of thei
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
 from typing import Dict, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .config import MEAN_PIXEL, MODEL_NAMES, ModelConfig
+from .roi_align import crop_cells
+
 __all__ = ["ModelConfig", "MetaSDNet", "lrn", "conv_forward", "conv_forward_dense", "fc_forward", "forward",
-           "binary_loss", "init_params", "param_shapes", "CONV_NAMES", "FC_NAMES", "MEAN_PIXEL"]
+           "binary_loss", "init_params", "param_shapes", "CONV_NAMES", "FC_NAMES", "MEAN_PIXEL", "MODEL_NAMES"]
 
 CONV_NAMES = ("conv1", "conv2", "conv3")
-MODEL_NAMES = ("small", "vgg-m", "tiny", "efficientnet")  # ModelConfig.named
-BACKBONES = ("sdnet", "efficientnet-lite0")
 FC_NAMES = ("fc4", "fc5", "fc6")
-MEAN_PIXEL = 128.0  # preprocessing: pixel - 128, no std scaling; out-of-image pixels are 128
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture of the network; the defaults are VGG-M's / MetaSDNet's."""
-
-    channels: Tuple[int, int, int] = (96, 256, 512)
-    fc_dim: int = 512
-    input_size: int = 107        # crop side; conv3 gives 3 x 3 on it
-    padding: float = 16.0        # context per side, in crop pixels (16/107 of the box per side)
-    lrn: bool = True             # MatConvNet's LRN after conv1 and conv2
-    backbone: str = "sdnet"      # sdnet: conv1-3 above | efficientnet-lite0: frozen ImageNet blocks
-    backbone_blocks: int = 11    # efficientnet-lite0: blocks read (6-11 end at stride 16)
-
-    def __post_init__(self) -> None:
-        from foundation.errors import UserError
-
-        if self.backbone not in BACKBONES:
-            raise UserError(f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
-        if self.backbone != "sdnet" and not 6 <= self.backbone_blocks <= 11:
-            raise UserError(f"efficientnet-lite0 backbone: blocks must be 6-11 (stride 16), "
-                            f"got {self.backbone_blocks}")
-
-    @classmethod
-    def small(cls) -> "ModelConfig":
-        """Our CPU configuration: the same layers, strides and 107 x 107 input (so every sampler,
-        the 3 x 3 grid and RoIAlign are unchanged) with 1/4 of VGG-M's conv1/conv2 channels, 3/16
-        of its conv3 channels and 1/4 of its fc width: about 14x fewer conv multiply-adds per pixel
-        and 21x fewer fc4 weights (864 -> 128), which is what lets the online updates (fc4-6 on
-        1024 mined negatives, 15 times per update) run at 10+ fps on a CPU."""
-        return cls(channels=(24, 64, 96), fc_dim=128)
-
-    @classmethod
-    def tiny(cls) -> "ModelConfig":
-        """A very small network for tests (seconds to run a sequence)."""
-        return cls(channels=(8, 16, 32), fc_dim=64)
-
-    @classmethod
-    def efficientnet(cls, blocks: int = 11) -> "ModelConfig":
-        """EfficientNet-Lite0's ImageNet blocks (frozen) under fc4-6 of the small width: block 11
-        gives 112 channels at stride 16, conv3's stride, so the 3 x 3 cells of a box are one
-        cell apart as in MDNet (``channels`` and ``lrn`` do not apply)."""
-        return cls(fc_dim=128, lrn=False, backbone="efficientnet-lite0", backbone_blocks=blocks)
-
-    @property
-    def learned_conv(self) -> bool:
-        """Whether the conv layers are parameters of the network (else a frozen backbone)."""
-        return self.backbone == "sdnet"
-
-    @property
-    def feature_channels(self) -> int:
-        """Channels of the map boxes are pooled from (conv3's, or the EfficientNet block's)."""
-        if self.learned_conv:
-            return self.channels[2]
-        from ..efficientnet import channels_after
-
-        return channels_after(self.backbone_blocks)
-
-    @property
-    def feature_dim(self) -> int:
-        return self.feature_channels * 9
-
-    @property
-    def crop_scale(self) -> float:
-        """Crop side / box side: the box enlarged by ``padding / input_size`` of its size per side."""
-        return 1.0 + 2.0 * self.padding / self.input_size
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["channels"] = list(self.channels)
-        return d
-
-    @classmethod
-    def named(cls, name: str) -> "ModelConfig":
-        """The configuration a CLI names: ``small`` (CPU), ``vgg-m`` (official weights), ``tiny``,
-        ``efficientnet`` (ImageNet features, frozen)."""
-        return {"small": cls.small, "vgg-m": cls, "tiny": cls.tiny, "efficientnet": cls.efficientnet}[name]()
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in known}
-        if "channels" in kw:
-            kw["channels"] = tuple(int(c) for c in kw["channels"])
-        return cls(**kw)
 
 
 def param_shapes(config: ModelConfig) -> Dict[str, Tuple[int, ...]]:
@@ -219,8 +134,6 @@ def fc_forward(params: Mapping[str, Tensor], feats: Tensor) -> Tensor:
 
 def forward(params: Mapping[str, Tensor], crops: Tensor, config: ModelConfig) -> Tensor:
     """Logits of ``N x 3 x 107 x 107`` crops (exact mode)."""
-    from .roi_align import crop_cells
-
     return fc_forward(params, crop_cells(conv_forward(params, crops, config), config))
 
 

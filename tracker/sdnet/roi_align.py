@@ -36,7 +36,7 @@ from torch import Tensor
 
 from foundation.boxes import xywh_to_cxcywh
 
-from .model import MEAN_PIXEL, ModelConfig
+from .config import MEAN_PIXEL, ModelConfig
 
 __all__ = ["Region", "STRIDE", "OFFSET", "grid_cells", "make_region", "region_for_boxes",
            "warp", "crop_boxes", "to_tensor", "roi_grid", "roi_align", "feature_size", "map_geometry",
