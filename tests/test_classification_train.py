@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from foundation.checkpoint import load_checkpoint
+from foundation.errors import UserError
 from meta_learning import MetaConfig, MetaLearner, functional_loss
 from meta_learning.tasks.classification import glyphs as G
 from meta_learning.tasks.classification.backbones import Conv4, ResNet12
@@ -160,6 +161,12 @@ def test_resume_is_bit_identical_and_results_complete(pools, tmp_path):
     assert sorted(p.name for p in (tmp_path / "full" / "top").iterdir()) == sorted(t["file"] for t in a["top"])
     model = load_checkpoint(str(tmp_path / "full" / "model.pt"))[0]
     assert len(model["members"]) == 2 and model["config"]["ways"] == 3
+
+
+def test_other_settings_do_not_resume(pools, tmp_path):
+    run(tiny(iterations=2), tmp_path, progress=False, pools=pools)
+    with pytest.raises(UserError, match="other settings"):
+        run(tiny(iterations=2, seed=1), tmp_path, progress=False, pools=pools)
 
 
 def test_engine_switches_from_first_to_second_order():

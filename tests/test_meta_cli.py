@@ -6,6 +6,8 @@ import stat
 import pytest
 import torch
 
+from foundation.checkpoint import load_checkpoint
+from foundation.errors import UserError
 from meta_learning.cli import main
 from meta_learning.tasks.regression import RegressionConfig, run, sample_tasks
 
@@ -78,25 +80,26 @@ def test_resumed_run_gives_the_same_result_as_an_uninterrupted_one(tmp_path):
     full = run(cfg, tmp_path / "full", progress=False, plot=False)
     part = run(cfg, tmp_path / "part", progress=False, plot=False, stop_after=4)
     assert part == {"stopped_at": 4}
-    ck = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
+    ck = load_checkpoint(str(tmp_path / "part" / "checkpoint.pt"))[0]
     assert ck["iteration"] == 4
     resumed = run(cfg, tmp_path / "part", progress=False, plot=False)
     assert resumed["mse"] == full["mse"]
-    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)["learner"]["learner"]
-    b = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)["learner"]["learner"]
+    a = load_checkpoint(str(tmp_path / "full" / "checkpoint.pt"))[0]["learner"]["learner"]
+    b = load_checkpoint(str(tmp_path / "part" / "checkpoint.pt"))[0]["learner"]["learner"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     # a different seed must not silently resume this checkpoint
     other = RegressionConfig(**{**cfg.__dict__, "seed": 6})
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError, match="other settings"):
         run(other, tmp_path / "part", progress=False, plot=False)
 
 
 def test_evaluation_tasks_are_fixed_and_distinct_from_training():
-    from meta_learning.tasks.regression import EVAL_SEED, _iteration_seed
+    from meta_learning.run import iteration_seed
+    from meta_learning.tasks.regression import EVAL_SEED
     a = sample_tasks(5, 5, 5, torch.Generator().manual_seed(EVAL_SEED + 5))
     b = sample_tasks(5, 5, 5, torch.Generator().manual_seed(EVAL_SEED + 5))
     assert torch.equal(a[0][0], b[0][0])
-    assert all(_iteration_seed(s, i) != EVAL_SEED + 5 for s in range(3) for i in range(1000))
+    assert all(iteration_seed(s, i) != EVAL_SEED + 5 for s in range(3) for i in range(1000))
     amp, ph = a[2], a[3]
     assert (amp >= 0.1).all() and (amp <= 5).all() and (ph >= 0).all() and (ph <= torch.pi).all()
 

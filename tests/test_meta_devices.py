@@ -115,5 +115,5 @@ def test_cpu_checkpoint_resumes_on_cuda(tmp_path, capsys):
     out = str(tmp_path / "run")
     assert main(REG[:4] + ["2"] + REG[5:] + ["--device", "cpu", "--out", out]) == 0     # 2 iterations
     assert main(REG + ["--device", "cuda", "--out", out]) == 0                         # on to 4, on the GPU
-    state = torch.load(tmp_path / "run" / "checkpoint.pt", map_location="cpu", weights_only=False)
+    state, _ = load_checkpoint(str(tmp_path / "run" / "checkpoint.pt"))
     assert state["iteration"] == 4

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from foundation.checkpoint import load_checkpoint
+from foundation.errors import UserError
 from meta_learning.cli import main
 from meta_learning.tasks.rl.train import config_for, run
 
@@ -54,7 +55,7 @@ def test_resumed_run_is_bit_identical(tmp_path, method):
 
 def test_other_settings_do_not_resume(tmp_path):
     run(config_for("2dnav", iterations=2, **TINY).validate(), tmp_path, progress=False, plot=False)
-    with pytest.raises(ValueError, match="different settings"):
+    with pytest.raises(UserError, match="other settings"):
         run(config_for("2dnav", iterations=2, l2f=True, **TINY).validate(), tmp_path, progress=False, plot=False)
 
 

@@ -6,10 +6,12 @@ Evaluation: ``eval_tasks`` held-out tasks drawn from a FIXED evaluation seed (th
 every run, distinct from any training stream), K support points, 100 query points per task, MSE
 after 0, 1 and 10 inner steps with a 95% CI (1.96 std / sqrt(n)).
 
-Determinism and resume: the model is initialised from ``seed``; meta-iteration ``i`` reseeds the
-global generator with ``(seed, i)`` before sampling its tasks and any DropGrad/GradDrop/PCGrad
-randomness, so a run resumed from a checkpoint (learner, Adam state and iteration counter saved
-atomically) continues exactly as an uninterrupted run would.
+Determinism and resume: the model is initialised from ``seed``; meta-iteration ``i`` draws its
+tasks and any DropGrad/GradDrop/PCGrad randomness after the run's reseed with
+``meta_learning.run.iteration_seed(seed, i)``, so a run resumed from ``checkpoint.pt`` continues
+exactly as an uninterrupted run would. This module draws the meta-batch and steps the learner;
+resume, seeds, checkpoints, history and the skip of non-finite steps are
+:class:`meta_learning.run.MetaRun`'s.
 
 Devices and processes: tasks are drawn on the CPU (the same tasks on every device) and moved to
 the learner's device. Under torchrun every rank draws the whole meta-batch and adapts its
@@ -28,12 +30,12 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from foundation.checkpoint import portable
 from foundation.distributed import SINGLE, World
 from foundation.fileio import atomic_path, atomic_write_text
 
 from ..functional import detach_params, functional_loss
 from ..learner import MetaConfig, MetaLearner
+from ..run import MetaRun, RunConfig, Step
 from ..stats import mean_ci95
 
 __all__ = ["RegressionConfig", "sample_tasks", "make_model", "build_learner", "train", "evaluate",
@@ -140,15 +142,6 @@ def build_learner(cfg: RegressionConfig, device: Optional[torch.device] = None) 
     return learner, functional_loss(model, mse)
 
 
-def _iteration_seed(seed: int, it: int) -> int:
-    return (seed * 1_000_003 + it * 7_919 + 17) % (2 ** 63 - 1)
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    with atomic_path(str(path)) as tmp:
-        torch.save(portable(obj), tmp)
-
-
 def _to(pair: Tuple[Tensor, Tensor], device: torch.device, share: Optional[Tuple[int, int]] = None,
         ) -> Tuple[Tensor, Tensor]:
     """(x, y) of a meta-batch on ``device``, only the tasks ``[start, stop)`` of ``share``."""
@@ -166,41 +159,21 @@ def train(cfg: RegressionConfig, out_dir: Optional[Path] = None, resume: bool = 
     ``stop_after`` ends early after that many iterations in total (checkpoint written) - used to
     test resuming.  Returns (learner, loss_fn, training info).
     """
-    from tqdm import tqdm
-
     device = torch.device("cpu") if device is None else device
     learner, loss_fn = build_learner(cfg, device)
-    history: list = []
-    start_it, seconds = 0, 0.0
-    ckpt = Path(out_dir) / "checkpoint.pt" if out_dir is not None else None
-    state = world.on_main(lambda: torch.load(ckpt, map_location="cpu", weights_only=False)
-                          if resume and ckpt is not None and ckpt.exists() else None)
-    if state is not None:
-        if state.get("training_key") != cfg.training_key():
-            raise ValueError(f"{ckpt} was made with different settings; use another --out or --no-resume")
-        learner.load_checkpoint_state(state["learner"])
-        start_it, history, seconds = state["iteration"], state["history"], state["seconds"]
-    learner.distribute(world)
-    end_it = cfg.iterations if stop_after is None else min(cfg.iterations, stop_after)
+    ckpt = str(Path(out_dir) / "checkpoint.pt") if out_dir is not None else None
+    run = MetaRun(learner, cfg.training_key(),
+                  RunConfig(cfg.iterations, cfg.seed, cfg.checkpoint_every, desc=f"meta-train {cfg.shots}-shot"),
+                  ckpt, resume=resume, stop_after=stop_after, progress=progress, world=world)
+    running = run.start().get("running")
     share = world.split(cfg.meta_batch) if world.distributed else None
 
-    def save(it: int) -> None:
-        if ckpt is not None and world.is_main:
-            _atomic_save({"learner": learner.checkpoint_state(), "iteration": it, "history": history,
-                          "seconds": seconds, "training_key": cfg.training_key(),
-                          "config": cfg.to_dict()}, ckpt)
-
-    bar = tqdm(range(start_it, end_it), initial=start_it, total=cfg.iterations,
-               disable=not (progress and world.is_main),
-               desc=f"meta-train {cfg.shots}-shot", dynamic_ncols=True, mininterval=1.0)
-    running = None
-    t0 = time.perf_counter()
-    for it in bar:
-        torch.manual_seed(_iteration_seed(cfg.seed, it))
+    def step(it: int) -> Step:
+        nonlocal running
+        # the run seeded iteration_seed(seed, it): every rank draws the same meta-batch
         support, query, _, _ = sample_tasks(cfg.meta_batch, cfg.shots, cfg.shots)
         support, query = _to(support, device, share), _to(query, device, share)
-        if world.rank:   # other DropGrad noise than rank 0's (which keeps one process's stream)
-            torch.manual_seed(_iteration_seed(cfg.seed, it) + 1_000_003 * world.rank)
+        run.rank_stream(it)    # other DropGrad noise than rank 0's
         if cfg.surgery:  # per-task meta-gradients in one vmap(grad) pass
             losses, grads, _ = learner.meta_batch_grads(loss_fn, support, query, training=True)
             stats = learner.outer_step(losses, task_grads=grads)
@@ -208,17 +181,12 @@ def train(cfg: RegressionConfig, out_dir: Optional[Path] = None, resume: bool = 
             losses, _ = learner.meta_batch_losses(loss_fn, support, query, training=True)
             stats = learner.outer_step(losses)
         running = stats["loss"] if running is None else 0.98 * running + 0.02 * stats["loss"]
-        if (it + 1) % 100 == 0:
-            history.append([it + 1, running])
-            bar.set_postfix(loss=f"{running:.3f}")
-        if (it + 1) % cfg.checkpoint_every == 0 or it + 1 == end_it:
-            seconds += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            save(it + 1)
-    bar.close()
-    if start_it >= end_it and ckpt is not None and world.is_main and not ckpt.exists():
-        save(end_it)
-    return learner, loss_fn, {"iterations": end_it, "history": history, "seconds": round(seconds, 2)}
+        if (it + 1) % 100:
+            return Step(stats["loss"], stats["grad_norm"])
+        return Step(stats["loss"], stats["grad_norm"], [it + 1, running], {"loss": f"{running:.3f}"})
+
+    run.train(step, keep=lambda: {"running": running, "config": cfg.to_dict()})
+    return learner, loss_fn, {"iterations": run.end, "history": run.history, "seconds": round(run.seconds, 2)}
 
 
 def evaluate(learner: MetaLearner, loss_fn: Any, cfg: RegressionConfig, chunk: int = 200,

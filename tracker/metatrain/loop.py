@@ -1,27 +1,25 @@
-"""The meta-training loop every tracker family shares (MetaSDNet, MetaCREST).
+"""The meta-training of every tracker family (MetaSDNet, MetaCREST): the family's episodes and
+losses on the shared run.
 
 A family supplies the engine (:class:`meta_learning.MetaLearner`), a map-style dataset of episodes
 (episode ``i`` depends only on the seed and ``i``), ``task_fn(episode, training) -> (query loss,
-adapt info)`` and ``save_weights(learner, iteration)``; the loop does the rest the same way for
-all: meta-batches of episodes, the outer step, a CSV log, atomic checkpoints every
-``checkpoint_every`` iterations and at the end, bit-identical resume (the torch RNG state that
-drives DropGrad is saved), validation, and an iteration with a non-finite loss or gradient skipped
-and rolled back instead of corrupting the weights.
+adapt info)`` and ``save_weights(learner, iteration)``. This module keeps what is the trackers'
+own: meta-batches of episodes from a loader, the phase schedule, the CSV columns (support loss,
+L2F's mean gamma), the validation loss and the weights written at each checkpoint. Resume (the
+settings check), random states, checkpoints, the CSV log, the skip and roll-back of an iteration
+with a non-finite loss or gradient, the validation cadence and the progress bar are
+:class:`meta_learning.run.MetaRun`'s, the same as every other domain's.
 
 Under torchrun each rank takes its contiguous share of every meta-batch's episodes
 (:meth:`foundation.distributed.World.split`), the engine all-reduces the meta-gradients, and rank
-0 alone writes the log, checkpoints and weights and shows the progress bar. Each rank's torch RNG
-(DropGrad's noise) is saved in the checkpoint, so a resume with the same number of processes
-continues exactly.
+0 alone writes the log, checkpoints and weights and shows the progress bar. The random state
+carries on from iteration to iteration (``seeding="once"``: ranks above 0 are seeded once); each
+rank's is saved in the checkpoint, so a resume with the same number of processes continues exactly.
 """
 from __future__ import annotations
 
-import copy
-import csv
 import math
-import os
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Optional, Tuple
 
@@ -30,7 +28,7 @@ import torch
 
 from foundation.distributed import SINGLE, World
 from foundation.errors import UserError
-from foundation.fileio import atomic_path
+from meta_learning.run import MetaRun, RunConfig, Step
 
 from .episodes import episode_loader
 
@@ -66,22 +64,6 @@ def learned_state(learner) -> dict:
     return {"params": params, "alpha": alpha, "attenuator": att, "adapted": tuple(learner.inner_names)}
 
 
-def _truncate_log(path: str, iteration: int) -> None:
-    """Drop log rows beyond ``iteration`` (written after the checkpoint a resume starts from)."""
-    if not os.path.isfile(path):
-        return
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= iteration]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-
-
-def _finite(learner) -> bool:
-    return all(torch.isfinite(p).all() for p in learner.parameters())
-
-
 def validation_loss(task_fn: TaskFn, dataset, n: int) -> float:
     """Mean query loss after the (noise-free) inner step on ``n`` fixed validation episodes."""
     total = 0.0
@@ -97,32 +79,9 @@ def _episode_indices(first: int, last: int, meta_batch: int, world: World):
     return [it * meta_batch + j for it in range(first, last) for j in range(start, stop)]
 
 
-def _restore_rng(state: dict, world: World) -> None:
-    """Each rank continues its own random stream; other process counts get fresh streams."""
-    per_rank = state.get("torch_rng_ranks")
-    if per_rank is not None and len(per_rank) == world.size:
-        torch.set_rng_state(per_rank[world.rank])
-        return
-    torch.set_rng_state(state["torch_rng"])
-    saved = len(per_rank) if per_rank is not None else 1
-    if saved != world.size:
-        warnings.warn(f"the checkpoint was written by {saved} process(es), this run has {world.size}: "
-                      "random inner-loop noise (DropGrad) continues from new streams")
-        if world.rank:
-            torch.manual_seed(int(state["iteration"]) * 1_000_003 + world.rank)
-
-
 def _device(learner) -> torch.device:
-    """Where the learner's tensors (and so its random draws) live."""
+    """Where the learner's tensors live (nccl reduces only CUDA tensors)."""
     return next(learner.parameters()).device
-
-
-def _restore_cuda_rng(state: dict, world: World, device: torch.device) -> None:
-    """On a GPU each rank continues its own CUDA stream when the process count is the same (else
-    the seeded stream continues; :func:`_restore_rng` has warned)."""
-    saved = state.get("cuda_rng_ranks")
-    if device.type == "cuda" and saved is not None and len(saved) == world.size:
-        torch.cuda.set_rng_state(saved[world.rank], device)
 
 
 def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
@@ -141,125 +100,67 @@ def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
     ``nan_hook(iteration, loss)`` lets tests inject a non-finite loss. ``world``: this process
     among torchrun's (``config.meta_batch`` is the total over all ranks).
     """
-    from tqdm.auto import tqdm
-
-    from foundation.checkpoint import load_checkpoint, save_checkpoint
-
-    ckpt_path, log_path = out + ".ckpt", out + ".csv"
-    it = 0
-    skipped: list = []
-    if resume and os.path.isfile(ckpt_path):
-        state, _ = load_checkpoint(ckpt_path)
-        saved = state["train_config"]
-        if {k: v for k, v in saved.items() if k != "iterations"} != \
-                {k: v for k, v in asdict(config).items() if k != "iterations"}:
-            raise UserError(f"{ckpt_path} was written with other settings; resume with the same "
-                            "options or start a new --out")
-        learner.load_checkpoint_state(state["learner"])
-        it = int(state["iteration"])
-        skipped = list(state.get("skipped", []))
-        _restore_rng(state, world)
-        _restore_cuda_rng(state, world, _device(learner))
-        if world.is_main:
-            _truncate_log(log_path, it)
-    else:
-        if os.path.exists(log_path) and world.is_main:
-            os.unlink(log_path)
-        if world.rank:   # rank 0 keeps one process's stream; the others draw other DropGrad noise
-            torch.manual_seed(int(config.seed) * 1_000_003 + world.rank)
+    ckpt_path = out + ".ckpt"
+    settings = {k: v for k, v in asdict(config).items() if k != "iterations"}
+    run = MetaRun(learner, settings,
+                  RunConfig(config.iterations, config.seed, config.checkpoint_every,
+                            val_every=config.val_every or config.checkpoint_every, seeding="once"),
+                  ckpt_path, resume=resume, csv_log=(out + ".csv", CSV_FIELDS), metadata=metadata,
+                  progress=progress, world=world)
     if config.meta_batch < world.size:
         raise UserError(f"--meta-batch {config.meta_batch} is smaller than the {world.size} processes; "
                         "every process needs at least one episode per iteration")
-    learner.distribute(world)
-
-    def checkpoint(iteration: int) -> None:
-        rng = world.all_gather_object(torch.get_rng_state())
-        device = _device(learner)   # DropGrad draws from the CUDA generator on a GPU: keep it too
-        cuda_rng = world.all_gather_object(torch.cuda.get_rng_state(device)) if device.type == "cuda" else None
-        if not world.is_main:
-            return
-        save_checkpoint(ckpt_path, {"learner": learner.checkpoint_state(), "iteration": iteration,
-                                    "torch_rng": rng[0], "skipped": skipped,
-                                    "train_config": asdict(config),
-                                    **({"torch_rng_ranks": rng} if world.distributed else {}),
-                                    **({"cuda_rng_ranks": cuda_rng} if cuda_rng is not None else {})},
-                        metadata)
-        if len(skipped) < iteration:   # weights only once something was learned
-            save_weights(learner, iteration)
-
-    bar = tqdm(total=config.iterations, initial=it, desc="meta-train", unit="it",
-               disable=not (progress and world.is_main), dynamic_ncols=True)
-    log = writer = None
-    if world.is_main:
-        new_file = not os.path.isfile(log_path)
-        log = open(log_path, "a", newline="")
-        writer = csv.DictWriter(log, fieldnames=CSV_FIELDS)
-        if new_file:
-            writer.writeheader()
-    t0 = time.perf_counter()
-    last = float("nan")
-    loader = iter(episode_loader(dataset, _episode_indices(it, config.iterations, config.meta_batch, world),
-                                 config.workers))
+    run.start()
+    loader = iter(episode_loader(dataset, _episode_indices(run.iteration, config.iterations, config.meta_batch,
+                                                           world), config.workers))
     share = world.split(config.meta_batch)
     n_local = share[1] - share[0]
-    try:
-        while it < config.iterations:
-            phase = schedule(learner, it) if schedule is not None else "all"
-            losses, support_losses, gammas = [], [], []
-            for _ in range(n_local):
-                loss, info = task_fn(next(loader), True)
-                if nan_hook is not None:
-                    loss = nan_hook(it, loss)
-                losses.append(loss)
-                support_losses.append(float(info["losses"][0].detach()) if info["losses"] else float("nan"))
-                if info["gamma"] is not None:
-                    gammas.append(info["gamma"].detach())
-            # sums over every rank's episodes, so that all ranks see the same numbers and branch alike
-            # (on the learner's device: nccl, the backend of CUDA runs, reduces only CUDA tensors)
-            sums = world.all_reduce_sum_(torch.tensor(
-                [float(torch.stack([l.detach() for l in losses]).sum()), float(np.sum(support_losses)),
-                 float(torch.stack(gammas).sum()) if gammas else 0.0,
-                 float(sum(g.numel() for g in gammas))], dtype=torch.float64, device=_device(learner)))
-            total, support_mean = float(sums[0]), float(sums[1]) / config.meta_batch
-            row = {"iteration": it + 1, "phase": phase, "support_loss": f"{support_mean:.4f}",
-                   "gamma_mean": f"{float(sums[2] / sums[3]):.4f}" if sums[3] > 0 else "",
-                   "val_query_loss": "", "skipped": 0}
-            if not math.isfinite(total):
-                skipped.append(it + 1)
-                row.update(query_loss="nan", grad_norm="", skipped=1)
-                warnings.warn(f"meta-train: iteration {it + 1} has a non-finite loss; skipped")
-            else:
-                snapshot = (copy.deepcopy(learner.state_dict()), copy.deepcopy(learner.optimizer.state_dict()))
-                stats = learner.outer_step(losses)
-                if not math.isfinite(stats["grad_norm"]) or not _finite(learner):
-                    learner.load_state_dict(snapshot[0])
-                    learner.optimizer.load_state_dict(snapshot[1])
-                    skipped.append(it + 1)
-                    row.update(query_loss=f"{total / config.meta_batch:.4f}", grad_norm="nan", skipped=1)
-                    warnings.warn(f"meta-train: iteration {it + 1} has a non-finite gradient; "
-                                  "skipped and rolled back")
-                else:
-                    last = total / config.meta_batch
-                    row.update(query_loss=f"{last:.4f}", grad_norm=f"{stats['grad_norm']:.4f}")
-            it += 1
-            if world.is_main and val_dataset is not None and ((config.val_every and it % config.val_every == 0)
-                                            or (not config.val_every and it % config.checkpoint_every == 0)
-                                            or it == config.iterations):
-                row["val_query_loss"] = f"{validation_loss(task_fn, val_dataset, config.val_episodes):.4f}"
-            row["seconds"] = f"{time.perf_counter() - t0:.2f}"
-            if writer is not None:
-                writer.writerow(row)
-            bar.set_postfix(query=row["query_loss"], phase=phase)
-            bar.update(1)
-            if it % config.checkpoint_every == 0 or it == config.iterations:
-                if log is not None:
-                    log.flush()
-                checkpoint(it)
-    finally:
-        bar.close()
-        if log is not None:
-            log.close()
+    query_loss: dict = {}
+
+    def step(it: int) -> Step:
+        phase = schedule(learner, it) if schedule is not None else "all"
+        losses, support_losses, gammas = [], [], []
+        for _ in range(n_local):
+            loss, info = task_fn(next(loader), True)
+            if nan_hook is not None:
+                loss = nan_hook(it, loss)
+            losses.append(loss)
+            support_losses.append(float(info["losses"][0].detach()) if info["losses"] else float("nan"))
+            if info["gamma"] is not None:
+                gammas.append(info["gamma"].detach())
+        # sums over every rank's episodes, so that all ranks see the same numbers and branch alike
+        # (on the learner's device: nccl, the backend of CUDA runs, reduces only CUDA tensors)
+        sums = world.all_reduce_sum_(torch.tensor(
+            [float(torch.stack([l.detach() for l in losses]).sum()), float(np.sum(support_losses)),
+             float(torch.stack(gammas).sum()) if gammas else 0.0,
+             float(sum(g.numel() for g in gammas))], dtype=torch.float64, device=_device(learner)))
+        total = float(sums[0]) / config.meta_batch
+        row = {"phase": phase, "support_loss": f"{float(sums[1]) / config.meta_batch:.4f}",
+               "gamma_mean": f"{float(sums[2] / sums[3]):.4f}" if sums[3] > 0 else "", "val_query_loss": ""}
+        postfix = {"phase": phase}
+        if not math.isfinite(total):    # no outer step at all: the run records the skip
+            row.update(query_loss="nan", grad_norm="")
+            return Step(total, 0.0, row, {**postfix, "query": "nan"})
+        stats = learner.outer_step(losses)
+        query_loss[it + 1] = total
+        row.update(query_loss=f"{total:.4f}", grad_norm=f"{stats['grad_norm']:.4f}")
+        return Step(total, stats["grad_norm"], row, {**postfix, "query": row["query_loss"]})
+
+    def validate(iteration: int) -> Optional[Step]:
+        if not world.is_main:
+            return None
+        return Step(row={"val_query_loss": f"{validation_loss(task_fn, val_dataset, config.val_episodes):.4f}"})
+
+    def weights(iteration: int) -> None:
+        if len(run.skipped) < iteration:   # weights only once something was learned
+            save_weights(learner, iteration)
+
+    t0 = time.perf_counter()
+    run.train(step, validate if val_dataset is not None else None, on_checkpoint=weights)
+    it, skipped = run.iteration, run.skipped
     if it and len(skipped) >= it:
         raise UserError(f"all {it} iterations had non-finite losses or gradients: nothing was "
                         f"learned and no weights were written to {out} (lower the learning rates)")
+    kept = [i for i in query_loss if i not in skipped]
+    last = query_loss[max(kept)] if kept else float("nan")
     return TrainResult(it, skipped, last, time.perf_counter() - t0, ckpt_path, out)

@@ -10,8 +10,9 @@ Schedule (Meta-Tracker): Adam lr 1e-4 for theta0 and 1e-5 for alpha, fc layers o
 third of the iterations (conv fixed), all layers afterwards, both rates x0.1 at two thirds
 (5,000 / 10,000 of 15,000 in the paper; the fractions are kept for shorter runs).
 
-The loop itself (meta-batches, logging, atomic checkpoints, bit-identical resume, skipping
-non-finite iterations) is :func:`tracker.metatrain.loop.run_meta_training`, shared with MetaCREST.
+The loop itself (meta-batches, the CSV log) is :func:`tracker.metatrain.loop.run_meta_training`,
+shared with MetaCREST, on :class:`meta_learning.run.MetaRun` (checkpoints, bit-identical resume,
+skipping non-finite iterations), shared with every domain.
 """
 from __future__ import annotations
 

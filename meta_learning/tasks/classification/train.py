@@ -10,9 +10,12 @@ are kept; the test score averages the softmax predictions of those checkpoints o
 fixed test tasks (the same for every run), reported with a 95% CI (1.96 std / sqrt(tasks)).
 
 Determinism and resume: the model is initialised from ``seed``; meta-iteration ``i`` draws its
-episodes from ``episode_rng(seed, i)`` and reseeds torch (DropGrad, GradDrop, PCGrad) from
-``(seed, i)``, so a run resumed from ``checkpoint.pt`` (written atomically with the Adam state,
-the iteration, the kept checkpoints and the history) continues exactly as an uninterrupted one.
+episodes from ``episode_rng(seed, i)`` and torch (DropGrad, GradDrop, PCGrad) from the run's
+``iteration_seed(seed, i, rank)``, so a run resumed from ``checkpoint.pt`` (with the kept
+checkpoints and the history) continues exactly as an uninterrupted one. This module draws the
+episodes, steps the learner, validates and keeps the top-k files; resume, seeds, checkpoints, the
+history, the validation cadence and the skip of non-finite steps are
+:class:`meta_learning.run.MetaRun`'s.
 
 Devices and processes: episodes are drawn on the CPU and moved to the learner's device. Under
 torchrun every rank draws the whole meta-batch (so the episode stream is one process's) and adapts
@@ -40,6 +43,7 @@ from foundation.fileio import atomic_write_text
 
 from ...functional import detach_params, functional_loss
 from ...learner import MetaConfig, MetaLearner
+from ...run import MetaRun, RunConfig, Step
 from ...stats import mean_ci95
 from ..regression import run_info
 from .backbones import BACKBONES, make_backbone
@@ -165,10 +169,6 @@ def build_learner(cfg: ClassificationConfig, channels: int, device: Optional[tor
     return MetaLearner(model, r.meta_config()), functional_loss(model, nn.functional.cross_entropy)
 
 
-def _iteration_seed(seed: int, it: int) -> int:
-    return (seed * 1_000_003 + it * 7_919 + 17) % (2 ** 63 - 1)
-
-
 def predict(learner: MetaLearner, loss_fn: Any, episode: Episode, steps: int) -> Tuple[Tensor, Optional[Tensor]]:
     """Softmax query predictions (Q, ways) after adapting on the support set (no DropGrad), and
     gamma with L2F; computed on the learner's device, returned on the CPU."""
@@ -243,57 +243,25 @@ def train(cfg: ClassificationConfig, out_dir: Path, pools: Optional[Dict[str, Cl
     adapting its share of each meta-batch, validating every ``val_every`` iterations and keeping
     the ``top_k`` best starts in ``out_dir/top/``.  ``stop_after`` ends early after that many
     iterations in total (checkpoint written)."""
-    from tqdm import tqdm
-
     r = cfg.resolved()
     out_dir = Path(out_dir)
     pools = pools or _pools_for(cfg, progress, world)
     learner, loss_fn = build_learner(r, pools["train"].channels, device)
-    ckpt = out_dir / "checkpoint.pt"
     top_dir = out_dir / "top"
-    history: List[List[float]] = []
-    top: List[Dict[str, Any]] = []      # {"iteration", "val_accuracy", "file"}, best first
-    start_it, seconds = 0, 0.0
-    running: Optional[float] = None     # smoothed training loss
-    state = world.on_main(lambda: load_checkpoint(str(ckpt))[0] if resume and ckpt.exists() else None)
-    if state is not None:
-        if state.get("training_key") != r.training_key():
-            raise UserError(f"{ckpt} was made with different settings; use another --out or --no-resume")
-        learner.load_checkpoint_state(state["learner"])
-        start_it, history, seconds, top = state["iteration"], state["history"], state["seconds"], state["top"]
-        running = state.get("running")
-    learner.distribute(world)
-    end_it = r.iterations if stop_after is None else min(r.iterations, stop_after)
+    run = MetaRun(learner, r.training_key(),
+                  RunConfig(r.iterations, r.seed, r.checkpoint_every, val_every=r.val_every,
+                            desc=f"meta-train {r.ways}-way {r.shots}-shot"),
+                  str(out_dir / "checkpoint.pt"), resume=resume, stop_after=stop_after, progress=progress,
+                  world=world)
+    state = run.start()
+    top: List[Dict[str, Any]] = list(state.get("top", []))   # {"iteration", "val_accuracy", "file"}, best first
+    running: Optional[float] = state.get("running")          # smoothed training loss
     start, stop = world.split(r.meta_batch)
 
-    def save(it: int) -> None:
-        if not world.is_main:
-            return
-        save_checkpoint(str(ckpt), {"learner": learner.checkpoint_state(), "iteration": it,
-                                    "history": history, "seconds": seconds, "top": top, "running": running,
-                                    "training_key": r.training_key(), "config": r.to_dict()})
-        keep = {t["file"] for t in top}
-        for f in top_dir.glob("iter*.pt") if top_dir.exists() else []:
-            if f.name not in keep:
-                f.unlink()
-
-    def validate(it: int) -> None:
-        acc = _accuracy(learner, loss_fn, pools["val"], r, r.val_tasks, VAL_SEED, world)
-        history.append([it, running if running is not None else float("nan"), acc])
-        cand = top + [{"iteration": it, "val_accuracy": acc, "file": f"iter{it}.pt"}]
-        cand.sort(key=lambda t: (-t["val_accuracy"], -t["iteration"]))
-        if world.is_main and any(t["iteration"] == it for t in cand[:r.top_k]):
-            save_checkpoint(str(top_dir / f"iter{it}.pt"),
-                            {"learner": {k: v.detach().clone() for k, v in learner.state_dict().items()}})
-        top[:] = cand[:r.top_k]
-
-    bar = tqdm(range(start_it, end_it), initial=start_it, total=r.iterations,
-               disable=not (progress and world.is_main), desc=f"meta-train {r.ways}-way {r.shots}-shot", dynamic_ncols=True, mininterval=1.0)
-    t0 = time.perf_counter()
-    for it in bar:
+    def step(it: int) -> Step:
+        nonlocal running
         rng = episode_rng(r.seed, it)
-        # rank 0 keeps one process's DropGrad stream; the others draw noise of their own
-        torch.manual_seed(_iteration_seed(r.seed, it) + 1_000_003 * world.rank)
+        run.rank_stream(it)   # episodes come from rng: every rank draws its own DropGrad noise at once
         for t in range(r.meta_batch):
             ep = sample_episode(pools["train"], r.ways, r.shots, r.queries, rng)   # every rank draws all
             if start <= t < stop:
@@ -302,19 +270,28 @@ def train(cfg: ClassificationConfig, out_dir: Path, pools: Optional[Dict[str, Cl
                 learner.backward_task(loss)
         stats = learner.outer_step()
         running = stats["loss"] if running is None else 0.95 * running + 0.05 * stats["loss"]
-        if (it + 1) % r.val_every == 0 or it + 1 == r.iterations:
-            validate(it + 1)
-            bar.set_postfix(loss=f"{running:.3f}", val=f"{history[-1][2]:.3f}")
-        if (it + 1) % r.checkpoint_every == 0 or it + 1 == end_it or (it + 1) % r.val_every == 0:
-            seconds += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            save(it + 1)
-    bar.close()
-    if not top and end_it == r.iterations:  # zero iterations: the untrained start is the model
-        running = None
-        validate(end_it)
-        save(end_it)
-    return learner, loss_fn, {"iterations": end_it, "history": history, "seconds": round(seconds, 2),
+        return Step(stats["loss"], stats["grad_norm"])
+
+    def validate(it: int) -> Step:
+        acc = _accuracy(learner, loss_fn, pools["val"], r, r.val_tasks, VAL_SEED, world)
+        row = [it, running if running is not None else float("nan"), acc]
+        cand = top + [{"iteration": it, "val_accuracy": acc, "file": f"iter{it}.pt"}]
+        cand.sort(key=lambda t: (-t["val_accuracy"], -t["iteration"]))
+        if world.is_main and any(t["iteration"] == it for t in cand[:r.top_k]):
+            save_checkpoint(str(top_dir / f"iter{it}.pt"),
+                            {"learner": {k: v.detach().clone() for k, v in learner.state_dict().items()}})
+        top[:] = cand[:r.top_k]
+        return Step(row=row, postfix={"loss": f"{row[1]:.3f}", "val": f"{acc:.3f}"})
+
+    def prune(it: int) -> None:
+        keep = {t["file"] for t in top}
+        for f in top_dir.glob("iter*.pt") if top_dir.exists() else []:
+            if f.name not in keep:
+                f.unlink()
+
+    run.train(step, validate, keep=lambda: {"top": top, "running": running, "config": r.to_dict()},
+              on_checkpoint=prune)
+    return learner, loss_fn, {"iterations": run.end, "history": run.history, "seconds": round(run.seconds, 2),
                               "top": top}
 
 

@@ -6,9 +6,11 @@ iteration) is the one evaluated; evaluation on fixed held-out tasks after 0..4 V
 step on fresh trajectories sampled with the current adapted policy.
 
 Determinism and resume: iteration ``i`` draws its tasks, resets and action noise from
-``(seed, i)`` and reseeds torch's global RNG (DropGrad) from it too, so a run resumed from its
-checkpoint (written atomically every ``checkpoint_every`` iterations) is bit-identical to an
-uninterrupted one.
+``(seed, i)`` and reseeds torch's global RNG (DropGrad) from it too (streams of its own, named by
+``_seed``, which evaluation shares), so a run resumed from its checkpoint is bit-identical to an
+uninterrupted one. This module samples, adapts and takes the TRPO step and keeps the best start;
+resume, checkpoints, the history and the skip of non-finite steps are
+:class:`meta_learning.run.MetaRun`'s.
 
 Devices and processes: the environments step on the CPU, the policy, baselines, adaptation and
 TRPO run on the chosen device. Under torchrun every rank draws the iteration's tasks and the
@@ -29,13 +31,12 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from foundation.checkpoint import load_checkpoint, save_checkpoint
 from foundation.distributed import SINGLE, World
-from foundation.errors import UserError
 from foundation.fileio import atomic_path, atomic_write_text
 
 from ...functional import detach_params
 from ...learner import MetaConfig, MetaLearner
+from ...run import MetaRun, RunConfig, Step
 from ...stats import mean_ci95
 from ..regression import run_info
 from .envs import ENV_NAMES, MUJOCO_ENVS, make_batch_env, require_mujoco
@@ -169,50 +170,26 @@ def _mean_return(episodes: Episodes, world: World) -> float:
         else float(local.mean())
 
 
-def _checkpoint(path: Path, learner: MetaLearner, cfg: RLConfig, it: int, history: List[List[float]],
-                best: Dict[str, Any], seconds: float) -> None:
-    save_checkpoint(str(path), {"learner": learner.checkpoint_state(), "iteration": it, "history": history,
-                                "best": best, "seconds": seconds,
-                                "training_key": json.dumps(cfg.training_key(), sort_keys=True)},
-                    {"config": json.dumps(cfg.to_dict())})
-
-
 def train(cfg: RLConfig, out_dir: Optional[Path] = None, resume: bool = True, progress: bool = True,
           stop_after: Optional[int] = None, device: Optional[torch.device] = None, world: World = SINGLE,
           ) -> Tuple[Any, GaussianMLPPolicy, MetaLearner, Dict[str, Any]]:
     """Meta-train with TRPO on ``device`` (default CPU), this rank sampling and adapting its share
     of each meta-batch; returns env, policy, learner (holding the BEST start) and info."""
-    from tqdm import tqdm
-
     env, policy, learner = build(cfg, device)
     loss_fn = vpg_loss(policy)
-    history: List[List[float]] = []
-    best: Dict[str, Any] = {"return": -math.inf, "iteration": -1, "state": None}
-    start_it, seconds = 0, 0.0
-    ckpt = Path(out_dir) / "checkpoint.pt" if out_dir is not None else None
-    def read() -> Optional[Dict[str, Any]]:
-        if not (resume and ckpt is not None and ckpt.exists()):
-            return None
-        try:
-            return load_checkpoint(str(ckpt))[0]
-        except UserError as exc:
-            raise ValueError(str(exc)) from None
-
-    state = world.on_main(read)
-    if state is not None:
-        if state.get("training_key") != json.dumps(cfg.training_key(), sort_keys=True):
-            raise ValueError(f"{ckpt} was made with different settings; use another --out or --no-resume")
-        learner.load_checkpoint_state(state["learner"])
-        start_it, history, best, seconds = state["iteration"], state["history"], state["best"], state["seconds"]
-    learner.distribute(world)
-    end_it = cfg.iterations if stop_after is None else min(cfg.iterations, stop_after)
+    run = MetaRun(learner, cfg.training_key(),
+                  RunConfig(cfg.iterations, cfg.seed, cfg.checkpoint_every, seeding="domain",
+                            desc=f"{cfg.env} {cfg.method()}"),
+                  str(Path(out_dir) / "checkpoint.pt") if out_dir is not None else None, resume=resume,
+                  stop_after=stop_after, metadata={"config": json.dumps(cfg.to_dict())}, progress=progress,
+                  world=world)
+    best: Dict[str, Any] = run.start().get("best", {"return": -math.inf, "iteration": -1, "state": None})
     share = world.split(cfg.meta_batch) if world.distributed else None
     weight = (share[1] - share[0]) / cfg.meta_batch if share is not None else 1.0
-    bar = tqdm(range(start_it, end_it), initial=start_it, total=cfg.iterations,
-               disable=not (progress and world.is_main), desc=f"{cfg.env} {cfg.method()}", dynamic_ncols=True,
-               mininterval=1.0)
-    t0 = time.perf_counter()
-    for it in bar:
+
+    def step(it: int) -> Step:
+        nonlocal best
+        # the iteration's own streams (tasks, resets, action noise, DropGrad), the same on every rank
         rng = np.random.default_rng([cfg.seed, it])
         gen = torch.Generator().manual_seed(_seed(cfg.seed, it, 1))
         torch_seed = _seed(cfg.seed, it, 2)
@@ -237,17 +214,12 @@ def train(cfg: RLConfig, out_dir: Optional[Path] = None, resume: bool = True, pr
                                   world=world)
         del fast0
         learner.apply_update(deltas)
-        history.append([it, ret_before, ret_after, stats["accepted"], stats["kl"]])
-        bar.set_postfix(before=f"{ret_before:.1f}", after=f"{ret_after:.1f}", best=f"{best['return']:.1f}")
-        if (it + 1) % cfg.checkpoint_every == 0 or it + 1 == end_it:
-            seconds += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            if ckpt is not None and world.is_main:
-                _checkpoint(ckpt, learner, cfg, it + 1, history, best, seconds)
-    bar.close()
-    if ckpt is not None and world.is_main and not ckpt.exists():
-        _checkpoint(ckpt, learner, cfg, end_it, history, best, seconds)
-    info = {"iterations": end_it, "seconds": round(seconds, 2), "history": history,
+        return Step(stats["loss_before"], stats["grad_norm"], [it, ret_before, ret_after, stats["accepted"],
+                                                               stats["kl"]],
+                    {"before": f"{ret_before:.1f}", "after": f"{ret_after:.1f}", "best": f"{best['return']:.1f}"})
+
+    run.train(step, keep=lambda: {"best": best})
+    info = {"iterations": run.end, "seconds": round(run.seconds, 2), "history": run.history,
             "best_iteration": best["iteration"], "best_return": best["return"]}
     if best["state"] is not None:
         learner.load_state_dict(best["state"])
