@@ -15,10 +15,12 @@ Layout (got10k's for OPE; TRE/SRE in sub-folders of the tracker's folder)::
 from __future__ import annotations
 
 import os
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence as SequenceType
+from typing import Any, Callable, Iterable, Iterator, Sequence as SequenceType
 
 import numpy as np
 
@@ -224,21 +226,34 @@ def _build(tracker: TrackerSource) -> Any:
     return tracker()
 
 
+RUN_THREADS = 1   # torch threads of every tracked run, whatever the number of workers or processes
+
+
+@contextmanager
+def fixed_threads(n: int = RUN_THREADS) -> Iterator[None]:
+    """Torch's intra-op thread count set to ``n`` for one run, then restored.
+
+    The thread count changes the order of float summations and so a tracker's boxes; fixing it
+    per run makes the result files the same for ``--workers 1``, ``--workers N`` and torchrun.
+    Torch is touched only if the tracker already imported it (the toolkit runs without torch)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _run_one(tracker: TrackerSource, run: Run, results_dir: str, folder: str) -> tuple[str, int]:
-    boxes, times = track_sequence(_build(tracker), run.seq, run.init_box, run.start)
+    built = _build(tracker)
+    with fixed_threads():
+        boxes, times = track_sequence(built, run.seq, run.init_box, run.start)
     write_result(results_dir, folder, run.key, boxes, times)
     return run.key, run.frames
-
-
-def _run_in_worker(*args: Any) -> tuple[str, int]:
-    """:func:`_run_one` in a pool process: one torch thread, so that N workers use N cores."""
-    try:
-        import torch
-    except ImportError:  # the toolkit scores and runs non-torch trackers without it
-        pass
-    else:
-        torch.set_num_threads(1)
-    return _run_one(*args)
 
 
 def run_experiment(tracker: TrackerSource, runs: SequenceType[Run], results_dir: str,
@@ -281,7 +296,7 @@ def run_experiment(tracker: TrackerSource, runs: SequenceType[Run], results_dir:
                 finished(*_run_one(tracker, run, results_dir, folder))
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                pending = {pool.submit(_run_in_worker, tracker, r, results_dir, folder) for r in todo}
+                pending = {pool.submit(_run_one, tracker, r, results_dir, folder) for r in todo}
                 while pending:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in done:
