@@ -8,12 +8,14 @@ import statistics
 import time
 from typing import Callable
 
+from tracker.api import variants
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 DOCS = os.path.join(ROOT, "docs")
-# the shipped variants of each family (weights/<name>.pt), as the benchmarks report them
-SDNET_VARIANTS = ["metasdnet", "metasdnet-l2f", "metasdnet-dropgrad", "metasdnet-l2f-dropgrad"]
-CREST_VARIANTS = ["metacrest", "metacrest-l2f", "metacrest-dropgrad", "metacrest-l2f-dropgrad"]
+# the shipped variants of each family (weights/<name>.pt), as the benchmarks report them: the registry's
+SDNET_VARIANTS = variants("metasdnet")
+CREST_VARIANTS = variants("metacrest")
 
 
 def machine() -> dict:

@@ -17,9 +17,10 @@ import os
 import subprocess
 import sys
 
-TRACKERS = ["metasdnet", "metasdnet-l2f", "metasdnet-dropgrad", "metasdnet-l2f-dropgrad", "mdnet",
-            "metacrest", "metacrest-l2f", "metacrest-dropgrad", "metacrest-l2f-dropgrad", "crest",
-            "mil", "identity"]
+from tracker.api import families, variants
+
+# every family's four variants, then its plain start (metasdnet ... mdnet, metacrest ... crest)
+TRACKERS = [n for fam in families() for n in variants(fam.name) + [fam.plain]] + ["mil", "identity"]
 
 
 def digest(results: str, trackers: list[str]) -> dict[str, dict[str, str]]:

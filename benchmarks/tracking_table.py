@@ -25,13 +25,15 @@ import numpy as np
 from _util import CREST_VARIANTS, DOCS, ROOT, SDNET_VARIANTS, machine, save
 from baselines import synthetic_split
 
+from tracker.api import families, family_of, spec, variants
+
 VARIANTS = SDNET_VARIANTS
 LEARNED = VARIANTS + ["mdnet"] + CREST_VARIANTS + ["crest"]
 
 
-def options_of(base: str) -> tuple[str, str, str]:
-    """A family's variants beside its plain meta-learned start ``base``."""
-    return (f"{base}-l2f", f"{base}-dropgrad", f"{base}-l2f-dropgrad")
+def options_of(base: str) -> list[str]:
+    """A family's variants beside its plain meta-learned start ``base`` (the registry's)."""
+    return variants(base)[1:]
 
 
 def saved_table() -> dict | None:
@@ -48,16 +50,14 @@ def saved_table() -> dict | None:
 
 
 def crest_weights_file(name: str) -> str | None:
-    """The weights a MetaCREST-family tracker would load (``crest``: its own, else metacrest's);
-    None when it would run untrained (then the table skips it)."""
+    """The weights a MetaCREST-family tracker would load (its family's plain start: its own, else
+    the family's); None when it would run untrained (then the table skips it)."""
     from tracker.weights import find_weights
 
-    return find_weights(name) or (find_weights("metacrest") if name == "crest" else None)
+    fam = family_of(name)
+    return find_weights(name) or (find_weights(fam.name) if name == fam.plain else None)
 
 
-def family(tensors) -> str:
-    """MetaSDNet adapts fc.* tensors, MetaCREST conv1.* / cf.*."""
-    return "MetaSDNet" if all(str(n).startswith(("fc.", "features.")) for n in tensors) else "MetaCREST"
 
 
 def gamma_per_layer(name: str, dataset) -> dict[str, list[float]] | None:
@@ -74,7 +74,7 @@ def gamma_groups(gamma: dict) -> dict[str, dict]:
     """{family: {variant: {tensor: stats}}}: variants of one family share their tensor names."""
     groups: dict[str, dict] = {}
     for variant, g in gamma.items():
-        groups.setdefault(family(g), {})[variant] = g
+        groups.setdefault(family_of(variant).title, {})[variant] = g
     return groups
 
 
@@ -181,7 +181,7 @@ def mean_auc(out: dict, v: str) -> float:
 
 def best_of(out: dict, base: str) -> str | None:
     """The family's variant with the highest (seed-mean) AUC."""
-    family = [v for v in out["trackers"] if v == base or v.startswith(base + "-")]
+    family = [v for v in variants(base) if v in out["trackers"]]
     return max(family, key=lambda v: mean_auc(out, v)) if family else None
 
 
@@ -191,12 +191,12 @@ def comparisons(out: dict) -> list[tuple[str, str, str]]:
     (by seed-mean AUC) against the best OpenCV trackers (CSRT and MedianFlow when present)."""
     rows = out["trackers"]
     pairs = []
-    for fam, base, plain in (("MetaSDNet", "metasdnet", "mdnet"), ("MetaCREST", "metacrest", "crest")):
+    for fam, base, plain in ((f.title, f.name, f.plain) for f in families()):
         if base not in rows:
             continue
         for v in options_of(base):
             if v in rows:
-                pairs.append((v, base, f"{fam}: {v[len(base) + 1:]} vs the plain meta start"))
+                pairs.append((v, base, f"{fam}: {spec(v).variant.key} vs the plain meta start"))
         if plain in rows:
             pairs.append((base, plain, f"{fam}: meta-learned start vs the ordinary one"))
             for v in options_of(base):
@@ -457,7 +457,7 @@ def main() -> None:
     skipped = {}
     for n in CREST_VARIANTS + ["crest"]:
         if n in trackers and crest_weights_file(n) is None:
-            need = "metacrest" if n == "crest" else n
+            need = family_of(n).name if n == family_of(n).plain else n
             skipped[n] = f"no weights/{need}.pt"
             print(f"skipping {n}: no weights/{need}.pt (it would run untrained)")
     trackers = [n for n in trackers if n not in skipped]

@@ -3,13 +3,13 @@
     python benchmarks/val_weights.py --tag metacrest_recipe --dataset benchmarks/.data/synth-val-20 \\
         metacrest=runs/mc-e5/metacrest.pt metacrest-l2f=runs/mc-e5/metacrest-l2f.pt csrt ...
 
-Each ``LABEL=FILE`` (or ``LABEL=FILE@option=value,option=value`` with tracker options) runs that weights file under the tracker its family names (``metacrest`` or
-``metasdnet``; ``LABEL`` only names the row, and a label starting with ``crest`` or ``mdnet`` runs
-the non-meta start on the file's backbone); a bare name runs a registered tracker (``csrt``).
-For L2F weights the gamma of every adapted tensor on every sequence's first frame is kept, with
-its mean and spread over sequences, and g_phi's input there (the task embedding) and its
-identity-mode scale s. Writes ``benchmarks/results/<tag>.json`` and
-``docs/<tag>.md``; ``--note`` adds a line of reading under the table.
+Each ``LABEL=FILE`` (or ``LABEL=FILE@option=value,option=value`` with tracker options) is
+``metatrack eval --weights LABEL=FILE --option ...``: the file runs under the tracker of the family
+it was written by; ``LABEL`` names the row. A bare name runs a registered tracker (``csrt``,
+``crest``). For L2F weights the gamma of every adapted tensor on every sequence's first frame is
+kept, with its mean and spread over sequences, and g_phi's input there (the task embedding) and
+its identity-mode scale s. Writes ``benchmarks/results/<tag>.json`` and ``docs/<tag>.md``;
+``--note`` adds a line of reading under the table.
 """
 from __future__ import annotations
 
@@ -23,36 +23,25 @@ import numpy as np
 from _util import ROOT, first_frame_gamma, machine, save
 
 
-def split_row(row: str) -> tuple[str, str | None, dict]:
-    """``LABEL[=FILE[@key=value,...]]`` -> (label, file, tracker options)."""
-    import ast
-
+def split_row(row: str) -> tuple[str, str | None, list[str]]:
+    """``LABEL[=FILE[@key=value,...]]`` -> (label, file, ``KEY=VALUE`` tracker options)."""
     label, _, rest = row.partition("=")
     path, _, opts = rest.partition("@")
-    options = {}
-    for item in filter(None, opts.split(",")):
-        key, _, value = item.partition("=")
-        try:
-            options[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            options[key] = value
-    return label, path or None, options
+    return label, path or None, [o for o in opts.split(",") if o]
 
 
-def tracker_for(label: str, path: str | None, options: dict | None = None):
-    """A picklable factory for the row."""
-    from tracker.api import factory
+def eval_args(label: str, path: str | None, options: list[str]) -> list[str]:
+    """The ``metatrack eval`` arguments that track the row."""
+    what = ["--trackers", label] if path is None else ["--weights", f"{label}={path}"]
+    return what + [a for o in options for a in ("--option", o)]
 
-    options = options or {}
-    if path is None:
-        return factory(label, **options)
-    from foundation.checkpoint import load_checkpoint
 
-    state, _ = load_checkpoint(path)
-    fam = state.get("family") or "metasdnet"
-    if label.startswith(("crest", "mdnet")):
-        return factory("crest" if fam == "metacrest" else "mdnet", weights=path, **options)
-    return factory(fam, weights=path, **options)
+def row_tracker(path: str, options: list[str]):
+    """The tracker ``eval --weights`` builds for a file row (for its first-frame gamma)."""
+    from tracker.api import family_of_weights, make
+    from tracker.options import parse_key_values
+
+    return make(family_of_weights(path).name, weights=path, **parse_key_values(options, "--option"))
 
 
 def render(tag: str, out: dict) -> str:
@@ -105,32 +94,34 @@ def main() -> None:
         return
 
     from otb_eval.datasets import OTBDataset
-    from otb_eval.experiment import run_ope
     from otb_eval.report import evaluate
+    from tracker.cli import main as metatrack
 
     if not os.path.isdir(args.dataset):
         sys.exit(f"val_weights: no dataset {args.dataset}")
     rows = [split_row(r) for r in args.rows]
-    for label, path, _ in rows:
-        if path is not None and not os.path.isfile(path):
-            sys.exit(f"val_weights: {label}: no file {path}")
     warnings.simplefilter("ignore")
     dataset = OTBDataset(args.dataset)
     results = os.path.join(ROOT, "benchmarks", ".data", f"results-{args.tag}")
     shutil.rmtree(results, ignore_errors=True)
     for label, path, options in rows:
-        run_ope(tracker_for(label, path, options), dataset, results, name=label, workers=args.workers)
+        code = metatrack(["eval", "--dataset", args.dataset, "--results", results, "--workers",
+                          str(args.workers), "--device", "cpu", *eval_args(label, path, options)])
+        if code:
+            sys.exit(code)
     perf = evaluate(dataset, results, [label for label, _, _ in rows])
     out = {"dataset": {"path": os.path.relpath(args.dataset, ROOT), "sequences": len(dataset)},
            "rows": {}, "title": args.title, "notes": args.note, "workers": args.workers, "machine": machine()}
+    from tracker.options import parse_key_values
+
     for label, path, options in rows:
         o = perf[label]["overall"]
         row = {"file": path and os.path.relpath(path, ROOT), "auc": o["success_score"],
                "precision_20px": o["precision_score"], "success_rate_0.5": o["success_rate"], "fps": o["fps"],
                "auc_per_sequence": {s: e["success_score"] for s, e in perf[label]["seq_wise"].items()}}
         if options:
-            row["options"] = options
-        found = first_frame_gamma(tracker_for(label, path, options)(), dataset) if path else None
+            row["options"] = parse_key_values(options, "--option")
+        found = first_frame_gamma(row_tracker(path, options), dataset) if path else None
         if found is not None:
             g, emb = found
             row["gamma"] = {n: {"mean": float(np.mean(v)), "std": float(np.std(v)), "min": float(np.min(v)),

@@ -23,6 +23,11 @@ import numpy as np
 
 from foundation.errors import UserError
 
+from .crest import family as _crest
+from .family import Family
+from .sdnet import family as _sdnet
+from .variants import VARIANTS, Variant
+
 
 class Tracker:
     """Base class: subclasses implement :meth:`init` and :meth:`update`, starting them with
@@ -86,12 +91,15 @@ class IdentityTracker(Tracker):
 
 @dataclass(frozen=True)
 class TrackerSpec:
-    """A registered tracker: a factory (callable or lazy ``"module:attr"``) and its defaults."""
+    """A registered tracker: a factory (callable or lazy ``"module:attr"``), its defaults and, for
+    a meta-learned family's trackers, the family and the variant."""
 
     name: str
     factory: Callable[..., Tracker] | str
     description: str = ""
     defaults: dict = field(default_factory=dict)
+    family: str | None = None        # the family's name (tracker.family.Family), None outside one
+    variant: Variant | None = None   # its row of tracker.variants (None: the family's plain start)
 
     def build(self, **options: Any) -> Tracker:
         factory = self.factory
@@ -118,14 +126,70 @@ def _takes_device(factory: Callable[..., Any]) -> bool:
 
 
 _REGISTRY: dict[str, TrackerSpec] = {}
+_FAMILIES: dict[str, Family] = {}
+
+
+def _add(s: TrackerSpec, overwrite: bool = False) -> None:
+    if s.name in _REGISTRY and not overwrite:
+        raise ValueError(f"tracker {s.name!r} is already registered")
+    _REGISTRY[s.name] = s
 
 
 def register(name: str, factory: Callable[..., Tracker] | str, description: str = "",
              overwrite: bool = False, **defaults: Any) -> None:
     """Add a tracker under ``name``; ``factory(name=..., **options)`` must return a Tracker."""
-    if name in _REGISTRY and not overwrite:
-        raise ValueError(f"tracker {name!r} is already registered")
-    _REGISTRY[name] = TrackerSpec(name, factory, description, dict(defaults))
+    _add(TrackerSpec(name, factory, description, dict(defaults)), overwrite)
+
+
+def register_family(fam: Family) -> None:
+    """Add a family: its four variants (one per row of :data:`tracker.variants.VARIANTS`, the
+    baseline under the family's name) and its plain start, each knowing its family."""
+    if fam.name in _FAMILIES:
+        raise ValueError(f"family {fam.name!r} is already registered")
+    _FAMILIES[fam.name] = fam
+    for v in VARIANTS:
+        about = f"{fam.title} meta-trained with {v.about}" if v.about else fam.about
+        _add(TrackerSpec(v.name(fam.name), fam.tracker, about, family=fam.name, variant=v))
+    _add(TrackerSpec(fam.plain, fam.plain_tracker, fam.plain_about, family=fam.name))
+
+
+def families() -> list[Family]:
+    """The registered families, in registration order."""
+    return list(_FAMILIES.values())
+
+
+def family(name: str) -> Family:
+    """The family registered as ``name``; an unknown name is a :class:`UserError` listing the known."""
+    try:
+        return _FAMILIES[name]
+    except KeyError:
+        raise UserError(f"unknown tracker family {name!r}; known families: "
+                        f"{', '.join(_FAMILIES)}") from None
+
+
+def family_of(name: str) -> Family | None:
+    """The family of the tracker registered as ``name``; None for a tracker outside every family
+    or a name not registered (a results folder of another toolkit)."""
+    s = _REGISTRY.get(name)
+    return None if s is None or s.family is None else _FAMILIES[s.family]
+
+
+def variants(family_name: str) -> list[str]:
+    """The registered names of a family's four variants, baseline first, in the table's order."""
+    return [v.name(family(family_name).name) for v in VARIANTS]
+
+
+def family_of_weights(path: str) -> Family:
+    """The family a weights file was written by (its ``family`` tag; files without one are
+    MetaSDNet's); a checkpoint without tracker weights is one :class:`UserError` line."""
+    from foundation.checkpoint import load_checkpoint
+
+    from .weights import DEFAULT_FAMILY
+
+    state, _ = load_checkpoint(path)
+    if not isinstance(state, dict) or "model" not in state:
+        raise UserError(f"{path}: checkpoint holds no tracker weights ('model' missing)")
+    return family(state.get("family") or DEFAULT_FAMILY)
 
 
 def names() -> list[str]:
@@ -190,26 +254,7 @@ for _name, _about in (("kcf", "OpenCV KCF (needs opencv-contrib-python)"),
     register(_name, "tracker.baselines:OpenCVTracker", _about, algorithm=_name)
 del _name, _about
 
-# MetaSDNet and its MDNet baseline (tracker/sdnet/online.py; torch is imported only when built).
-register("metasdnet", "tracker.sdnet.online:MetaSDNetTracker",
-         "MetaSDNet: MDNet's network started by one meta-SGD step (Meta-Tracker); fast CPU mode")
-register("mdnet", "tracker.sdnet.online:MDNetTracker",
-         "MDNet baseline: the same network started by fine-tuning fc4-6 at frame 1")
-# The shipped meta-trained variants (weights/<name>.pt): L2F, DropGrad and both, as in the seed.
-for _name, _about in (("metasdnet-l2f", "MetaSDNet meta-trained with L2F (task-and-layer-wise attenuation)"),
-                      ("metasdnet-dropgrad", "MetaSDNet meta-trained with DropGrad (binary, p=0.1)"),
-                      ("metasdnet-l2f-dropgrad", "MetaSDNet meta-trained with L2F and DropGrad")):
-    register(_name, "tracker.sdnet.online:MetaSDNetTracker", _about)
-del _name, _about
-
-# MetaCREST (tracker/crest/online.py): CREST's correlation filter with a meta-learned start, its
-# variants, and the crest baseline (the same tracker started by ordinary training at frame 1).
-register("metacrest", "tracker.crest.online:MetaCRESTTracker",
-         "MetaCREST: a correlation filter on stride-4 features started by one meta-SGD step")
-for _name, _about in (("metacrest-l2f", "MetaCREST meta-trained with L2F"),
-                      ("metacrest-dropgrad", "MetaCREST meta-trained with DropGrad (binary, p=0.1)"),
-                      ("metacrest-l2f-dropgrad", "MetaCREST meta-trained with L2F and DropGrad")):
-    register(_name, "tracker.crest.online:MetaCRESTTracker", _about)
-del _name, _about
-register("crest", "tracker.crest.online:CRESTTracker",
-         "CREST baseline: the MetaCREST tracker started by Adam iterations from a random filter")
+# The meta-learned families: each one module (tracker/<family>/family.py, torch imported only when
+# a tracker is built) and one line here; the four variants come from tracker/variants.py.
+register_family(_sdnet.FAMILY)
+register_family(_crest.FAMILY)

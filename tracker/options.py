@@ -15,7 +15,7 @@ from typing import Any
 
 from foundation.errors import UserError
 
-__all__ = ["check_option_types"]
+__all__ = ["check_option_types", "parse_key_values"]
 
 
 def _number(v: Any, integral: bool = False) -> bool:
@@ -67,3 +67,27 @@ def check_option_types(opts: Any, label: str) -> None:
             ok = _same_kind(value, default)
         if not ok:
             raise UserError(f"{label} option {f.name} must be {_want(default)}, got {value!r}")
+
+
+def _value(text: str) -> Any:
+    if "," in text:   # a tuple option: scales=1,0.95,1.05
+        return [_value(t.strip()) for t in text.split(",")]
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def parse_key_values(pairs: list, flag: str) -> dict:
+    """``["a=1", "b=x", "c=1,2"]`` -> ``{"a": 1, "b": "x", "c": [1, 2]}`` (ints, floats, true/false
+    and comma lists converted);
+    a pair without ``=`` is one clear error naming ``flag``."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{flag} needs KEY=VALUE, got {pair!r}")
+        out[key.strip()] = _value(value.strip())
+    return out

@@ -1,8 +1,8 @@
 """Drawing tracker boxes on frames: legends, dashed ground truth, frame numbers; mp4/gif/png.
 
-Colours follow the seed's qualitative figure: the baseline ``metasdnet`` red, ``*-l2f`` green,
-``*-dropgrad`` blue, ``*-l2f-dropgrad`` cyan; other trackers take the next colour of
-:data:`PALETTE`. Colours are given and returned as RGB tuples; drawing happens on BGR frames.
+Colours follow the seed's qualitative figure: a family's baseline red, its L2F variant green,
+DropGrad blue, both cyan (the colour is the variant's, :mod:`tracker.variants`; MetaCREST's are
+lighter shades, its family's ``shades``); other trackers take the next colour of :data:`PALETTE`. Colours are given and returned as RGB tuples; drawing happens on BGR frames.
 """
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ NAMED_COLORS: Dict[str, RGB] = {
 PALETTE: List[RGB] = [NAMED_COLORS[c] for c in ("orange", "magenta", "yellow", "purple", "brown",
                                                  "pink", "olive", "teal", "lime", "navy", "gray")]
 GT_COLOR: RGB = (255, 255, 255)
-BASELINE = "metasdnet"
 
 
 def parse_color(text: str) -> RGB:
@@ -63,26 +62,17 @@ def parse_colors(text: Optional[str]) -> Dict[str, RGB]:
     return out
 
 
-# MetaCREST's variants: lighter shades of MetaSDNet's (L2F+DropGrad a darker teal, cyan being
-# light already), so the two families are told apart in the same plot or video
-_CREST_SHADES: Dict[str, RGB] = {"red": (255, 120, 120), "green": (130, 230, 90), "blue": (120, 160, 255),
-                                 "cyan": (0, 140, 150)}
-
-
 def _family_color(name: str) -> Optional[RGB]:
-    n = name.lower()
-    crest = n.startswith("metacrest")
-    if n in (BASELINE, "metacrest"):
-        key = "red"
-    elif n.endswith("-l2f-dropgrad") or n.endswith("-dropgrad-l2f"):
-        key = "cyan"
-    elif n.endswith("-l2f"):
-        key = "green"
-    elif n.endswith("-dropgrad"):
-        key = "blue"
-    else:
+    """A registered variant's colour (tracker.variants), in its family's shade; None otherwise."""
+    from .api import family_of, spec
+
+    fam = family_of(name.lower())
+    if fam is None:
         return None
-    return _CREST_SHADES[key] if crest else NAMED_COLORS[key]
+    v = spec(name.lower()).variant
+    if v is None:   # the family's plain start (mdnet, crest) takes a palette colour
+        return None
+    return fam.shades.get(v.color, NAMED_COLORS[v.color])
 
 
 def colors_for(names: Sequence[str], overrides: Optional[Mapping[str, RGB]] = None) -> Dict[str, RGB]:

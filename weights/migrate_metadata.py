@@ -12,8 +12,6 @@ from __future__ import annotations
 import glob
 import os
 
-import torch
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -24,13 +22,11 @@ def _relative(path):
 
 
 def main() -> None:
-    from tracker.crest.weights import load_crest_weights, save_crest_weights
-    from tracker.sdnet.weights import load_weights, save_weights
+    from tracker.api import family_of_weights
 
     for path in sorted(glob.glob(os.path.join(ROOT, "weights", "*.pt"))):
-        family = torch.load(path, weights_only=True)["state"].get("family", "metasdnet")
-        load, save = ((load_crest_weights, save_crest_weights) if family == "metacrest"
-                      else (load_weights, save_weights))
+        fam = family_of_weights(path)
+        family, load, save = fam.name, fam.load("read_weights"), fam.load("write_weights")
         w = load(path)
         data = dict(w.metadata.get("data") or {})
         changed = {k: (v, _relative(v)) for k, v in data.items() if _relative(v) != v}

@@ -15,3 +15,18 @@ mkdir -p "$OUT"
 resume() { [ -f "$1.ckpt" ] && echo --resume || true; }
 # NAME.pt for the shipped seed 0, NAME-seedK.pt for the others
 seeded() { [ "$SEED" = 0 ] && echo "$OUT/$1.pt" || echo "$OUT/$1-seed$SEED.pt"; }
+# meta-train the variants of family $1 with the calling recipe's COMMON flags: VARIANTS limits them
+# (base l2f dropgrad l2f-dropgrad); each one's name and L2F / DropGrad flags come from the one
+# variant table, tracker/variants.py, through `metatrack variant`
+train_variants() {
+  local table row words file
+  # shellcheck disable=SC2086
+  table=$(metatrack variant "$1" ${VARIANTS:-})
+  mapfile -t rows <<< "$table"
+  for row in "${rows[@]}"; do
+    read -ra words <<< "$row"
+    file=$(seeded "${words[0]}")
+    # shellcheck disable=SC2046
+    metatrack meta-train "${COMMON[@]}" "${words[@]:1}" --out "$file" $(resume "$file")
+  done
+}

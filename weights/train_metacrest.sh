@@ -6,7 +6,7 @@
 #   bash weights/train_metacrest.sh                          # the shipped files (seed 0) into weights/
 #   SEED=1 OUT=benchmarks/.data/seeds bash weights/train_metacrest.sh    # NAME-seed1.pt, not shipped
 #   DEVICE=cuda ITER=3000 bash weights/train_metacrest.sh    # a longer schedule on a GPU
-# VARIANTS="base l2f" limits the variants (base, l2f, dropgrad, l2f-dropgrad); TRAIN_SEQUENCES,
+# VARIANTS="base l2f" limits the variants (base, l2f, dropgrad, l2f-dropgrad: tracker/variants.py); TRAIN_SEQUENCES,
 # VAL_SEQUENCES, SYNTH_ARGS and CHECKPOINT_EVERY size a trial run (tests/test_recipes.py).
 set -euo pipefail
 # shellcheck source=weights/recipe_common.sh
@@ -20,17 +20,4 @@ COMMON=(--tracker metacrest --dataset "$DATA/synth-train" --val-dataset "$VAL"
         --max-target-px 32 --min-target-px 32 --tracker-option update_lr=1e-4
         --iterations "$ITER" --meta-batch 4 --lr-start 1e-3 --lr-alpha 1e-5 --alpha-init 1e-4
         --feature-cache "$DATA/features" --checkpoint-every "${CHECKPOINT_EVERY:-50}" --seed "$SEED" --device "$DEVICE" --no-progress)
-# L2F as the paper writes it (gamma = sigmoid(g_phi(e))) on a scale-free task embedding: with the
-# paper's raw mean gradients gamma came out the same for every sequence (docs/metacrest.md, "L2F")
-L2F=(--l2f --l2f-mode sigmoid --l2f-input normalized)
-for v in ${VARIANTS:-base l2f dropgrad l2f-dropgrad}; do
-  case $v in
-    base) flags=(); name=metacrest;;
-    l2f) flags=("${L2F[@]}"); name=metacrest-l2f;;
-    dropgrad) flags=(--dropgrad binary --dropgrad-rate 0.1); name=metacrest-dropgrad;;
-    l2f-dropgrad) flags=("${L2F[@]}" --dropgrad binary --dropgrad-rate 0.1); name=metacrest-l2f-dropgrad;;
-    *) echo "unknown variant $v" >&2; exit 2;;
-  esac
-  file=$(seeded "$name")
-  metatrack meta-train "${COMMON[@]}" "${flags[@]}" --out "$file" $(resume "$file")
-done
+train_variants metacrest

@@ -6,7 +6,7 @@
 #   bash weights/train_metasdnet.sh                          # the shipped files (seed 0) into weights/
 #   SEED=1 OUT=benchmarks/.data/seeds bash weights/train_metasdnet.sh    # NAME-seed1.pt, not shipped
 #   DEVICE=cuda ITER=5000 PRETRAIN_ITER=10000 bash weights/train_metasdnet.sh   # longer, on a GPU
-# VARIANTS="base l2f" limits the meta-trained variants (base, l2f, dropgrad, l2f-dropgrad);
+# VARIANTS="base l2f" limits the meta-trained variants (base, l2f, dropgrad, l2f-dropgrad: tracker/variants.py);
 # TRAIN_SEQUENCES, VAL_SEQUENCES, SYNTH_ARGS and CHECKPOINT_EVERY size a trial run (tests/test_recipes.py).
 set -euo pipefail
 # shellcheck source=weights/recipe_common.sh
@@ -23,16 +23,4 @@ COMMON=(--dataset "$DATA/synth-train" --val-dataset "$VAL" --init "$START" --ada
         --iterations "$ITER" --meta-batch 8 --lr-start 1e-3 --lr-alpha 1e-3
         --feature-cache "$DATA/features" --checkpoint-every "${CHECKPOINT_EVERY:-50}" --seed "$SEED"
         --device "$DEVICE" --no-progress)
-# L2F as the paper writes it (gamma = sigmoid(g_phi(e))) on a scale-free task embedding, as MetaCREST's
-L2F=(--l2f --l2f-mode sigmoid --l2f-input normalized)
-for v in ${VARIANTS:-base l2f dropgrad l2f-dropgrad}; do
-  case $v in
-    base) flags=(); name=metasdnet;;
-    l2f) flags=("${L2F[@]}"); name=metasdnet-l2f;;
-    dropgrad) flags=(--dropgrad binary --dropgrad-rate 0.1); name=metasdnet-dropgrad;;
-    l2f-dropgrad) flags=("${L2F[@]}" --dropgrad binary --dropgrad-rate 0.1); name=metasdnet-l2f-dropgrad;;
-    *) echo "unknown variant $v" >&2; exit 2;;
-  esac
-  file=$(seeded "$name")
-  metatrack meta-train "${COMMON[@]}" "${flags[@]}" --out "$file" $(resume "$file")
-done
+train_variants metasdnet

@@ -15,6 +15,7 @@ from foundation.errors import UserError
 
 # Order is the order shown by --help.
 SUBCOMMANDS = ["synth", "eval", "report", "pretrain", "meta-train", "track", "overlay", "demo"]
+HIDDEN = ["variant"]   # helpers for the scripts in weights/, not listed by --help
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Meta-learned visual object tracking and the OTB toolkit around it.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in SUBCOMMANDS:
+    for name in SUBCOMMANDS + HIDDEN:
         importlib.import_module(f"{__name__}.{name.replace('-', '_')}_cmd").add_parser(sub)
     return parser
 

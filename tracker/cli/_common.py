@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from foundation.errors import UserError
 
+from ..options import parse_key_values
+
 if TYPE_CHECKING:
     import torch
 
@@ -15,30 +17,6 @@ def parse_names(text: str) -> list[str]:
     if not names:
         raise argparse.ArgumentTypeError("expected comma-separated names")
     return names
-
-
-def _value(text: str):
-    if "," in text:   # a tuple option: scales=1,0.95,1.05
-        return [_value(t.strip()) for t in text.split(",")]
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
-
-
-def parse_key_values(pairs: list, flag: str) -> dict:
-    """``["a=1", "b=x", "c=1,2"]`` -> ``{"a": 1, "b": "x", "c": [1, 2]}`` (ints, floats, true/false
-    and comma lists converted);
-    a pair without ``=`` is one clear error naming ``flag``."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"{flag} needs KEY=VALUE, got {pair!r}")
-        out[key.strip()] = _value(value.strip())
-    return out
 
 
 def add_device_arg(p: argparse.ArgumentParser) -> None:

@@ -16,8 +16,6 @@ import time
 
 from ._common import add_device_arg, resolve_device_arg
 
-VARIANTS = ["metasdnet", "metasdnet-l2f", "metasdnet-dropgrad", "metasdnet-l2f-dropgrad"]
-CREST_VARIANTS = ["metacrest", "metacrest-l2f", "metacrest-dropgrad", "metacrest-l2f-dropgrad"]
 DEMO_BASELINES = ["csrt", "kcf", "medianflow"]   # MIL only without opencv-contrib-python
 
 
@@ -48,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from otb_eval.report import evaluate, markdown_table, write_report
     from otb_eval.synthetic import generate
 
-    from ..api import factory
+    from ..api import factory, families, variants
     from ..baselines import available_baselines
     from ..overlay import plot_colors
     from ..weights import find_weights
@@ -70,11 +68,14 @@ def run(args: argparse.Namespace) -> int:
     generate(data, args.sequences, seed=args.seed, split="test", frames=(lo, hi), progress=True)
     dataset = OTBDataset(data)
 
-    shipped = [v for v in VARIANTS if find_weights(v)]
+    # the variants of every family whose weights are shipped; without any of the first family's
+    # (MetaSDNet), its baseline with the untrained start, so the demo always has one of ours
+    first, *others = families()
+    shipped = [v for v in variants(first.name) if find_weights(v)]
     if not shipped:
-        warnings.warn("no shipped weights found: running metasdnet with its untrained start")
-        shipped = ["metasdnet"]
-    shipped += [v for v in CREST_VARIANTS if find_weights(v)]   # no untrained MetaCREST here
+        warnings.warn(f"no shipped weights found: running {first.name} with its untrained start")
+        shipped = [first.name]
+    shipped += [v for fam in others for v in variants(fam.name) if find_weights(v)]
     have = available_baselines()
     opencv = [b for b in DEMO_BASELINES if b in have] or [b for b in ("mil",) if b in have]
     trackers = shipped + opencv
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
               "--trackers", ",".join(trackers), "--out", video])
     # the seed's Fig. A: the four variants of a family (baseline red, L2F green, DropGrad blue,
     # L2F+DropGrad cyan) on the sequences with the most attributes
-    family = [v for v in VARIANTS if v in trackers] or trackers
+    family = [v for v in variants(first.name) if v in trackers] or trackers
     cli_main(["overlay", "--dataset", data, "--sequence", ",".join(s.name for s in ranked[:2]),
               "--results", results, "--trackers", ",".join(family), "--out", figure])
     print()

