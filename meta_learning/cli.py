@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "checkpoint.pt and fits.png into --out.  A run whose --out already holds a "
                     "checkpoint with the same settings resumes from it (use --no-resume to restart).")
     r.add_argument("--shots", type=_positive_int, required=True, help="K support (and query) points per task")
-    r.add_argument("--l2f", action="store_true", help="L2F task-and-layer-wise attenuation")
-    r.add_argument("--l2f-mode", choices=["sigmoid", "identity"], default="sigmoid")
+    r.add_argument("--l2f", action="store_true", help="L2F task-and-layer-wise attenuation (the paper's: "
+                                                     "sigmoid gamma fed the mean gradients)")
     r.add_argument("--dropgrad", choices=["binary", "gaussian"], help="DropGrad inner-gradient noise")
     r.add_argument("--dropgrad-rate", type=_rate, default=0.1, help="DropGrad rate p (default 0.1)")
     r.add_argument("--meta-sgd", action="store_true", help="learn element-wise inner learning rates")
@@ -217,7 +217,7 @@ def _regression(args: argparse.Namespace) -> int:
     cfg = RegressionConfig(
         shots=args.shots, iterations=args.iterations, meta_batch=args.meta_batch,
         inner_steps=args.inner_steps, inner_lr=args.inner_lr, outer_lr=args.outer_lr,
-        first_order=args.first_order, meta_sgd=args.meta_sgd, l2f=args.l2f, l2f_mode=args.l2f_mode,
+        first_order=args.first_order, meta_sgd=args.meta_sgd, l2f=args.l2f,
         dropgrad=args.dropgrad, dropgrad_rate=args.dropgrad_rate, surgery=args.surgery,
         l2_meta_reg=args.l2_meta_reg, l2_lambda0=args.l2_lambda0, l2_gamma=gamma,
         eval_tasks=args.eval_tasks, seed=args.seed, checkpoint_every=args.checkpoint_every,

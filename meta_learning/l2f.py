@@ -15,19 +15,70 @@ filter's bias), so g_phi's first layer sees a nearly constant vector and gamma c
 for every task. ``"normalized"`` feeds two scale-free numbers per tensor instead: the mean over
 the mean absolute value (in [-1, 1]: how consistently the loss pushes the tensor one way) and the
 log of the mean absolute value (the gradient's size, with the per-tensor offset left to the bias).
+
+Settings: :class:`L2FSettings` is the one place L2F's options and their defaults are declared;
+every config (the engine's, the trackers' meta-training, tracker weights) holds one, or None for
+no L2F. Its defaults are the shipped trackers' recipe; :data:`SEED_PAPER_L2F` is the paper's
+protocol, which the few-shot regression, classification and RL tasks reproduce.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Dict, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from .functional import LossFn, Params, inner_grads
 
-__all__ = ["Attenuator", "INPUTS", "task_embedding", "attenuate"]
+__all__ = ["L2FSettings", "SEED_PAPER_L2F", "Attenuator", "INPUTS", "MODES", "EMBEDDINGS",
+           "task_embedding", "attenuate"]
 
 INPUTS = {"mean": 1, "normalized": 2}   # embedding kind -> numbers per adapted tensor
+MODES = ("sigmoid", "identity")         # gamma's form (:class:`Attenuator`)
+EMBEDDINGS = ("detached", "differentiable")
+
+
+@dataclass(frozen=True)
+class L2FSettings:
+    """How L2F attenuates: gamma's form, g_phi's input, whether the meta-gradient flows through
+    the embedding, and g_phi's depth.
+
+    The defaults are the shipped trackers' recipe (``weights/train_*.sh``): the paper's sigmoid,
+    fed the scale-free ``normalized`` input, because with the paper's ``mean`` input gamma came out
+    the same for every task on the trackers (see the module docstring).
+    """
+
+    mode: str = "sigmoid"           # sigmoid (paper) | identity (gamma = 1 at the start)
+    input: str = "normalized"       # normalized (scale-free) | mean (paper): INPUTS
+    embedding: str = "detached"     # detached (authors' first code) | differentiable (their later)
+    layers: int = 2                 # linear layers of g_phi (2 = n -> n -> n)
+
+    def validate(self) -> "L2FSettings":
+        """A wrong setting is a ValueError naming it and the choices."""
+        for name, value, choices in (("mode", self.mode, MODES), ("input", self.input, tuple(INPUTS)),
+                                     ("embedding", self.embedding, EMBEDDINGS)):
+            if value not in choices:
+                raise ValueError(f"L2F {name} must be one of {', '.join(choices)}, got {value!r}")
+        if not isinstance(self.layers, int) or self.layers < 1:
+            raise ValueError(f"L2F layers must be an integer >= 1, got {self.layers!r}")
+        return self
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "L2FSettings":
+        """The settings a :meth:`to_dict` wrote (validated; unknown keys are an error)."""
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown L2F settings {', '.join(unknown)}")
+        return cls(**dict(d)).validate()
+
+
+# The L2F paper's protocol (sigmoid gamma fed the mean gradients): what the few-shot regression,
+# classification and RL tasks reproduce, so their results stay comparable with the paper's.
+SEED_PAPER_L2F = L2FSettings(input="mean")
 
 
 def task_embedding(loss_fn: LossFn, params: Mapping[str, Tensor], batch: Any, names: Sequence[str],
@@ -72,7 +123,7 @@ class Attenuator(nn.Module):
 
     def __init__(self, n: int, mode: str = "sigmoid", layers: int = 2, inputs: int = 1) -> None:
         super().__init__()
-        if mode not in ("sigmoid", "identity"):
+        if mode not in MODES:
             raise ValueError(f"attenuator mode must be 'sigmoid' or 'identity', got {mode!r}")
         if n < 1 or layers < 1:
             raise ValueError("attenuator needs at least one tensor and one layer")

@@ -3,7 +3,7 @@ PCGrad/GradDrop, meta-gradient clamping, layer-wise l2 meta-regularisation).
 
 Usage pattern (any ``nn.Module``; ``loss_fn(params, batch) -> scalar``)::
 
-    learner = MetaLearner(model, MetaConfig(inner_steps=5, inner_lr=0.01, l2f=True))
+    learner = MetaLearner(model, MetaConfig(inner_steps=5, inner_lr=0.01, l2f=L2FSettings()))
     losses = []
     for support, query in tasks:
         fast, info = learner.adapt(None, loss_fn, support)      # None -> the meta-learned start
@@ -29,7 +29,7 @@ from foundation.distributed import SINGLE, World
 
 from .dropgrad import DropGrad
 from .functional import LossFn, Params, Selection, inner_loop, select_names
-from .l2f import INPUTS as L2F_INPUTS, Attenuator, attenuate as _attenuate, task_embedding
+from .l2f import INPUTS as L2F_INPUTS, Attenuator, L2FSettings, attenuate as _attenuate, task_embedding
 from .lr import InnerLR
 from .regularizers import l2_meta_grads, layerwise_lambdas
 from .surgery import clamp_grads, flatten_task_grads, graddrop, pcgrad, unflatten
@@ -48,11 +48,7 @@ class MetaConfig:
     adapt: Selection = "all"              # tensors updated in the inner loop: all|head|no_norm|patterns
     lr_mode: str = "scalar"               # scalar | per_tensor | elementwise (Meta-SGD)
     learn_lr: bool = False                # meta-learn the inner rates (Meta-SGD)
-    l2f: bool = False                     # task-and-layer-wise attenuation of the start
-    l2f_mode: str = "sigmoid"             # sigmoid (paper) | identity (gamma = 1 at start)
-    l2f_embedding: str = "detached"       # detached (default, authors' first code) | differentiable
-    l2f_layers: int = 2                   # linear layers of g_phi (2 = n -> n -> n)
-    l2f_input: str = "mean"               # mean (paper) | normalized (scale-free; meta_learning.l2f)
+    l2f: Optional[L2FSettings] = None     # task-and-layer-wise attenuation of the start; None: off
     dropgrad: Optional[str] = None        # None | binary | gaussian
     dropgrad_rate: float = 0.1
     dropgrad_schedule: str = "constant"   # constant | linear (ramp 0 -> rate)
@@ -76,10 +72,10 @@ class MetaConfig:
         check(self.first_order_iterations >= 0,
               f"first_order_iterations must be >= 0, got {self.first_order_iterations}")
         check(self.lr_mode in ("scalar", "per_tensor", "elementwise"), f"bad lr_mode {self.lr_mode!r}")
-        check(self.l2f_mode in ("sigmoid", "identity"), f"bad l2f_mode {self.l2f_mode!r}")
-        check(self.l2f_embedding in ("detached", "differentiable"),
-              f"bad l2f_embedding {self.l2f_embedding!r}")
-        check(self.l2f_input in L2F_INPUTS, f"bad l2f_input {self.l2f_input!r}")
+        check(self.l2f is None or isinstance(self.l2f, L2FSettings),
+              f"l2f must be an L2FSettings or None (off), got {self.l2f!r}")
+        if self.l2f is not None:
+            self.l2f.validate()
         check(self.dropgrad in (None, "binary", "gaussian"), f"bad dropgrad {self.dropgrad!r}")
         check(0.0 <= self.dropgrad_rate < 1.0, f"dropgrad_rate must be in [0, 1), got {self.dropgrad_rate}")
         check(self.surgery in (None, "pcgrad", "graddrop"), f"bad surgery {self.surgery!r}")
@@ -111,8 +107,8 @@ class MetaLearner(nn.Module):
         dtype = first.dtype if first is not None else None
         device = first.device if first is not None else None
         self.inner_lr = InnerLR(shapes, cfg.lr_mode, cfg.inner_lr, learn=cfg.learn_lr, dtype=dtype).to(device)
-        self.attenuator = (Attenuator(len(self.inner_names), cfg.l2f_mode, cfg.l2f_layers,
-                                      L2F_INPUTS[cfg.l2f_input]).to(device, dtype) if cfg.l2f else None)
+        self.attenuator = (Attenuator(len(self.inner_names), cfg.l2f.mode, cfg.l2f.layers,
+                                      L2F_INPUTS[cfg.l2f.input]).to(device, dtype) if cfg.l2f is not None else None)
         self.dropgrad = (DropGrad(cfg.dropgrad_rate, cfg.dropgrad, cfg.dropgrad_schedule, cfg.dropgrad_ramp)
                          if cfg.dropgrad else None)
         self.frozen: set = set()
@@ -231,7 +227,7 @@ class MetaLearner(nn.Module):
         gamma = emb = None
         if self.attenuator is not None and attenuate:
             emb = task_embedding(loss_fn, params, support, names,
-                                 differentiable=cfg.l2f_embedding == "differentiable", kind=cfg.l2f_input)
+                                 differentiable=cfg.l2f.embedding == "differentiable", kind=cfg.l2f.input)
             gamma = self.attenuator(emb)
             params = _attenuate(params, gamma, names)
         transform = None

@@ -16,6 +16,7 @@ from torch import nn
 
 from foundation.distributed import close_world, init_world
 from meta_learning import MetaConfig, MetaLearner, functional_loss
+from meta_learning.l2f import SEED_PAPER_L2F
 from meta_learning.tasks.rl.trpo import trpo_step
 
 TASKS = 5      # an odd meta-batch: the two ranks get 2 and 3 tasks
@@ -91,7 +92,7 @@ def main(out: str) -> None:
     cases = {
         "vmap-mean": lambda: meta_train(world, "vmap"),
         "vmap-sum": lambda: meta_train(world, "vmap", task_reduction="sum"),
-        "loop-l2f-metasgd-clamp-l2": lambda: meta_train(world, "loop", l2f=True, lr_mode="elementwise",
+        "loop-l2f-metasgd-clamp-l2": lambda: meta_train(world, "loop", l2f=SEED_PAPER_L2F, lr_mode="elementwise",
                                                        learn_lr=True, clamp=0.5, l2_meta_reg="eqc"),
         "backward-frozen": lambda: meta_train(world, "backward", freeze=["0.*"]),
         "grads-mean": lambda: meta_train(world, "grads"),

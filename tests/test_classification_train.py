@@ -10,6 +10,7 @@ from torch import nn
 from foundation.checkpoint import load_checkpoint
 from foundation.errors import UserError
 from meta_learning import MetaConfig, MetaLearner, functional_loss
+from meta_learning.l2f import SEED_PAPER_L2F
 from meta_learning.tasks.classification import glyphs as G
 from meta_learning.tasks.classification.backbones import Conv4, ResNet12
 from meta_learning.tasks.classification.episodes import ArrayPool, episode_rng, sample_episode
@@ -72,7 +73,7 @@ def test_conv4_has_the_seed_shapes_and_six_adapted_tensors():
     assert sum(isinstance(l, nn.MaxPool2d) for l in m.features) == 4
     assert m.features(torch.zeros(2, 3, 84, 84)).shape == (2, 48, 5, 5) and m.classifier.in_features == 1200
     assert Conv4(5, 1, 28)(torch.zeros(3, 1, 28, 28)).shape == (3, 5)
-    learner = MetaLearner(m, MetaConfig(adapt="no_norm", l2f=True))
+    learner = MetaLearner(m, MetaConfig(adapt="no_norm", l2f=SEED_PAPER_L2F))
     assert learner.inner_names == [f"features.{i}.weight" for i in (0, 4, 8, 12)] + \
         ["classifier.weight", "classifier.bias"]
     assert learner.attenuator.n == 6
@@ -91,7 +92,7 @@ def test_resnet12_has_the_seed_shapes_and_eighteen_adapted_tensors():
     assert [c.kernel_size for c in (b.conv1, b.conv2, b.conv3, b.shortcut[0])] == [(3, 3)] * 3 + [(1, 1)]
     assert isinstance(b.shortcut[1], nn.BatchNorm2d) and isinstance(b.act, nn.LeakyReLU)
     assert m(torch.zeros(2, 3, 32, 32)).shape == (2, 5)
-    learner = MetaLearner(m, MetaConfig(adapt="no_norm", l2f=True))
+    learner = MetaLearner(m, MetaConfig(adapt="no_norm", l2f=SEED_PAPER_L2F))
     assert len(learner.inner_names) == 18 == learner.attenuator.n
     assert not any("bn" in n or "shortcut.1" in n for n in learner.inner_names)
 

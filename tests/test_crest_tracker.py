@@ -16,7 +16,7 @@ from foundation.boxes import iou
 from foundation.errors import UserError
 from foundation.images import to_rgb
 from meta_learning import MetaConfig, MetaLearner
-from meta_learning.l2f import Attenuator, task_embedding
+from meta_learning.l2f import Attenuator, L2FSettings, task_embedding
 from otb_eval.testing import patch_sequence
 from tracker.crest import dcf
 from tracker.crest.backbone import Backbone
@@ -64,6 +64,8 @@ def _weights(bb: Backbone, template=(9, 9), alpha=None, **kw) -> CRESTWeights:
         value = alpha if isinstance(alpha, dict) else {k: alpha for k in start}
         rates = {k: torch.full_like(v, float(value[k])) for k, v in start.items()}
     kw.setdefault("trained", False)            # the tracker calibrates feature_scale on frame 1
+    if kw.get("attenuator") is not None:       # the attenuator _attenuator makes
+        kw.setdefault("l2f", L2FSettings(mode="identity", input="mean"))
     return CRESTWeights(backbone=bb, params=start, alpha=rates, **kw)
 
 
@@ -355,7 +357,7 @@ def test_meta_step_resizes_the_template_and_its_rates() -> None:
 
 
 def _attenuator(w: CRESTWeights, scale: float) -> dict:
-    cfg = MetaConfig(l2f=True, l2f_mode="identity", lr_mode="elementwise", learn_lr=False, adapt="all")
+    cfg = MetaConfig(l2f=L2FSettings(mode="identity", input="mean"), lr_mode="elementwise", learn_lr=False, adapt="all")
     learner = MetaLearner(dcf.TargetModel(w.params), cfg)
     state = {k: v.clone() for k, v in learner.attenuator.state_dict().items()}
     state["scale"] = torch.tensor(scale)
@@ -404,7 +406,7 @@ def test_crest_weights_round_trip(tmp_path: Path) -> None:
     w = _weights(bb, alpha=ALPHA, trained=True, options={"min_target_px": 52.0, "scales": [1.0, 0.9, 1.1]},
                  metadata={"note": "round trip"})
     w.attenuator = _attenuator(w, 0.25)
-    w.l2f_mode, w.l2f_layers = "identity", 2
+    w.l2f = L2FSettings(mode="identity", input="mean", layers=2)
     path = str(tmp_path / "metacrest-test.pt")
     assert save_crest_weights(path, w) == path
     back = load_crest_weights(path)
@@ -414,7 +416,7 @@ def test_crest_weights_round_trip(tmp_path: Path) -> None:
     assert all(torch.equal(back.backbone.params[k], bb.params[k]) for k in bb.params)
     for got, want in ((back.params, w.params), (back.alpha, w.alpha), (back.attenuator, w.attenuator)):
         assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
-    assert back.l2f_mode == "identity" and back.l2f_layers == 2 and back.trained is True
+    assert back.l2f == w.l2f and back.trained is True
     assert back.options == w.options and back.metadata["note"] == "round trip" and back.source == path
     # the tracker takes the options the weights were trained with; keywords override them
     trk = MetaCRESTTracker("metacrest", weights=path)

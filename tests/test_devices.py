@@ -23,6 +23,7 @@ import torch
 
 import tracker
 from foundation.errors import UserError
+from meta_learning.l2f import L2FSettings
 from otb_eval.testing import patch_sequence, write_otb_sequence
 from tracker.cli import main
 from tracker.sdnet.model import ModelConfig
@@ -171,10 +172,10 @@ def test_at_run_time_every_factory_without_a_device_is_one_the_scan_accepted(tmp
                          ("metacrest-l2f", {}), ("crest", {"init_iters": 2})):
             _boxes(tracker.make(name, device="cpu", **kw), frames, gt)
         for adapt in ("all", "fc"):
-            meta_train(tracks, MetaTrainConfig(iterations=1, meta_batch=1, adapt=adapt, l2f=True, dropgrad="binary",
+            meta_train(tracks, MetaTrainConfig(iterations=1, meta_batch=1, adapt=adapt, l2f=L2FSettings(), dropgrad="binary",
                                                model=ModelConfig.tiny().to_dict(), pretrain_iterations=1),
                        str(tmp_path / f"{adapt}.pt"), progress=False, device="cpu")
-        meta_train_crest(tracks, CRESTTrainConfig(iterations=1, meta_batch=1, l2f=True),
+        meta_train_crest(tracks, CRESTTrainConfig(iterations=1, meta_batch=1, l2f=L2FSettings()),
                          str(tmp_path / "crest.pt"), progress=False, device="cpu")
     assert hits, "the spy saw nothing: the check would be empty"
     justified: dict[str, set[int]] = {}

@@ -1,5 +1,6 @@
 """DropGrad, PCGrad, GradDrop, L2F, Meta-SGD rates, Eq. C lambdas, freezing and clamping."""
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from meta_learning import (
     layerwise_lambdas,
     pcgrad,
 )
+from meta_learning.l2f import SEED_PAPER_L2F, L2FSettings
 
 
 def mlp():
@@ -157,7 +159,7 @@ def test_outer_step_with_surgery_and_clamping_updates_parameters():
 # ------------------------------------------------------------------ L2F
 def test_identity_start_l2f_gamma_is_one_at_init_and_scale_learns():
     model = mlp()
-    learner = MetaLearner(model, MetaConfig(l2f=True, l2f_mode="identity"))
+    learner = MetaLearner(model, MetaConfig(l2f=L2FSettings(mode="identity", input="mean")))
     loss_fn = functional_loss(model, mse)
     support, query = task()
     fast, info = learner.adapt(None, loss_fn, support, steps=0)
@@ -174,7 +176,7 @@ def test_identity_l2f_has_no_dead_zone_below_zero():
     """A negative s attenuates like |s| and keeps its gradient: with 1 - s g, gamma sat at the clamp
     (exactly 1) and s never moved again."""
     model = mlp()
-    learner = MetaLearner(model, MetaConfig(l2f=True, l2f_mode="identity"))
+    learner = MetaLearner(model, MetaConfig(l2f=L2FSettings(mode="identity", input="mean")))
     loss_fn = functional_loss(model, mse)
     support, query = task()
     with torch.no_grad():
@@ -206,17 +208,17 @@ def test_normalized_l2f_input_is_scale_free():
     assert emb.shape == (2 * n,) and bool((emb[:n].abs() <= 1).all())
     assert torch.allclose(big[:n], emb[:n], atol=1e-5)
     assert torch.allclose(big[n:] - emb[n:], torch.full((n,), math.log(1000.0)), atol=1e-4)
-    learner = MetaLearner(model, MetaConfig(l2f=True, l2f_input="normalized"))
+    learner = MetaLearner(model, MetaConfig(l2f=L2FSettings(input="normalized")))
     assert learner.attenuator.mlp[0].in_features == 2 * n
     _, info = learner.adapt(None, loss_fn, support, steps=0)
     assert info["gamma"].shape == (n,)
-    with pytest.raises(ValueError, match="l2f_input"):
-        MetaConfig(l2f_input="raw").validate()
+    with pytest.raises(ValueError, match="L2F input"):
+        MetaConfig(l2f=L2FSettings(input="raw")).validate()
 
 
 def test_sigmoid_l2f_attenuates_each_tensor_by_its_gamma():
     model = mlp()
-    learner = MetaLearner(model, MetaConfig(l2f=True))
+    learner = MetaLearner(model, MetaConfig(l2f=SEED_PAPER_L2F))
     loss_fn = functional_loss(model, mse)
     support, _ = task()
     fast, info = learner.adapt(None, loss_fn, support, steps=0)
@@ -232,7 +234,7 @@ def test_l2f_embedding_is_mean_gradient_at_unattenuated_start_detached_by_defaul
     support, _ = task()
     seen = []
     for mode in ("detached", "differentiable"):
-        learner = MetaLearner(model, MetaConfig(l2f=True, l2f_embedding=mode))
+        learner = MetaLearner(model, MetaConfig(l2f=replace(SEED_PAPER_L2F, embedding=mode)))
         att = learner.attenuator
         hook = att.mlp[0].register_forward_hook(lambda m, i, o: seen.append(i[0]))
         learner.adapt(None, loss_fn, support, steps=1)
@@ -328,7 +330,7 @@ def test_learner_l2_meta_reg_adds_lambda_theta_to_the_meta_gradient():
 def test_vmapped_per_task_meta_gradients_equal_separate_backward_passes():
     torch.manual_seed(0)
     model = mlp()
-    learner = MetaLearner(model, MetaConfig(l2f=True, lr_mode="per_tensor", learn_lr=True, freeze=["0.bias"]))
+    learner = MetaLearner(model, MetaConfig(l2f=SEED_PAPER_L2F, lr_mode="per_tensor", learn_lr=True, freeze=["0.bias"]))
     loss_fn = functional_loss(model, mse)
     tasks = [task(s) for s in range(3)]
     support = tuple(torch.stack([t[0][i] for t in tasks]) for i in range(2))

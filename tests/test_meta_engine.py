@@ -14,6 +14,7 @@ from meta_learning import (
     prepare_batch_norm,
     select_names,
 )
+from meta_learning.l2f import SEED_PAPER_L2F
 
 
 def tiny_model() -> nn.Module:
@@ -128,7 +129,7 @@ def sinusoid_batch(t=4, k=5, seed=0):
     return (x[:, :k], y[:, :k]), (x[:, k:], y[:, k:])
 
 
-@pytest.mark.parametrize("kw", [{}, {"l2f": True}, {"lr_mode": "elementwise", "learn_lr": True},
+@pytest.mark.parametrize("kw", [{}, {"l2f": SEED_PAPER_L2F}, {"lr_mode": "elementwise", "learn_lr": True},
                                 {"first_order": True, "inner_steps": 2}])
 def test_vmap_meta_batch_equals_python_loop(kw):
     torch.manual_seed(0)
@@ -185,7 +186,7 @@ def test_batch_norm_model_transductive_meta_gradients_and_vmap():
     bn = model[1]
     assert bn.running_mean is None  # batch statistics only: nothing leaks between tasks
     loss_fn = functional_loss(model, nn.functional.cross_entropy)
-    learner = MetaLearner(model, MetaConfig(inner_steps=2, inner_lr=0.05, adapt="no_norm", l2f=True))
+    learner = MetaLearner(model, MetaConfig(inner_steps=2, inner_lr=0.05, adapt="no_norm", l2f=SEED_PAPER_L2F))
     assert learner.inner_names == ["0.weight", "5.weight", "5.bias"]
     g = torch.Generator().manual_seed(1)
     xs, xq = torch.randn(2, 5, 3, 8, 8, generator=g), torch.randn(2, 10, 3, 8, 8, generator=g)

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from meta_learning import MetaConfig, MetaLearner, functional_loss
+from meta_learning.l2f import SEED_PAPER_L2F
 
 
 def _learner(**kw):
@@ -14,7 +15,7 @@ def _learner(**kw):
 
 
 def test_apply_update_adds_the_step_to_every_trainable_and_counts_the_iteration():
-    learner, _ = _learner(l2f=True, learn_lr=True, lr_mode="per_tensor")
+    learner, _ = _learner(l2f=SEED_PAPER_L2F, learn_lr=True, lr_mode="per_tensor")
     before = {n: p.detach().clone() for n, p in learner.trainable().items()}
     assert any(n.startswith("attenuator.") for n in before) and any(n.startswith("inner_lr.") for n in before)
     deltas = {n: torch.full_like(p, 0.25) for n, p in before.items()}
@@ -35,7 +36,7 @@ def test_apply_update_leaves_frozen_tensors_alone():
 
 
 def test_attenuate_false_continues_without_l2f_and_first_order_overrides_the_order():
-    learner, loss_fn = _learner(l2f=True, inner_lr=0.1)
+    learner, loss_fn = _learner(l2f=SEED_PAPER_L2F, inner_lr=0.1)
     x = torch.linspace(-1, 1, 10).unsqueeze(1)
     batch = (x, x ** 2)
     fast, info = learner.adapt(None, loss_fn, batch, steps=1)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from meta_learning.l2f import L2FSettings
 from otb_eval.synthetic import generate
 from tracker.metatrain.episodes import EpisodeConfig, sample_episode
 from tracker.metatrain.sources import load_tracks
@@ -81,7 +82,7 @@ def test_meta_training_lowers_the_query_loss(tracks, tmp_path):
     assert torch.count_nonzero(w.alpha["features.conv1.weight"]) == 0   # conv never adapts
 
 
-@pytest.mark.parametrize("variant", [dict(), dict(l2f=True, dropgrad="binary", adapt="fc")])
+@pytest.mark.parametrize("variant", [dict(), dict(l2f=L2FSettings(), dropgrad="binary", adapt="fc")])
 def test_resume_is_bit_identical(tracks, tmp_path, variant):
     straight = str(tmp_path / "a.pt")
     meta_train(tracks, _config(**variant), straight, progress=False)

@@ -16,6 +16,7 @@ import torch
 import tracker.metatrain.crest as crest_mod
 from foundation.errors import UserError
 from foundation.images import read_bgr
+from meta_learning.l2f import L2FSettings
 from otb_eval.testing import block_texture, patch_sequence, write_otb_sequence
 from tracker.cli import main
 from tracker.crest.backbone import Backbone
@@ -237,7 +238,7 @@ def test_meta_gradient_reaches_the_template_through_the_resize(data):
 
 def test_l2f_gamma_and_dropgrad_noise(data):
     ep = _episodes(data, 1)[0]
-    learner = _learner(data, l2f=True)
+    learner = _learner(data, l2f=L2FSettings(mode="identity"))
     loss, info = crest_task_loss(learner, ep)
     assert info["gamma"] is not None and info["gamma"].numel() == 4
     assert list(info["names"]) == ["conv1.weight", "conv1.bias", "cf.weight", "cf.bias"]
@@ -268,7 +269,7 @@ def _rows(path):
 def test_meta_train_writes_weights_the_tracker_runs_with(data, tmp_path):
     out = str(tmp_path / "mc.pt")
     tracking = dict(TRACKING, update_lr=1e-4, memory=4)
-    cfg = _config(tracking=tracking, l2f=True)
+    cfg = _config(tracking=tracking, l2f=L2FSettings())
     result = meta_train_crest(data["tracks"], cfg, out, backbone=data["sdnet"], progress=False,
                               metadata={"note": "test"})
     assert result.iterations == 6 and not result.skipped and np.isfinite(result.last_query_loss)
@@ -516,14 +517,14 @@ def test_backbone_spec_defaults():
 
 def test_normalized_l2f_input_is_saved_and_the_tracker_rebuilds_it(data, tmp_path):
     out = str(tmp_path / "l2f-norm.pt")
-    cfg = replace(_config(tracking=dict(TRACKING), l2f=True), l2f_input="normalized")
+    cfg = _config(tracking=dict(TRACKING), l2f=L2FSettings(input="normalized"))
     meta_train_crest(data["tracks"], cfg, out, backbone=data["sdnet"], progress=False)
     w = load_crest_weights(out)
-    assert w.l2f_input == "normalized" and w.attenuator["mlp.0.weight"].shape == (4, 8)
+    assert w.l2f.input == "normalized" and w.attenuator["mlp.0.weight"].shape == (4, 8)
     trk = MetaCRESTTracker(weights=out)
     track = data["tracks"][0]
     trk.init(read_bgr(track.frames[0]), track.boxes[0])
     assert trk.gamma is not None and all(0 <= g <= 1 for g in trk.gamma.values())
-    w.l2f_input = "mean"
+    w.l2f = replace(w.l2f, input="mean")
     with pytest.raises(UserError, match="1 input each"):
         MetaCRESTTracker(weights=w)

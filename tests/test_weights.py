@@ -8,6 +8,7 @@ import torch
 
 from foundation.checkpoint import load_checkpoint, save_checkpoint
 from foundation.errors import UserError
+from meta_learning.l2f import L2FSettings
 from tracker.sdnet.model import ModelConfig, param_shapes
 from tracker.sdnet.weights import load_mat, load_weights, resolve_weights, save_weights, untrained_weights
 from tracker.weights import ENV_VAR, UntrainedWeightsWarning, find_weights
@@ -106,7 +107,7 @@ def test_our_format_round_trip_with_metadata(tmp_path):
     from meta_learning import Attenuator
 
     w.attenuator = Attenuator(12, "identity").state_dict()
-    w.l2f_mode = "identity"
+    w.l2f = L2FSettings(mode="identity", input="mean")
     path = str(tmp_path / "w" / "metasdnet.pt")
     save_weights(path, w, {"command": "metatrack meta-train ...", "data": "SynTrain x 25",
                            "trained": True})
@@ -117,7 +118,7 @@ def test_our_format_round_trip_with_metadata(tmp_path):
     assert back.metadata["architecture"]["channels"] == [8, 16, 32]
     assert all(torch.equal(back.params[k], w.params[k]) for k in w.params)
     assert all(torch.equal(back.alpha[k], w.alpha[k]) for k in w.alpha)
-    assert back.l2f_mode == "identity" and set(back.attenuator) == set(w.attenuator)
+    assert back.l2f == w.l2f and set(back.attenuator) == set(w.attenuator)
     state, meta = load_checkpoint(path)
     assert set(state) >= {"model", "alpha", "attenuator", "model_config"}
 
@@ -234,6 +235,7 @@ def test_files_without_the_record_keep_their_old_meaning(tmp_path, case):
         w.attenuator = Attenuator(len(names), "sigmoid").state_dict()
     elif case == "conv_rates":
         w.alpha = {k: torch.full_like(v, 1e-4) for k, v in w.params.items()}
+    w.l2f = L2FSettings(input="mean") if w.attenuator is not None else None
     path = str(tmp_path / "old.pt")
     save_weights(path, w)
     _strip_adapted(path)

@@ -6,12 +6,14 @@ A weights file is a :mod:`foundation.checkpoint` file whose state holds, for any
     family      "metasdnet" | "metacrest" (files without it are MetaSDNet's)
     model       the meta-learned start theta0, name -> tensor
     alpha       element-wise Meta-SGD rates, same names and shapes (optional)
-    attenuator  the L2F g_phi state dict, with l2f_mode, l2f_layers and l2f_input (optional)
+    attenuator  the L2F g_phi state dict, with l2f: the L2FSettings it was trained with (optional)
     adapted     the names of the tensors the frame-1 step adapts, in order (the attenuator's inputs)
 
 and beside them the family's payload (:meth:`TrackerWeights.payload`): ``model_config`` for
 MetaSDNet (:mod:`tracker.sdnet.weights`), ``backbone`` and ``options`` for MetaCREST
 (:mod:`tracker.crest.weights`). The metadata says how the weights were made (command, data, date).
+Files written before the one ``l2f`` entry hold ``l2f_mode`` / ``l2f_layers`` / ``l2f_input`` flat;
+:func:`read_l2f` reads both.
 
 Shipped weights are looked up by tracker name (:func:`find_weights`) in, in order: the folder or
 file named by the environment variable ``METATRACK_WEIGHTS``, the installed package data
@@ -22,12 +24,15 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Mapping, Optional, Tuple
 
 from foundation.checkpoint import load_checkpoint, save_checkpoint
 from foundation.errors import UserError
 
-__all__ = ["TrackerWeights", "save_tracker_weights", "read_tracker_state", "common_fields",
+if TYPE_CHECKING:
+    from meta_learning.l2f import L2FSettings
+
+__all__ = ["TrackerWeights", "save_tracker_weights", "read_tracker_state", "common_fields", "read_l2f",
            "frame1_learner", "find_weights", "weights_dirs", "warn_untrained",
            "UntrainedWeightsWarning", "UNTRAINED_HINT", "ENV_VAR"]
 
@@ -52,9 +57,7 @@ class TrackerWeights:
     params: Dict[str, Any]                        # name -> tensor: the start theta0
     alpha: Optional[Dict[str, Any]] = None        # name -> element-wise rate (None: initial rate)
     attenuator: Optional[Dict[str, Any]] = None   # L2F g_phi state dict
-    l2f_mode: str = "sigmoid"
-    l2f_layers: int = 2
-    l2f_input: str = "mean"                       # g_phi's embedding (meta_learning.l2f.INPUTS)
+    l2f: Optional["L2FSettings"] = None           # the settings g_phi was trained with (with attenuator)
     adapted: Tuple[str, ...] = ()                 # tensors the frame-1 step adapts (empty: all)
     metadata: Dict[str, Any] = field(default_factory=dict)
     trained: bool = True
@@ -80,9 +83,10 @@ def save_tracker_weights(path: str, weights: TrackerWeights,
     if weights.alpha is not None:
         state["alpha"] = _cpu(weights.alpha)
     if weights.attenuator is not None:
+        if weights.l2f is None:
+            raise ValueError("tracker weights with an L2F attenuator need its settings (l2f)")
         state["attenuator"] = _cpu(weights.attenuator)
-        state["l2f_mode"], state["l2f_layers"] = weights.l2f_mode, int(weights.l2f_layers)
-        state["l2f_input"] = weights.l2f_input
+        state["l2f"] = weights.l2f.to_dict()
     meta = {"family": weights.family, "trained": bool(weights.trained), **weights.metadata,
             **dict(metadata or {})}
     return save_checkpoint(path, state, meta)
@@ -101,11 +105,28 @@ def read_tracker_state(path: str, family: str, map_location: Any = "cpu") -> Tup
     return state, metadata
 
 
+def read_l2f(state: Mapping[str, Any], source: str, old_mode: str) -> Optional["L2FSettings"]:
+    """The L2F settings of a file's attenuator (None without one): its ``l2f`` entry, or in files
+    written before that entry, the flat keys, where a missing one meant what the code of the time
+    did: ``l2f_mode`` the family's ``old_mode``, 2 layers, the ``mean`` input, a detached embedding."""
+    from meta_learning.l2f import L2FSettings
+
+    if state.get("attenuator") is None:
+        return None
+    try:
+        if "l2f" in state:
+            return L2FSettings.from_dict(state["l2f"])
+        return L2FSettings(mode=str(state.get("l2f_mode", old_mode)), input=str(state.get("l2f_input", "mean")),
+                           layers=int(state.get("l2f_layers", 2)), embedding="detached").validate()
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{source}: bad L2F settings: {exc}") from None
+
+
 def common_fields(state: Mapping[str, Any], metadata: Mapping[str, Any], source: str,
-                  l2f_mode: str) -> Dict[str, Any]:
-    """The :class:`TrackerWeights` fields every family reads the same way from a state."""
-    return {"attenuator": state.get("attenuator"), "l2f_mode": str(state.get("l2f_mode", l2f_mode)),
-            "l2f_layers": int(state.get("l2f_layers", 2)), "l2f_input": str(state.get("l2f_input", "mean")),
+                  old_l2f_mode: str) -> Dict[str, Any]:
+    """The :class:`TrackerWeights` fields every family reads the same way from a state
+    (``old_l2f_mode``: the family's gamma form in files that did not record it, :func:`read_l2f`)."""
+    return {"attenuator": state.get("attenuator"), "l2f": read_l2f(state, source, old_l2f_mode),
             "adapted": tuple(str(n) for n in state.get("adapted") or ()),
             "metadata": dict(metadata), "trained": bool(metadata.get("trained", True)),
             "source": source}
@@ -120,16 +141,20 @@ def frame1_learner(weights: TrackerWeights, model: Any, inner_steps: int, initia
 
     adapted = list(weights.adapted_names())
     if weights.attenuator is not None:
-        if weights.l2f_input not in INPUTS:
-            raise UserError(f"{weights.source}: unknown L2F input {weights.l2f_input!r}")
+        if weights.l2f is None:
+            raise UserError(f"{weights.source}: an L2F attenuator without its settings")
+        try:
+            weights.l2f.validate()
+        except ValueError as exc:
+            raise UserError(f"{weights.source}: {exc}") from None
         first = [v for k, v in weights.attenuator.items() if k.endswith("weight")][0]
-        per_tensor = INPUTS[weights.l2f_input]
+        per_tensor = INPUTS[weights.l2f.input]
         if int(first.shape[1]) != per_tensor * len(adapted):
             raise UserError(f"{weights.source}: the L2F attenuator takes {int(first.shape[1])} inputs "
                             f"but the weights adapt {len(adapted)} tensors ({per_tensor} input each)")
     cfg = MetaConfig(inner_steps=inner_steps, inner_lr=initial_rate, first_order=True, adapt=adapted,
-                     lr_mode="elementwise", learn_lr=False, l2f=weights.attenuator is not None,
-                     l2f_mode=weights.l2f_mode, l2f_layers=weights.l2f_layers, l2f_input=weights.l2f_input)
+                     lr_mode="elementwise", learn_lr=False,
+                     l2f=weights.l2f if weights.attenuator is not None else None)
     learner = MetaLearner(model, cfg)
     if weights.alpha is not None:
         learner.inner_lr.load_rates({n: weights.alpha[n] for n in learner.inner_names})

@@ -34,6 +34,7 @@ from foundation.distributed import SINGLE, World
 from foundation.fileio import atomic_path, atomic_write_text
 
 from ..functional import detach_params, functional_loss
+from ..l2f import SEED_PAPER_L2F
 from ..learner import MetaConfig, MetaLearner
 from ..run import MetaRun, RunConfig, Step
 from ..stats import mean_ci95
@@ -59,8 +60,7 @@ class RegressionConfig:
     outer_lr: float = 1e-3
     first_order: bool = False
     meta_sgd: bool = False
-    l2f: bool = False
-    l2f_mode: str = "sigmoid"
+    l2f: bool = False                      # the paper's L2F (SEED_PAPER_L2F)
     dropgrad: Optional[str] = None
     dropgrad_rate: float = 0.1
     surgery: Optional[str] = None
@@ -92,7 +92,7 @@ class RegressionConfig:
         return MetaConfig(
             inner_steps=self.inner_steps, inner_lr=self.inner_lr, first_order=self.first_order,
             lr_mode="elementwise" if self.meta_sgd else "scalar", learn_lr=self.meta_sgd,
-            l2f=self.l2f, l2f_mode=self.l2f_mode, dropgrad=self.dropgrad,
+            l2f=SEED_PAPER_L2F if self.l2f else None, dropgrad=self.dropgrad,
             dropgrad_rate=self.dropgrad_rate, surgery=self.surgery, l2_meta_reg=self.l2_meta_reg,
             l2_lambda0=self.l2_lambda0, l2_gamma=self.l2_gamma, outer_lr=self.outer_lr,
         ).validate()

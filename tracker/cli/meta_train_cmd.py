@@ -5,6 +5,8 @@ import argparse
 
 from ._common import add_device_arg, resolve_device_arg
 
+L2F_MODES, L2F_INPUTS = ("sigmoid", "identity"), ("normalized", "mean")  # meta_learning.l2f's (same reason)
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -34,13 +36,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-alpha", type=float, help="Adam lr of the rates (default 1e-5 / 1e-6)")
     p.add_argument("--alpha-init", type=float, help="initial element-wise rate (default 1e-4 / 1e-6)")
     p.add_argument("--lr-attenuator", type=float, default=1e-3, help="Adam lr of g_phi (default 1e-3)")
-    p.add_argument("--l2f", action="store_true", help="learn the L2F attenuator g_phi")
-    p.add_argument("--l2f-mode", default="identity", choices=["identity", "sigmoid"],
-                   help="identity (default): gamma = clamp(1 - s g, 0, 1) with s from 0, so the "
-                        "start is untouched at first; sigmoid: the paper's plain sigmoid")
-    p.add_argument("--l2f-input", default="mean", choices=["mean", "normalized"],
-                   help="g_phi's task embedding: mean (default, the paper's per-tensor mean gradient) or "
-                        "normalized (per tensor: mean / mean |g| and log mean |g|, scale-free)")
+    p.add_argument("--l2f", action="store_true",
+                   help="learn the L2F attenuator g_phi, by default with the shipped recipe's settings "
+                        "(meta_learning.l2f.L2FSettings: sigmoid, normalized)")
+    p.add_argument("--l2f-mode", choices=L2F_MODES,
+                   help="override gamma's form: sigmoid (default, the paper's) or identity (gamma = "
+                        "clamp(1 - |s| g, 0, 1) with s from 0, so the start is untouched at first)")
+    p.add_argument("--l2f-input", choices=L2F_INPUTS,
+                   help="override g_phi's task embedding: normalized (default; per tensor: mean / mean "
+                        "|g| and log mean |g|, scale-free) or mean (the paper's per-tensor mean gradient)")
     p.add_argument("--dropgrad", choices=["binary", "gaussian"], help="gradient dropout in the inner step")
     p.add_argument("--dropgrad-rate", type=float, default=0.1, help="DropGrad rate p (default 0.1)")
     p.add_argument("--init", metavar="FILE", help="starting weights: our .pt, an official Meta-Tracker "
@@ -66,6 +70,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, family_flags=own)
 
 
+def l2f_settings(args: argparse.Namespace):
+    """``--l2f``: :class:`meta_learning.l2f.L2FSettings` (the one default) with the flags'
+    overrides; None without it, where an override would be silently ignored and is refused."""
+    from foundation.errors import UserError
+    from meta_learning.l2f import L2FSettings
+
+    given = {k: v for k, v in (("mode", args.l2f_mode), ("input", args.l2f_input)) if v is not None}
+    if not args.l2f:
+        if given:
+            raise UserError(f"{', '.join('--l2f-' + k for k in given)}: only with --l2f")
+        return None
+    return L2FSettings(**given)
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
@@ -81,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--resume: no checkpoint {args.out}.ckpt to continue from")
     given = {k: v for k, v in (("iterations", args.iterations), ("lr_start", args.lr_start),
                                ("lr_alpha", args.lr_alpha), ("alpha_init", args.alpha_init)) if v is not None}
-    common = dict(meta_batch=args.meta_batch, l2f=args.l2f, lr_attenuator=args.lr_attenuator,
-                  l2f_mode=args.l2f_mode, l2f_input=args.l2f_input, dropgrad=args.dropgrad,
+    common = dict(meta_batch=args.meta_batch, l2f=l2f_settings(args), lr_attenuator=args.lr_attenuator,
+                  dropgrad=args.dropgrad,
                   dropgrad_rate=args.dropgrad_rate,
                   seed=args.seed, workers=args.workers, feature_cache=args.feature_cache,
                   checkpoint_every=args.checkpoint_every, **given)

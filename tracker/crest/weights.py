@@ -46,7 +46,6 @@ class CRESTWeights(TrackerWeights):
 
     family = FAMILY
     backbone: Backbone
-    l2f_mode: str = "identity"
     options: Dict[str, Any] = field(default_factory=dict)
 
     def payload(self) -> Dict[str, Any]:
@@ -101,7 +100,7 @@ def load_crest_weights(path: str, backbone: Any = None, map_location: Any = "cpu
             raise UserError(f"{path}: alpha {k} has shape {tuple(alpha[k].shape)}, expected its weight's "
                             f"{tuple(params[k].shape)}")
     return CRESTWeights(backbone=bb, params=params, alpha=alpha, options=dict(state.get("options") or {}),
-                        **common_fields(state, metadata, path, "identity"))
+                        **common_fields(state, metadata, path, old_l2f_mode="identity"))
 
 
 

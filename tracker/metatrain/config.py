@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from foundation.errors import UserError
+from meta_learning.l2f import L2FSettings
 
 __all__ = ["TrainConfig", "training_learner"]
 
@@ -28,10 +29,7 @@ class TrainConfig:
     lr_attenuator: float = 1e-3          # Adam lr of g_phi (L2F's classification setting)
     alpha_init: float = 1e-4
     decay_fraction: float = 2 / 3        # every lr x0.1 from this fraction of the iterations on
-    l2f: bool = False
-    l2f_mode: str = "identity"           # gamma = clamp(1 - |s| g, 0, 1), s from 0: starts at gamma = 1
-    l2f_embedding: str = "detached"
-    l2f_input: str = "mean"              # mean (paper) | normalized: scale-free (meta_learning.l2f)
+    l2f: Optional[L2FSettings] = None    # the L2F attenuator g_phi; None: none
     dropgrad: Optional[str] = None       # None | binary | gaussian
     dropgrad_rate: float = 0.1
     seed: int = 0
@@ -54,6 +52,11 @@ class TrainConfig:
                             ("--lr-attenuator", self.lr_attenuator), ("--alpha-init", self.alpha_init)):
             if not (math.isfinite(value) and value >= 0):
                 raise UserError(f"{flag} must be a finite number >= 0, got {value:g}")
+        if self.l2f is not None:
+            try:
+                self.l2f.validate()
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
         if not 0.0 < self.decay_fraction <= 1.0:
             raise UserError(f"decay_fraction must be in (0, 1], got {self.decay_fraction:g}")
         if self.dropgrad not in (None, "binary", "gaussian"):
@@ -86,9 +89,7 @@ def training_learner(model: Any, config: TrainConfig, adapt: Any = "all", task_r
     from meta_learning import MetaConfig, MetaLearner
 
     meta = MetaConfig(inner_steps=1, inner_lr=config.alpha_init, first_order=False, adapt=adapt,
-                      lr_mode="elementwise", learn_lr=True, l2f=config.l2f, l2f_mode=config.l2f_mode,
-                      l2f_embedding=config.l2f_embedding, l2f_input=config.l2f_input,
-                      dropgrad=config.dropgrad,
+                      lr_mode="elementwise", learn_lr=True, l2f=config.l2f, dropgrad=config.dropgrad,
                       dropgrad_rate=config.dropgrad_rate, outer_lr=config.lr_start,
                       lr_outer_lr=config.lr_alpha, attenuator_outer_lr=config.lr_attenuator,
                       task_reduction=task_reduction)

@@ -214,8 +214,7 @@ def _schedule(learner, config: CRESTTrainConfig, iteration: int) -> str:
 
 def crest_weights(learner, backbone: Backbone, config: CRESTTrainConfig, metadata: dict) -> CRESTWeights:
     """The learner's state as tracker weights."""
-    return CRESTWeights(backbone=backbone, options=dict(config.tracking), l2f_mode=config.l2f_mode,
-                        l2f_layers=learner.config.l2f_layers, l2f_input=learner.config.l2f_input,
+    return CRESTWeights(backbone=backbone, options=dict(config.tracking), l2f=learner.config.l2f,
                         metadata=metadata, **learned_state(learner))
 
 

@@ -107,8 +107,7 @@ def tracker_weights(learner, config: MetaTrainConfig, metadata: dict):
     """The learner's state as tracker weights (start, rates, attenuator, adapted tensors)."""
     from ..sdnet.weights import SDNetWeights
 
-    return SDNetWeights(config=ModelConfig.from_dict(config.model), l2f_mode=config.l2f_mode,
-                        l2f_layers=learner.config.l2f_layers, l2f_input=learner.config.l2f_input, metadata=metadata,
+    return SDNetWeights(config=ModelConfig.from_dict(config.model), l2f=learner.config.l2f, metadata=metadata,
                         **learned_state(learner))
 
 

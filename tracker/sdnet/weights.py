@@ -198,7 +198,7 @@ def load_weights(path: str, seed: int = 0, map_location: Any = "cpu") -> SDNetWe
     config = ModelConfig.from_dict(state.get("model_config") or metadata.get("architecture") or {})
     params = _check_params(state["model"], config, str(path))
     alpha = _check_params(state["alpha"], config, f"{path} alpha") if state.get("alpha") else None
-    fields = common_fields(state, metadata, str(path), "sigmoid")
+    fields = common_fields(state, metadata, str(path), old_l2f_mode="sigmoid")
     if not fields["adapted"]:
         fields["adapted"] = _adapted_before_it_was_recorded(params, alpha, fields["attenuator"], str(path))
     unknown = sorted(set(fields["adapted"]) - set(params))

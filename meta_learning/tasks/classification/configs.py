@@ -6,7 +6,8 @@ miniImageNet and tieredImageNet, 5-way 1-shot and 5-shot, 4-conv, 84x84; 50,000 
 miniImageNet and 125,000 on tieredImageNet; meta-batch 4 (1-shot) / 2 (5-shot); top-3 validation
 checkpoints averaged on 600 test tasks.  Table B: miniImageNet 5-way 5-shot with layer-wise l2
 meta-regularisation; its lambda_j come from a trained +L2F run, so these rows need ``--l2-gamma``
-(that run's results.json).
+(that run's results.json). The +L2F rows switch on ``l2f``, which these tasks run as the paper's
+protocol, :data:`meta_learning.l2f.SEED_PAPER_L2F` (sigmoid gamma fed the mean gradients).
 """
 from __future__ import annotations
 

@@ -42,6 +42,7 @@ from foundation.errors import UserError
 from foundation.fileio import atomic_write_text
 
 from ...functional import detach_params, functional_loss
+from ...l2f import SEED_PAPER_L2F
 from ...learner import MetaConfig, MetaLearner
 from ...run import MetaRun, RunConfig, Step
 from ...stats import mean_ci95
@@ -73,7 +74,7 @@ class ClassificationConfig:
     outer_lr: float = 1e-3
     first_order_iterations: Optional[int] = None  # None: iterations // 10
     clamp: Optional[float] = 10.0
-    l2f: bool = False
+    l2f: bool = False                       # the paper's L2F (SEED_PAPER_L2F)
     dropgrad: Optional[str] = None
     dropgrad_rate: float = 0.1
     surgery: Optional[str] = None
@@ -123,7 +124,8 @@ class ClassificationConfig:
         r = self
         return MetaConfig(
             inner_steps=r.inner_steps, inner_lr=r.inner_lr, adapt="no_norm",
-            first_order_iterations=r.first_order_iterations or 0, l2f=r.l2f, dropgrad=r.dropgrad,
+            first_order_iterations=r.first_order_iterations or 0,
+            l2f=SEED_PAPER_L2F if r.l2f else None, dropgrad=r.dropgrad,
             dropgrad_rate=r.dropgrad_rate, surgery=r.surgery, clamp=r.clamp, l2_meta_reg=r.l2_meta_reg,
             l2_lambda0=r.l2_lambda0, l2_gamma=r.l2_gamma, outer_lr=r.outer_lr).validate()
 

@@ -35,6 +35,7 @@ from foundation.distributed import SINGLE, World
 from foundation.fileio import atomic_path, atomic_write_text
 
 from ...functional import detach_params
+from ...l2f import SEED_PAPER_L2F
 from ...learner import MetaConfig, MetaLearner
 from ...run import MetaRun, RunConfig, Step
 from ...stats import mean_ci95
@@ -72,7 +73,7 @@ class RLConfig:
     inner_steps: int = 1
     first_order: bool = False
     meta_sgd: bool = False
-    l2f: bool = False
+    l2f: bool = False                # the paper's L2F (SEED_PAPER_L2F)
     dropgrad: Optional[str] = None
     dropgrad_rate: float = 0.1
     gamma: float = 0.99
@@ -107,7 +108,7 @@ class RLConfig:
     def meta_config(self) -> MetaConfig:
         return MetaConfig(inner_steps=self.inner_steps, inner_lr=self.inner_lr, first_order=self.first_order,
                           lr_mode="elementwise" if self.meta_sgd else "scalar", learn_lr=self.meta_sgd,
-                          l2f=self.l2f, dropgrad=self.dropgrad, dropgrad_rate=self.dropgrad_rate).validate()
+                          l2f=SEED_PAPER_L2F if self.l2f else None, dropgrad=self.dropgrad, dropgrad_rate=self.dropgrad_rate).validate()
 
     def to_dict(self) -> Dict[str, Any]:
         d = asdict(self)
