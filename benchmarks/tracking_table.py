@@ -487,8 +487,8 @@ def main() -> None:
         state, meta = load_checkpoint(path) if path else ({}, {})
         weights[v] = {"file": os.path.relpath(path, ROOT) if path else None,
                       "command": meta.get("command"), "iterations": meta.get("iterations")}
-        if state.get("attenuator") is not None:
-            weights[v]["l2f_mode"] = state.get("l2f_mode")
+        if state.get("attenuator") is not None:   # the family's reader knows old and new files
+            weights[v]["l2f_mode"] = family_of(v).load("read_weights")(path).l2f.mode
     gammas = {v: g for v in VARIANTS + CREST_VARIANTS
               if v in trackers and (g := gamma_per_layer(v, dataset)) is not None}
     out = {"dataset": {"split": "test", "sequences": len(dataset), "seed": args.seed,
