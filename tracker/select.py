@@ -21,7 +21,7 @@ CONFIRM_KEYS = (13, 10, 32, 141)              # Enter (CR, LF), Space, keypad En
 CANCEL_KEYS = (27, ord("c"), ord("C"))        # Esc, c
 UNDO_KEYS = (8, 127)                          # Backspace, Delete
 MIN_SIDE = 4                                  # source pixels: a shorter drag is a stray click
-HINT = "drag a box around each target   Enter/Space: start   Backspace: undo   Esc/c: cancel"
+HINT = "drag a box around each target | Enter/Space: start | Backspace: undo | Esc/c: cancel"
 
 
 class SelectionState:
@@ -82,8 +82,8 @@ class SelectionState:
             (x0, y0), (x1, y1) = self.drag
             cv2.rectangle(img, (x0, y0), (x1, y1), (255, 255, 255), 1, cv2.LINE_AA)
         strip = np.full((28, img.shape[1], 3), 32, np.uint8)
-        draw_text(strip, HINT if img.shape[1] >= 560 else "drag, Enter: start, Esc: cancel", (6, 19),
-              (255, 255, 255), 0.45)
+        cv2.putText(strip, HINT if img.shape[1] >= 600 else "drag | Enter: start | Esc: cancel", (6, 19),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
         return np.vstack([img, strip])
 
 

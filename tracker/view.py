@@ -6,7 +6,7 @@ keeps what was tracked. Frames are scaled as in the selection window (:mod:`trac
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -32,16 +32,25 @@ class LiveView:
             print(f"{prefix}: --show: no display here (DISPLAY is unset or does not answer); "
                   "tracking without the live view", file=sys.stderr)
 
-    def show(self, image: np.ndarray) -> bool:
-        """Show ``image`` (BGR); False when the user pressed q / Esc or closed the window."""
+    def show(self, image: np.ndarray, boxes: Optional[Mapping[str, Sequence[float]]] = None,
+             colors: Optional[Mapping[str, Tuple[int, int, int]]] = None, frame: Optional[int] = None,
+             legend: bool = False) -> bool:
+        """Show ``image`` (BGR) with ``boxes`` (source pixels; drawn after scaling, so lines and
+        text stay sharp on enlarged frames); False when the user pressed q / Esc or closed the window."""
         if not self.open:
             return True
         import cv2
 
+        from .overlay import draw_frame
+
         if self.scale is None:
             self.scale = display_scale(image.shape[1], image.shape[0])
             cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
-        cv2.imshow(self.title, scaled(image, self.scale))
+        view = scaled(image, self.scale)
+        if boxes is not None:
+            view = draw_frame(view, {n: np.asarray(b, float) * self.scale for n, b in boxes.items()},
+                              colors or {}, frame=frame, legend=legend)
+        cv2.imshow(self.title, view)
         key = cv2.waitKey(1)
         if key != -1 and (key & 0xFF) in QUIT_KEYS:
             return False

@@ -56,7 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=["fast", "exact"], default=None,
                    help="metasdnet/mdnet: fast (RoIAlign on one search region, default) or exact "
                         "(107x107 crop per box, MDNet's way; slow)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--out", default="tracked", metavar="DIR",
+                   help="output folder (created if missing; default ./tracked)")
     p.add_argument("--name", default=None, help="output file stem (default: INPUT's name)")
     p.add_argument("--show", action="store_true",
                    help="show the frames and boxes while tracking (needs a display; q stops, keeping "
@@ -219,14 +220,13 @@ def _track(args: argparse.Namespace, trackers: list, source, frames, boxes) -> i
     steps = iter_video(frames, boxes, trackers)
     try:
         for step in steps:
-            drawn = None
-            if outputs.sink is not None or view is not None:
-                drawn = draw_frame(step.image, dict(zip(labels, step.boxes)), colors,
-                                   frame=args.start_frame + step.index, legend=k > 1)
+            drawn, number = None, args.start_frame + step.index
+            if outputs.sink is not None:
+                drawn = draw_frame(step.image, dict(zip(labels, step.boxes)), colors, frame=number, legend=k > 1)
             outputs.add(step.boxes, step.scores, step.seconds, drawn)
             if bar is not None:
                 bar.update(1)
-            if view is not None and not view.show(drawn):
+            if view is not None and not view.show(step.image, dict(zip(labels, step.boxes)), colors, number, k > 1):
                 stopped = True
                 break
     except BaseException:
