@@ -118,9 +118,10 @@ def canonical_name(name: str, known: SequenceType[str] | dict[str, str]) -> str 
 
 def parse_boxes(path: str) -> np.ndarray:
     """Read an annotation or result file: one ``x,y,w,h`` row per line, delimited by commas,
-    tabs or spaces (mixed within one file, as in BlurCar1). Blank lines are ignored."""
+    tabs or spaces (mixed within one file, as in BlurCar1). Blank lines are ignored, and so is a
+    UTF-8 byte-order mark (Windows editors save one; it is not part of the first number)."""
     try:
-        with open(path, "r", encoding="utf-8", errors="replace") as f:
+        with open(path, "r", encoding="utf-8-sig", errors="replace") as f:
             text = f.read()
     except OSError as err:
         raise UserError(f"cannot read {path}: {err.strerror}") from None
@@ -170,7 +171,7 @@ def _annotation_files(folder: str) -> list[str]:
         path = os.path.join(folder, name)
         try:
             with open(path, "rb") as f:
-                empty = f.read().strip() == b""
+                empty = f.read().removeprefix(b"\xef\xbb\xbf").strip() == b""
         except OSError as err:
             raise UserError(f"cannot read {path}: {err.strerror}") from None
         if not empty:
@@ -238,7 +239,7 @@ def _folder_attributes(folder: str) -> list[str]:
     if not os.path.isfile(path):
         return []
     try:
-        with open(path, "r", encoding="utf-8") as f:
+        with open(path, "r", encoding="utf-8-sig") as f:
             data = json.load(f)
     except (OSError, ValueError) as err:
         raise UserError(f"cannot read {path}: {err}") from None

@@ -14,6 +14,14 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(autouse=True)
+def _no_display(monkeypatch):
+    """No test opens a window on the desktop of whoever runs the suite: the GUI tests start their
+    own virtual display (tests/test_select_window.py) and pass it to their subprocesses."""
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+
+
 def pytest_terminal_summary(terminalreporter):
     """The fuzz suite's size and outcome, printed by every run that includes it."""
     stats = terminalreporter.stats

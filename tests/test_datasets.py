@@ -120,3 +120,21 @@ def test_folder_attributes_json(tmp_path):
     ds = OTBDataset(str(tmp_path))
     assert ds["SynTest001"].attributes == ("FM", "SV")
     assert ds.attributes() == {"SV": ["SynTest001"], "FM": ["SynTest001"]}
+
+
+def test_ground_truth_with_a_utf8_byte_order_mark(tmp_path):
+    """Windows editors save a BOM before the first number: the file reads as without it, and a
+    file holding only a BOM is as empty as an empty one (Human4's first target)."""
+    (gt,) = make_sequence(str(tmp_path), "Bom", 4)
+    (gt2,) = make_sequence(str(tmp_path), "BomTwo", 4, seed=7)
+    path = tmp_path / "Bom" / "groundtruth_rect.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    np.testing.assert_allclose(parse_boxes(str(path)), gt)
+    folder = tmp_path / "BomTwo"
+    os.replace(folder / "groundtruth_rect.txt", folder / "groundtruth_rect.2.txt")
+    (folder / "groundtruth_rect.1.txt").write_bytes(b"\xef\xbb\xbf\n")
+    (folder / "attributes.json").write_bytes(b'\xef\xbb\xbf{"attributes": ["IV"]}')
+    ds = OTBDataset(str(tmp_path))
+    np.testing.assert_allclose(ds["Bom"].anno, gt)
+    assert "BomTwo" in ds.seq_names and ds["BomTwo"].attributes == ("IV",)
+    np.testing.assert_allclose(ds["BomTwo"].anno, gt2)

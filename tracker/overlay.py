@@ -14,7 +14,7 @@ import numpy as np
 from foundation.errors import UserError
 
 __all__ = ["NAMED_COLORS", "PALETTE", "parse_color", "parse_colors", "colors_for", "plot_colors", "draw_box",
-           "draw_frame", "VideoSink", "write_frames", "GT_COLOR"]
+           "draw_frame", "draw_text", "VideoSink", "write_frames", "GT_COLOR"]
 
 RGB = Tuple[int, int, int]
 NAMED_COLORS: Dict[str, RGB] = {
@@ -132,7 +132,8 @@ def draw_box(img: np.ndarray, box: Sequence[float], color: RGB, thickness: int =
             cv2.line(img, p, q, col, thickness, cv2.LINE_AA)
 
 
-def _text(img: np.ndarray, text: str, org: Tuple[int, int], color: RGB, scale: float) -> None:
+def draw_text(img: np.ndarray, text: str, org: Tuple[int, int], color: RGB, scale: float) -> None:
+    """``text`` at ``org`` (its baseline's left end) in ``color``, outlined in black to read on any frame."""
     import cv2
 
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
@@ -152,14 +153,14 @@ def draw_frame(image: np.ndarray, boxes: Mapping[str, Sequence[float]], colors: 
     for name, box in boxes.items():
         draw_box(img, box, colors.get(name, PALETTE[0]), thickness)
     if frame is not None:
-        _text(img, f"#{frame}", (6, int(22 * scale) + 4), (255, 255, 0), scale * 0.8)
+        draw_text(img, f"#{frame}", (6, int(22 * scale) + 4), (255, 255, 0), scale * 0.8)
     if legend:
         entries = list(boxes) + (["ground truth (dashed)"] if gt is not None else [])
         step = int(20 * scale) + 4
         y = h - 8 - step * (len(entries) - 1)
         for name in entries:
             col = GT_COLOR if name.startswith("ground truth") else colors.get(name, PALETTE[0])
-            _text(img, name, (8, y), col, scale * 0.6)
+            draw_text(img, name, (8, y), col, scale * 0.6)
             y += step
     return img
 

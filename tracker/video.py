@@ -9,12 +9,15 @@
   order;
 - anything else is opened as a video with ``cv2.VideoCapture``.
 
-Every failure (missing path, empty folder, a video OpenCV cannot decode) is a one-line
-:class:`~foundation.errors.UserError`.
+Every failure (missing path, empty folder, a video OpenCV cannot decode, two files with one frame
+number) is a one-line :class:`~foundation.errors.UserError`. A video that ends before the frame
+count its header announces (a cut download) warns with both counts: what was read is kept.
+Cameras and network streams are :mod:`tracker.sources`.
 """
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Iterator, List, Optional
 
@@ -38,15 +41,20 @@ class FrameSource:
     gt: Optional[np.ndarray] = None
     fps: float = 25.0
     count: int = 0                             # frames (a video's may be an estimate)
+    live = False                               # a file or folder: results are written at the end
 
     def __len__(self) -> int:
         return self.count
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        return self.frames()
+
+    def frames(self, start: int = 0) -> Iterator[np.ndarray]:
+        """The frames from index ``start`` (0-based) on; a video warns if it ends early."""
         from foundation.images import read_bgr, to_bgr
 
         if self.kind != "video":
-            for f in self.files:
+            for f in self.files[start:]:
                 yield read_bgr(f)
             return
         import cv2
@@ -54,19 +62,40 @@ class FrameSource:
         cap = cv2.VideoCapture(self.path)
         if not cap.isOpened():
             raise UserError(f"cannot open video {self.path}")
+        read = 0
         try:
             while True:
                 ok, frame = cap.read()
                 if not ok:
                     break
-                yield to_bgr(frame)
+                read += 1
+                if read > start:
+                    yield to_bgr(frame)
         finally:
             cap.release()
+        if 0 < read < self.count:
+            warnings.warn(f"video {self.path} ended after {read} frames but its header announces "
+                          f"{self.count} (a cut or damaged file?): only the {read} frames read "
+                          "were used", stacklevel=2)
 
 
 def _stem(path: str) -> str:
     base = os.path.basename(os.path.normpath(path))
     return os.path.splitext(base)[0] if os.path.isfile(path) else base
+
+
+def _check_numbers(files: List[str]) -> None:
+    """Frames of mixed extensions are ordered by their numbers; two files with one number
+    (``0007.jpg`` and ``0007.png``) leave the order unknown, so they are refused by name."""
+    from foundation.images import frame_number
+
+    seen: dict = {}
+    for f in files:
+        n = frame_number(f)
+        if n is not None and n in seen:
+            raise UserError(f"two frames numbered {n} in {os.path.dirname(f)}: "
+                            f"{os.path.basename(seen[n])} and {os.path.basename(f)}; keep one")
+        seen[n] = f
 
 
 def open_frames(path: str) -> FrameSource:
@@ -93,6 +122,7 @@ def open_frames(path: str) -> FrameSource:
             files = list_frames(folder)
         if not files:
             raise UserError(f"no images (.jpg/.png/.bmp) in folder {path}")
+        _check_numbers(files)
         return FrameSource(path, "folder", name, files, count=len(files))
     import cv2
 

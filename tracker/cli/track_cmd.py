@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from typing import List, Optional
 
 from foundation.errors import UserError
 
@@ -11,16 +13,32 @@ from ._common import add_device_arg, resolve_device_arg
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "track", help="track a target in a video / frame folder / OTB sequence; write boxes + video",
-        description="Track the target in INPUT (a video file, a folder of frames, or an OTB "
-                    "sequence folder whose first ground-truth box is the default --box) and write "
+        "track", help="track targets in a video / frame folder / OTB sequence / camera / stream; "
+                      "write boxes + video",
+        description="Track the targets in INPUT (a video file, a folder of frames, an OTB "
+                    "sequence folder whose first ground-truth box is the default --box, or a stream "
+                    "URL such as rtsp://... or http://...) or in camera --camera N, and write "
                     "OUT/<name>.txt (one x,y,w,h row per frame, in the coordinates of the given box), "
-                    "OUT/<name>_time.txt (seconds per frame) and OUT/<name>.mp4 (the frames with the "
-                    "box drawn).")
-    p.add_argument("input", metavar="INPUT", help="video file, folder of frames, or OTB sequence folder")
-    p.add_argument("--box", metavar="X,Y,W,H", default=None,
+                    "OUT/<name>_time.txt (seconds per frame), OUT/<name>_score.txt (the tracker's "
+                    "confidence per frame, when it reports one) and OUT/<name>.mp4 (the frames with "
+                    "the boxes drawn). Several targets (--box repeated, --boxes, or several boxes "
+                    "drawn) are tracked side by side into <name>.1.txt, <name>.2.txt, ... Without "
+                    "--box, the first frame opens in a window: drag a box around each target, Enter "
+                    "or Space starts, Backspace undoes, Esc or c cancels.")
+    p.add_argument("input", metavar="INPUT", nargs="?", default=None,
+                   help="video file, folder of frames, OTB sequence folder, or stream URL")
+    p.add_argument("--camera", type=int, default=None, metavar="N",
+                   help="track camera N (0 = the first) instead of INPUT")
+    p.add_argument("--box", metavar="X,Y,W,H", action="append", default=[],
                    help="initial box on the first frame (top-left x, y, width, height in pixels); "
-                        "default: the OTB folder's first ground-truth box")
+                        "repeat for several targets; default: the OTB folder's first ground-truth "
+                        "box, else drawn in a window")
+    p.add_argument("--boxes", metavar="FILE", default=None,
+                   help="initial boxes, one x,y,w,h per line (one target each)")
+    p.add_argument("--start-frame", type=int, default=1, metavar="N",
+                   help="start at frame N (1 = the first) of a video or folder; the boxes are on it")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="how long a camera or stream may take to deliver a frame (default 10)")
     p.add_argument("--tracker", default="metasdnet", metavar="NAME",
                    help="registered tracker (default metasdnet; see `metatrack eval --help` or "
                         "tracker.names())")
@@ -38,9 +56,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=["fast", "exact"], default=None,
                    help="metasdnet/mdnet: fast (RoIAlign on one search region, default) or exact "
                         "(107x107 crop per box, MDNet's way; slow)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--out", default="tracked", metavar="DIR",
+                   help="output folder (created if missing; default ./tracked)")
     p.add_argument("--name", default=None, help="output file stem (default: INPUT's name)")
-    p.add_argument("--show", action="store_true", help="show the frames while tracking (needs a display)")
+    p.add_argument("--show", action="store_true",
+                   help="show the frames and boxes while tracking (needs a display; q stops, keeping "
+                        "what was tracked)")
     p.add_argument("--no-video", action="store_true", help="do not write OUT/<name>.mp4")
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="torch CPU threads (default 1: the per-frame tensors are small, extra threads "
@@ -88,120 +109,140 @@ def _make_tracker(args: argparse.Namespace, device):
     return make(args.tracker, device=device, **options)
 
 
-def run(args: argparse.Namespace) -> int:
-    import sys
-    import warnings
-
-    from ..video import open_frames
-
-    device = resolve_device_arg(args)
-    if args.threads is not None:  # always set (default 1)
-        if args.threads < 1:
-            raise UserError("--threads must be >= 1")
-        import torch
-
-        torch.set_num_threads(args.threads)
-    source = open_frames(args.input)
-    name = args.name or source.name
-    if args.box is not None:
-        box = parse_box(args.box)
-    elif source.gt is not None and len(source.gt):
-        box = [float(v) for v in source.gt[0]]
-    else:
-        raise UserError(f"{args.input} has no ground truth: give the initial box with --box x,y,w,h")
+def _given_boxes(args: argparse.Namespace) -> List[List[float]]:
+    """The boxes of --box (each) and --boxes FILE, in that order; numbers checked, not yet sizes."""
     from foundation.boxes import check_box
 
-    check_box(box)
+    boxes = [parse_box(text) for text in args.box]
+    if args.boxes is not None:
+        from otb_eval.datasets import parse_boxes
+
+        rows = parse_boxes(args.boxes)
+        if not len(rows):
+            raise UserError(f"--boxes {args.boxes} holds no x,y,w,h line")
+        boxes += [[float(v) for v in row] for row in rows]
+    for box in boxes:
+        check_box(box)
+    return boxes
+
+
+def _default_boxes(args: argparse.Namespace, source, first) -> Optional[List[List[float]]]:
+    """The OTB folder's ground truth on the start frame, else the boxes drawn in the selection
+    window (None if the user cancels), else (no display) the one-line error naming --box."""
+    if source.gt is not None and len(source.gt) >= args.start_frame:
+        return [[float(v) for v in source.gt[args.start_frame - 1]]]
+    from ..display import has_display
+
+    if not has_display():
+        raise UserError(f"{source.path} has no ground truth and there is no display to draw the box "
+                        "on: give the initial box with --box x,y,w,h")
+    from ..select import select_boxes
+
+    drawn = select_boxes(first)
+    return None if drawn is None else [[float(v) for v in b] for b in drawn]
+
+
+def _make_trackers(args: argparse.Namespace, device, k: int, quiet: bool = False) -> list:
+    """``k`` trackers (one per target); a warning building them (e.g. untrained weights) is one
+    line, said once (``quiet``: not at all, it was said for the first)."""
+    import warnings
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        trk = _make_tracker(args, device)
-    for w in caught:  # e.g. untrained weights: one line, not a traceback-looking warning
-        print(f"metatrack track: warning: {w.message}", file=sys.stderr)
+        trackers = [_make_tracker(args, device) for _ in range(k)]
+    for message in [] if quiet else dict.fromkeys(str(w.message) for w in caught):
+        print(f"metatrack track: warning: {message}", file=sys.stderr)
+    return trackers
 
+
+def run(args: argparse.Namespace) -> int:
+    import itertools
+
+    from foundation.boxes import check_box
     from foundation.fileio import output_dir
+    from foundation.images import image_size
 
-    with output_dir(args.out, "--out"):
-        return _track(args, trk, source, name, box)
+    from ..sources import open_input
+
+    device = resolve_device_arg(args)
+    if args.threads < 1:
+        raise UserError("--threads must be >= 1")
+    if args.start_frame < 1:
+        raise UserError(f"--start-frame must be >= 1, got {args.start_frame}")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    boxes = _given_boxes(args)
+    source = open_input(args.input, args.camera, args.timeout)
+    frames = source.frames(args.start_frame - 1)
+    try:
+        first = next(frames, None)
+        if first is None:
+            raise UserError(f"{source.path}: no frame {args.start_frame} to start from" if args.start_frame > 1
+                            else f"{source.path}: no frames could be read")
+        for box in boxes:
+            check_box(box, *image_size(first))
+        trackers = _make_trackers(args, device, 1)     # tracker flags are checked before any window
+        boxes = boxes or _default_boxes(args, source, first)
+        if boxes is None:
+            print("metatrack track: box selection cancelled; nothing tracked, nothing written",
+                  file=sys.stderr)
+            return 1
+        trackers += _make_trackers(args, device, len(boxes) - 1, quiet=True)
+        with output_dir(args.out, "--out"):
+            return _track(args, trackers, source, itertools.chain([first], frames), boxes)
+    finally:
+        frames.close()
 
 
-def _track(args: argparse.Namespace, trk, source, name: str, box) -> int:
-    """Track, drawing the video as it goes; write the boxes and times when all went well."""
+def _track(args: argparse.Namespace, trackers: list, source, frames, boxes) -> int:
+    """Track frame by frame, drawing the video (and the live view) as it goes."""
     import time
 
-    import numpy as np
+    from ..multitrack import iter_video
+    from ..overlay import PALETTE, colors_for, draw_frame
+    from ..view import LiveView
+    from ._track_outputs import TrackOutputs
 
-    from ..overlay import VideoSink, colors_for, draw_frame
-
-    sink = None if args.no_video else VideoSink(os.path.join(args.out, f"{name}.mp4"), source.fps)
-    color = colors_for([args.tracker])
+    name = args.name or source.name
+    k = len(boxes)
+    labels = [args.tracker] if k == 1 else [f"target {i + 1}" for i in range(k)]
+    colors = colors_for(labels) if k == 1 else {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(labels)}
+    outputs = TrackOutputs(args.out, name, k, source.live, not args.no_video, source.fps)
+    view = LiveView() if args.show else None
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(source) or None, desc=f"track {name}", unit="frame")
-    show = [args.show]
-
-    def on_frame(f: int, frame, out) -> None:
-        if sink is not None or show[0]:
-            drawn = draw_frame(frame, {args.tracker: out}, color, frame=f + 1, legend=False)
-            if sink is not None:
-                sink.write(drawn)
-            if show[0]:
-                show[0] = _show(drawn)
-        if bar is not None:
-            bar.update(1)
-
-    from otb_eval.experiment import track_frames
-
-    start = time.perf_counter()
+        total = max(len(source) - args.start_frame + 1, 0) or None
+        bar = tqdm(total=total, desc=f"track {name}", unit="frame")
+    start, stopped = time.perf_counter(), False
+    steps = iter_video(frames, boxes, trackers)
     try:
-        boxes, times = track_frames(trk, source, box, on_frame)
+        for step in steps:
+            drawn, number = None, args.start_frame + step.index
+            if outputs.sink is not None:
+                drawn = draw_frame(step.image, dict(zip(labels, step.boxes)), colors, frame=number, legend=k > 1)
+            outputs.add(step.boxes, step.scores, step.seconds, drawn)
+            if bar is not None:
+                bar.update(1)
+            if view is not None and not view.show(step.image, dict(zip(labels, step.boxes)), colors, number, k > 1):
+                stopped = True
+                break
     except BaseException:
-        if sink is not None:
-            sink.discard()      # an earlier good video stays as it was
+        outputs.abort()      # a file run writes nothing; a live run keeps every tracked frame
         raise
-    else:
-        if sink is not None:
-            sink.close()
     finally:
+        steps.close()
         if bar is not None:
             bar.close()
-        if args.show:
-            _close_windows()
-    if not len(boxes):
-        raise UserError(f"{args.input}: no frames could be read")
-    from foundation.fileio import atomic_write_text
-    from otb_eval.results import format_boxes
-
-    atomic_write_text(os.path.join(args.out, f"{name}_time.txt"), "".join(f"{t:.8f}\n" for t in times))
-    atomic_write_text(os.path.join(args.out, f"{name}.txt"), format_boxes(np.array(boxes)))
-    total = time.perf_counter() - start
-    print(f"{len(boxes)} frames tracked with {args.tracker} at {len(boxes) / max(sum(times), 1e-9):.1f} fps "
-          f"(tracker time; {total:.1f} s in all) -> {os.path.join(args.out, name)}.txt"
-          + ("" if sink is None else f", {name}.mp4"))
+        if view is not None:
+            view.close()
+    written = outputs.finish()
+    what = f"{outputs.frames} frames" + ("" if k == 1 else f", {k} targets,")
+    print(("stopped (q); " if stopped else "")
+          + f"{what} tracked with {args.tracker} at {outputs.frames * k / max(outputs.seconds, 1e-9):.1f} fps "
+          f"(tracker time; {time.perf_counter() - start:.1f} s in all) -> "
+          f"{os.path.join(args.out, written[0])}" + "".join(f", {w}" for w in written[1:])
+          + ("" if outputs.sink is None else f", {name}.mp4"))
     return 0
-
-
-def _show(img) -> bool:
-    try:
-        import cv2
-
-        cv2.imshow("metatrack", img)
-        cv2.waitKey(1)
-        return True
-    except Exception as err:  # noqa: BLE001 - no display / headless OpenCV
-        import sys
-
-        print(f"metatrack track: --show unavailable ({str(err).splitlines()[0][:80]}); continuing",
-              file=sys.stderr)
-        return False
-
-
-def _close_windows() -> None:
-    try:
-        import cv2
-
-        cv2.destroyAllWindows()
-    except Exception:  # noqa: BLE001
-        pass
