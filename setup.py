@@ -24,7 +24,7 @@ setup(
         "torch>=2.0",
         "numpy>=1.22",
         # the contrib wheel: plain opencv-python plus CSRT, KCF, MedianFlow, TLD and MOSSE, the
-        # baselines of docs/tracking_table.md (the two wheels share cv2/: never install both)
+        # baselines of docs/results/tracking_table.md (the two wheels share cv2/: never install both)
         "opencv-contrib-python>=4.5",
         "matplotlib>=3.5",
         "scipy>=1.8",

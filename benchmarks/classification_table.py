@@ -2,7 +2,7 @@
 +L2F, +DropGrad, +L2F+DropGrad, +GradDrop, +PCGrad) and Table B's four l2 meta-regularised models,
 5-way 1-shot and 5-shot, 4-conv, 28x28, 600 fixed test tasks each, and a pixel nearest-neighbour floor.
 
-Writes ``benchmarks/results/classification_table.json`` and ``docs/classification_table.md``.
+Writes ``benchmarks/results/classification_table.json`` and ``docs/results/classification_table.md``.
 Every run lives in ``--workdir/<shots>shot/<slug>/seed<k>`` with its own checkpoint and
 results.json, so an interrupted table resumes: finished runs are reused, unfinished ones continue
 from their checkpoint.  Table B's lambda_j = 5e-4 / gamma_j use the layer-wise mean gamma of the
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-from _util import DOCS, RESULTS, machine, save
+from _util import figure_path, load_json, machine, save, save_figure
 
 from foundation.devices import resolve_device
 from meta_learning.tasks.classification.datasets import load_pools
@@ -214,7 +214,7 @@ def markdown(summary: Dict[str, Any], floor: Dict[str, Any], meta: Dict[str, Any
 def full_schedule(meta: Dict[str, Any]) -> List[str]:
     """The seed's schedule as commands, with the time this machine's measured speed implies."""
     per_it = meta["seconds_per_iteration"]
-    conv84 = json.loads((Path(RESULTS) / "engine_speed.json").read_text())
+    conv84 = load_json("engine_speed")
     mini = conv84["results"]["conv"]["engine_loop"]["median_s"]
     return [
         "", "## The seed's full schedule", "",
@@ -231,7 +231,7 @@ def full_schedule(meta: Dict[str, Any]) -> List[str]:
         "```", "",
         f"Expected time on this machine's CPU core, from the measured speed: glyphs "
         f"{per_it:.2f} s per meta-iteration (this table's runs) -> {50000 * per_it / 3600:.1f} h of training per run; "
-        f"miniImageNet 1-shot {mini:.2f} s per meta-update (docs/engine_speed.md, 84x84, meta-batch 4) -> "
+        f"miniImageNet 1-shot {mini:.2f} s per meta-update (docs/results/engine_speed.md, 84x84, meta-batch 4) -> "
         f"{50000 * mini / 3600:.0f} h per run. No GPU was lent to the session that made this table, so the GPU "
         "time is not measured here; `benchmarks/gpu_check.py` times a short glyph run on a device when one is.",
     ]
@@ -292,7 +292,7 @@ def curve_reading(summary: Dict[str, Any], shots: List[int]) -> List[str]:
         (mi, ma), (fi, fa) = mean_curve(m), mean_curve(f)
         end_m, end_f = sum(ma[-3:]) / len(ma[-3:]), sum(fa[-3:]) / len(fa[-3:])
         reach = next((it for it, a in zip(fi, fa) if a >= end_m), None)
-        out.append(f"- Learning curves, {k}-shot (docs/classification_curves.png): validation accuracy over "
+        out.append(f"- Learning curves, {k}-shot (docs/results/classification_curves.png): validation accuracy over "
                    f"the last three validations {100 * end_f:.1f}% (+L2F) vs {100 * end_m:.1f}% (MAML); "
                    f"MAML at iteration {mi[0]}: {100 * ma[0]:.1f}%, +L2F {100 * fa[0]:.1f}%; "
                    + (f"+L2F reaches MAML's final level at iteration {reach} of {mi[-1]}."
@@ -313,7 +313,7 @@ def late_slope(its: List[int], accs: List[float]) -> float:
     return 1000 * sum((a - mx) * (b - my) for a, b in zip(x, y)) / sum((a - mx) ** 2 for a in x)
 
 
-def plot_curves(summary: Dict[str, Any], shots: List[int], path: Path) -> None:
+def plot_curves(summary: Dict[str, Any], shots: List[int], path: str) -> None:
     """Validation accuracy vs meta-iteration, MAML and +L2F: each seed thin, the mean thick."""
     import matplotlib
 
@@ -337,11 +337,7 @@ def plot_curves(summary: Dict[str, Any], shots: List[int], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right")
     fig.tight_layout()
-    from foundation.fileio import atomic_path
-
-    with atomic_path(str(path)) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def table_b_reading(summary: Dict[str, Any], base: Dict[str, Any]) -> List[str]:
@@ -452,7 +448,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(markdown(summary, floor, meta))
         return 0
     save("classification_table", doc, markdown(summary, floor, meta))
-    plot_curves(summary, args.shots, Path(DOCS) / "classification_curves.png")
+    plot_curves(summary, args.shots, figure_path("classification_curves.png"))
     return 0
 
 

@@ -27,7 +27,7 @@ them alike; the median per implementation is reported.  Memory: each (case, impl
 again in a fresh subprocess; after one warm-up update, a thread samples the resident set size
 during two meta-updates; peak memory = peak RSS minus the RSS just before them (memory the
 meta-update itself needs: graphs, activations, gradients).
-Writes ``benchmarks/results/engine_speed.json`` and ``docs/engine_speed.md``.
+Writes ``benchmarks/results/engine_speed.json`` and ``docs/results/engine_speed.md``.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
-ROOT = Path(__file__).resolve().parents[1]
+from _util import PAGES, RESULTS, ROOT, write_json, write_page
 
 NOTES = """
 Reading: "engine (vmap)" is the right path for small models with equally shaped tasks (sinusoid:
@@ -306,7 +306,7 @@ def time_case(case: str, repeats: int, warmup: int, quick: bool) -> Dict[str, Di
 
 
 def render(doc: Dict[str, Any]) -> str:
-    """docs/engine_speed.md from the JSON ``doc`` (what ``--md-only`` rewrites without timing)."""
+    """docs/results/engine_speed.md from the JSON ``doc`` (what ``--md-only`` rewrites without timing)."""
     meta, results = doc["meta"], doc["results"]
     conv = results["conv"]
     same = meta["conv_meta_grad_max_rel_diff_engine_vs_higher"]
@@ -353,13 +353,12 @@ def main(argv: List[str] = None) -> int:
     p.add_argument("--out-json", type=Path)
     p.add_argument("--out-md", type=Path)
     p.add_argument("--md-only", action="store_true",
-                   help="rewrite docs/engine_speed.md from benchmarks/results/engine_speed.json, no timing")
+                   help="rewrite docs/results/engine_speed.md from benchmarks/results/engine_speed.json, no timing")
     args = p.parse_args(argv)
     reps = {"sinusoid": 3 if args.quick else 40, "conv": 2 if args.quick else 7}
     if args.md_only:
-        doc = json.loads((args.out_json or ROOT / "benchmarks" / "results" / "engine_speed.json").read_text())
-        out_md = args.out_md or ROOT / "docs" / "engine_speed.md"
-        out_md.write_text(render(doc), encoding="utf-8")
+        doc = json.loads((args.out_json or Path(RESULTS) / "engine_speed.json").read_text())
+        write_page(args.out_md or Path(PAGES) / "engine_speed.md", render(doc))
         return 0
     if args.worker:
         case, impl = args.worker
@@ -377,7 +376,7 @@ def main(argv: List[str] = None) -> int:
         results[case] = time_case(case, args.repeats or reps[case], 1 if args.quick else 2, args.quick)
         for impl in CASE_IMPLS[case]:
             cmd = [sys.executable, __file__, "--worker", case, impl] + (["--quick"] if args.quick else [])
-            env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+            env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
             out = subprocess.run(cmd, capture_output=True, text=True, env=env)
             line = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
             if out.returncode != 0 or not line:
@@ -397,14 +396,12 @@ def main(argv: List[str] = None) -> int:
             "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
             "conv_meta_grad_max_rel_diff_engine_vs_higher": same}
     doc = {"meta": meta, "results": results}
-    out_json = args.out_json or (None if args.quick else ROOT / "benchmarks" / "results" / "engine_speed.json")
-    out_md = args.out_md or (None if args.quick else ROOT / "docs" / "engine_speed.md")
-    for path, text in ((out_json, json.dumps(doc, indent=1) + "\n"), (out_md, render(doc))):
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
+    out_json = args.out_json or (None if args.quick else Path(RESULTS) / "engine_speed.json")
+    out_md = args.out_md or (None if args.quick else Path(PAGES) / "engine_speed.md")
+    if out_json is not None:
+        write_json(out_json, doc, indent=1)
+    if out_md is not None:
+        write_page(out_md, render(doc))
     if args.quick:
         print(render(doc))
     return 0

@@ -8,7 +8,7 @@
    (5-way 1-shot, 4-conv) on the GPU, seconds per iteration, against the same on the CPU.
 
 Writes ``benchmarks/results/gpu_check.json``; ``python benchmarks/scaling.py --report-only`` then
-puts it into docs/scaling.md. ``--device cpu`` runs the same steps on the CPU (to try the script).
+puts it into docs/results/scaling.md. ``--device cpu`` runs the same steps on the CPU (to try the script).
 
     bash benchmarks/gpu_check.sh          # = python benchmarks/gpu_check.py --device cuda
 """
@@ -25,9 +25,7 @@ import time
 from typing import Any
 
 import numpy as np
-from _util import RESULTS, ROOT, machine
-
-from foundation.fileio import atomic_write_text
+from _util import RESULTS, ROOT, machine, write_json
 
 
 def _run(cmd: list[str], timeout: float) -> tuple[int, str, float]:
@@ -134,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, step in steps.items():   # the JSON after every step: a time-out keeps what was measured
             info[key] = step(work)
             info["seconds"] = round(time.perf_counter() - t0, 1)
-            atomic_write_text(args.out, json.dumps(info, indent=1) + "\n")
+            write_json(args.out, info, indent=1)
     print(json.dumps(info, indent=1))
     return 0
 

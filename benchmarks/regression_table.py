@@ -1,6 +1,6 @@
 """Sinusoid regression table: MAML and its add-ons at 5, 10 and 20 shots, 3 seeds, 600 tasks.
 
-Writes ``benchmarks/results/regression_table.json`` and ``docs/regression_table.md``.  Every run
+Writes ``benchmarks/results/regression_table.json`` and ``docs/results/regression_table.md``.  Every run
 lives in ``--workdir/<shots>shot/<method>/seed<k>`` with its own checkpoint and results.json, so an
 interrupted table resumes (finished runs are reused, unfinished ones continue from their
 checkpoint).  The +l2 meta-reg row uses Eq. C with the mean gammas of the +L2F run of the same
@@ -15,16 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List
 
-ROOT = Path(__file__).resolve().parents[1]
-
 import torch
+from _util import PAGES, RESULTS, ROOT, write_json, write_page
 
 from meta_learning.tasks.regression import RegressionConfig, load_gamma, run
 
@@ -41,13 +39,6 @@ PUBLISHED_MAML = {"5": 1.13, "10": 0.85, "20": 0.71}     # 1-step MSE, widely ci
 PUBLISHED_META_SGD = {"5": 0.90, "10": 0.53, "20": 0.31}
 SLUG = {"MAML": "maml", "+L2F": "l2f", "+DropGrad": "dropgrad", "+L2F+DropGrad": "l2f_dropgrad",
         "+GradDrop": "graddrop", "+PCGrad": "pcgrad", "+l2 meta-reg": "l2reg"}
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def run_one(method: str, shots: int, seed: int, args: argparse.Namespace, workdir: Path) -> Dict[str, Any]:
@@ -198,7 +189,7 @@ def main(argv: List[str] = None) -> int:
     p.add_argument("--shots", type=int, nargs="+", default=[5, 10, 20])
     p.add_argument("--eval-tasks", type=int, default=600)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    p.add_argument("--workdir", type=Path, default=ROOT / "runs" / "regression_table")
+    p.add_argument("--workdir", type=Path, default=Path(ROOT) / "runs" / "regression_table")
     p.add_argument("--out-json", type=Path)
     p.add_argument("--out-md", type=Path)
     p.add_argument("--quick", action="store_true", help="smoke test: 30 iterations, 1 seed, 5 shots, 50 tasks")
@@ -207,8 +198,8 @@ def main(argv: List[str] = None) -> int:
         args.iterations, args.seeds, args.shots, args.eval_tasks = 30, 1, [5], 50
         args.workdir = args.workdir / "quick"
     else:
-        args.out_json = args.out_json or ROOT / "benchmarks" / "results" / "regression_table.json"
-        args.out_md = args.out_md or ROOT / "docs" / "regression_table.md"
+        args.out_json = args.out_json or Path(RESULTS) / "regression_table.json"
+        args.out_md = args.out_md or Path(PAGES) / "regression_table.md"
     torch.set_num_threads(1)
     methods = list(args.methods)
     if "+l2 meta-reg" in methods and "+L2F" not in methods:
@@ -232,12 +223,11 @@ def main(argv: List[str] = None) -> int:
             "note": "wall_seconds covers only the runs not already finished in the workdir when the script "
                     "was last started; run_seconds_total sums every run's own training + evaluation time"}
     doc = {"meta": meta, "table": summary}
-    text = json.dumps(doc, indent=1) + "\n"
     md = markdown(summary, meta)
     if args.out_json:
-        _atomic_write(args.out_json, text)
+        write_json(args.out_json, doc, indent=1)
     if args.out_md:
-        _atomic_write(args.out_md, md)
+        write_page(args.out_md, md)
     if args.quick and not args.out_md:
         print(md)
     return 0

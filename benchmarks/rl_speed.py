@@ -5,7 +5,7 @@ run) / (N - 1), so set-up (building environments, the first pool of MuJoCo envs)
 ``--full-run`` also times whole 2D-navigation runs at the seed's protocol (500 iterations, MAML
 and +L2F), set-up included: the number issue #13's "under 20 minutes" is about.
 
-Writes ``benchmarks/results/rl_speed.json`` and ``docs/rl_speed.md``.
+Writes ``benchmarks/results/rl_speed.json`` and ``docs/results/rl_speed.md``.
 
     nice -n 10 python benchmarks/rl_speed.py
 """

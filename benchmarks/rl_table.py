@@ -1,7 +1,7 @@
 """Meta-RL table: 2D navigation at the seed's protocol (MAML, +L2F, +DropGrad, +L2F+DropGrad,
 3 seeds) and HalfCheetah velocity at the reduced CPU protocol (MAML, +L2F).
 
-Writes ``benchmarks/results/rl_table.json`` and ``docs/rl_table.md`` from every run that has
+Writes ``benchmarks/results/rl_table.json`` and ``docs/results/rl_table.md`` from every run that has
 finished.  Each run lives in ``--workdir/<env>/<method>/seed<k>`` with its own checkpoint, so the
 script is resumable: finished runs are reused, an interrupted one continues from its checkpoint.
 Runs go in priority order (seed 0 of MAML and +L2F on 2D navigation, the HalfCheetah runs,
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-from _util import ROOT, machine, save
+from _util import ROOT, load_json, machine, save
 
 from meta_learning.tasks.rl.train import config_for, run
 
@@ -64,10 +64,7 @@ def run_key(env: str, method: str, seed: int) -> str:
 def saved_results() -> Dict[str, Dict[str, Any]]:
     """Each finished run's whole ``results.json`` as the committed table keeps it, so that a run
     finished in an earlier session counts as done when its working folder is gone."""
-    path = Path(ROOT) / "benchmarks" / "results" / "rl_table.json"
-    if not path.is_file():
-        return {}
-    runs = json.loads(path.read_text()).get("runs", {})
+    runs = (load_json("rl_table") or {}).get("runs", {})
     return {k: v["results"] for k, v in runs.items() if "results" in v}
 
 

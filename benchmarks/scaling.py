@@ -28,7 +28,7 @@ import tempfile
 import time
 from typing import Any
 
-from _util import RESULTS, machine, median, save
+from _util import load_json, machine, median, save
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--no-python"]
 
@@ -203,12 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-sequences", type=int, default=6)
     p.add_argument("--no-save", action="store_true", help="print the markdown instead of writing files")
     p.add_argument("--report-only", action="store_true",
-                   help="rewrite docs/scaling.md from the saved JSON and the latest gpu_check.json, measuring nothing")
+                   help="rewrite docs/results/scaling.md from the saved JSON and the latest gpu_check.json, measuring nothing")
     args = p.parse_args(argv)
-    gpu_path = os.path.join(RESULTS, "gpu_check.json")
-    gpu = json.load(open(gpu_path)) if os.path.isfile(gpu_path) else None
+    gpu = load_json("gpu_check")
     if args.report_only:
-        data = json.load(open(os.path.join(RESULTS, "scaling.json")))
+        data = load_json("scaling")
         data["gpu"] = gpu
         print("\n".join(save("scaling", data, markdown(data))))
         return 0

@@ -145,8 +145,8 @@ def test_at_run_time_every_factory_without_a_device_is_one_the_scan_accepted(tmp
     from torch.overrides import TorchFunctionMode
 
     from tracker.metatrain.crest import CRESTTrainConfig, meta_train_crest
+    from tracker.metatrain.sdnet import MetaTrainConfig, meta_train
     from tracker.metatrain.sources import load_tracks
-    from tracker.metatrain.train import MetaTrainConfig, meta_train
 
     package = os.path.join(ROOT, "tracker") + os.sep
     hits: set[tuple[str, int, str]] = set()
@@ -423,8 +423,8 @@ def test_device_cuda_runs_every_command(command, ws, tmp_path, capsys):
 @pytest.mark.cuda
 @needs_cuda
 def test_cuda_meta_training_matches_the_cpu(ws, tmp_path):
+    from tracker.metatrain.sdnet import MetaTrainConfig, meta_train
     from tracker.metatrain.sources import load_tracks
-    from tracker.metatrain.train import MetaTrainConfig, meta_train
 
     tracks = load_tracks(str(ws / "data"), "otb")
     cfg = dict(iterations=2, meta_batch=2, model=ModelConfig.tiny().to_dict(), checkpoint_every=1)

@@ -716,8 +716,8 @@ def test_eval_resume_redoes_garbage_and_truncated_results(ws, tmp_path, capfd):
 
 def test_meta_train_that_learns_nothing_writes_no_weights(ws, tmp_path):
     """Every iteration non-finite (a NaN learning signal): an error, not weights labelled trained."""
+    from tracker.metatrain.sdnet import MetaTrainConfig, meta_train
     from tracker.metatrain.sources import load_tracks
-    from tracker.metatrain.train import MetaTrainConfig, meta_train
     from tracker.sdnet.model import ModelConfig
 
     out = str(tmp_path / "w.pt")

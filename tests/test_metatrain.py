@@ -9,8 +9,8 @@ import torch
 from meta_learning.l2f import L2FSettings
 from otb_eval.synthetic import generate
 from tracker.metatrain.episodes import EpisodeConfig, sample_episode
+from tracker.metatrain.sdnet import MetaTrainConfig, build_learner, meta_train
 from tracker.metatrain.sources import load_tracks
-from tracker.metatrain.train import MetaTrainConfig, build_learner, meta_train
 from tracker.sdnet.losses import region_loss
 from tracker.sdnet.model import ModelConfig
 from tracker.sdnet.weights import load_weights

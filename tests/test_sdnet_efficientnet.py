@@ -73,8 +73,8 @@ def test_tracker_and_meta_training_on_efficientnet(tmp_path):
     import tracker
     from otb_eval.datasets import OTBDataset
     from otb_eval.synthetic import generate
+    from tracker.metatrain.sdnet import MetaTrainConfig, meta_train
     from tracker.metatrain.sources import load_tracks
-    from tracker.metatrain.train import MetaTrainConfig, meta_train
     from tracker.sdnet.weights import SDNetWeights, load_weights, save_weights
 
     cfg = ModelConfig.efficientnet()

@@ -70,7 +70,7 @@ class CRESTOptions:
     update_steps: int = 2                 # Adam steps per update
     update_lr: float = 7e-6               # Adam lr of the online updates
     residual: bool = True                 # CREST's spatial and temporal residual branches (they pay:
-                                          # docs/crest_residual.md, chosen on the validation split)
+                                          # docs/results/crest_residual.md, chosen on the validation split)
     residual_iters: int = 10              # metacrest: Adam iterations of the spatial branch at frame 1
     residual_lr: float = 1e-3             # their lr (init="train" trains it with the base instead)
     init: str = "meta"                    # meta: one meta-SGD step; train: Adam from a seeded start

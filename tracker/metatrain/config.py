@@ -2,7 +2,7 @@
 
 :class:`TrainConfig` holds what every family's training reads (iterations, meta-batch, the three
 Adam learning rates, L2F, DropGrad, the loop's checkpoint and validation cadence); MetaSDNet's
-:class:`~tracker.metatrain.train.MetaTrainConfig` and MetaCREST's
+:class:`~tracker.metatrain.sdnet.MetaTrainConfig` and MetaCREST's
 :class:`~tracker.metatrain.crest.CRESTTrainConfig` extend it with their own and their reference
 defaults. :func:`training_learner` is the one place a training run's engine is configured.
 """

@@ -28,7 +28,7 @@ def _meta_train_args(group: Any) -> None:
 
 
 def _meta_train_settings(args: argparse.Namespace) -> dict:
-    """The :class:`~tracker.metatrain.train.MetaTrainConfig` fields those flags set."""
+    """The :class:`~tracker.metatrain.sdnet.MetaTrainConfig` fields those flags set."""
     from .model import ModelConfig
 
     return dict(adapt=args.adapt, pretrain_iterations=args.pretrain_iterations,
@@ -44,8 +44,8 @@ FAMILY = Family(
     options="tracker.sdnet.online:SDNetOptions",
     read_weights="tracker.sdnet.weights:load_weights",
     write_weights="tracker.sdnet.weights:save_weights",
-    train_config="tracker.metatrain.train:MetaTrainConfig",
-    train="tracker.metatrain.train:meta_train",
+    train_config="tracker.metatrain.sdnet:MetaTrainConfig",
+    train="tracker.metatrain.sdnet:meta_train",
     add_meta_train_args=_meta_train_args,
     meta_train_settings=_meta_train_settings,
     track_flags=("mode",),

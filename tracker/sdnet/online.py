@@ -77,9 +77,9 @@ class SDNetOptions:
     bbreg: bool = True
     # CPU: 250 boxes instead of MDNet's 1000. The ridge fit is most of the frame-1 work that every
     # start shares (its Gram matrix grows with the square of the boxes); with a quarter of them the
-    # val AUC is the same (docs/metasdnet_bbreg.md: the tracking path is the same, only the reported
+    # val AUC is the same (docs/results/metasdnet_bbreg.md: the tracking path is the same, only the reported
     # boxes differ), and MetaSDNet's frame 1 went from 3.1x to 5.7x faster than mdnet's
-    # (docs/tracker_speed.md, before and after)
+    # (docs/results/tracker_speed.md, before and after)
     bbreg_n: int = 250
     bbreg_sampler: Tuple = ("uniform", 0.3, 1.5, 1.1)
     bbreg_iou: float = 0.6

@@ -10,7 +10,7 @@ weight and bias: 6, what L2F's attenuator sees; ResNet12's are 16 conv weights p
 On the CPU the 4-conv computes each batch norm -> LeakyReLU -> max-pool as one op
 (:func:`.fused.bn_lrelu_pool`) on channels-last tensors, and its convolutions with a leaner double
 backward (:func:`.fused.conv2d`): the same function, about twice as fast for a second-order
-meta-update (``docs/engine_speed.md``); the modules and their state-dict keys are the standard ones,
+meta-update (``docs/results/engine_speed.md``); the modules and their state-dict keys are the standard ones,
 and ``Conv4(..., fused=False)`` runs them one by one.
 """
 from __future__ import annotations
