@@ -99,6 +99,43 @@ def test_workers_give_the_same_boxes(small_tree, tmp_path):
         assert a == open(tmp_path / "two" / "test-drift" / f"Seq{i}.txt").read()
 
 
+class ThreadsTracker(Tracker):
+    """Reports torch's thread count during tracking as its box width (what float order depends on)."""
+
+    def __init__(self, name="threads"):
+        super().__init__(name)
+
+    def init(self, image, box):
+        import torch
+
+        self.box = np.asarray(box, float)
+        self.box[2] = torch.get_num_threads()
+
+    def update(self, image):
+        return self.init(image, self.box) or self.box
+
+
+register("test-threads", ThreadsTracker, overwrite=True)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_run_tracks_on_the_fixed_thread_count(small_tree, tmp_path, workers):
+    import torch
+
+    from otb_eval.experiment import RUN_THREADS
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(RUN_THREADS + 1)   # a process with more threads than a run uses
+    try:
+        run_ope(factory("test-threads"), OTBDataset(small_tree), str(tmp_path), workers=workers, progress=False)
+        assert torch.get_num_threads() == RUN_THREADS + 1   # restored after the runs
+    finally:
+        torch.set_num_threads(before)
+    for i in range(4):
+        widths = np.loadtxt(tmp_path / "test-threads" / f"Seq{i}.txt", delimiter=",")[1:, 2]   # row 1: given box
+        assert np.all(widths == RUN_THREADS), (workers, widths)
+
+
 def test_unreadable_image_keeps_finished_sequences(small_tree, tmp_path):
     (tmp_path / "data" / "Seq2" / "img" / "0005.jpg").write_bytes(b"not a jpeg")
     from foundation.errors import UserError
