@@ -260,3 +260,165 @@ def test_cli_refuses_a_file_and_writes_sequences(tmp_path, capsys):
                  "--split", "val", "--seed", "5", "--no-progress"]) == 0
     assert sorted(os.listdir(out)) == ["SynVal001", "SynVal002"]
     assert _read(out / "SynVal002")[0]["seed"] == 5
+
+
+# ----------------------------------------------------------------------------------------------
+# Image folders (--objects / --backgrounds) and the footage profile
+# ----------------------------------------------------------------------------------------------
+
+from otb_eval.synthetic import footage, library, packages  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """Tiny cut-outs with alpha in three categories, two plain photographs, and backgrounds."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for cat in ("fruit", "birds", "tools"):
+        os.makedirs(root / "objects" / cat)
+        for i in range(10):
+            h, w = int(rng.integers(30, 60)), int(rng.integers(30, 60))
+            bgra = np.zeros((h, w, 4), np.uint8)
+            bgra[..., :3] = rng.integers(0, 255, (h, w, 3))
+            cv2.ellipse(bgra, (w // 2, h // 2), (w // 2 - 2, h // 3), 0, 0, 360, (0, 0, 0, 255), -1)
+            bgra[..., :3] = np.where(bgra[..., 3:] > 0, rng.integers(0, 255, (h, w, 3)), 0)
+            cv2.imwrite(str(root / "objects" / cat / f"{cat}{i}.png"), bgra)
+    os.makedirs(root / "objects" / "photos")
+    for i in range(2):
+        cv2.imwrite(str(root / "objects" / "photos" / f"p{i}.jpg"), rng.integers(0, 255, (80, 90, 3)).astype(np.uint8))
+    os.makedirs(root / "backgrounds")
+    for i in range(30):
+        img = cv2.resize(rng.integers(0, 255, (12, 16, 3)).astype(np.uint8), (200, 150))
+        cv2.imwrite(str(root / "backgrounds" / f"bg{i}.jpg"), img)
+    (root / "backgrounds" / "notes.txt").write_text("not an image")
+    os.makedirs(root / "empty")
+    return str(root / "objects"), str(root / "backgrounds"), str(root / "empty")
+
+
+def test_folders_and_footage_are_deterministic_per_seed(folders, tmp_path):
+    objects, backgrounds, _ = folders
+    kw = dict(frames=(70, 80), size=(128, 96), progress=False, profile="footage", objects=objects,
+              backgrounds=backgrounds)
+    for folder, seed in (("a", 3), ("b", 3), ("c", 4)):
+        synthetic.generate(str(tmp_path / folder), 2, seed=seed, split="train", **kw)
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for name in ("SynTrain001", "SynTrain002"):
+        for rel in ("groundtruth_rect.txt", "attributes.json", "img/0001.jpg", "img/0050.jpg"):
+            assert (a / name / rel).read_bytes() == (b / name / rel).read_bytes(), rel
+        assert (a / name / "attributes.json").read_bytes() != (c / name / "attributes.json").read_bytes()
+        meta, gt = _read(a / name)
+        gen = meta["generator"]
+        assert gen["profile"] == "footage" and gen["target"]["source"]["kind"] == "library"
+        assert gen["objects"]["files"] == 32 and gen["backgrounds"]["files"] == 30  # notes.txt left out
+        assert sum(gen["objects"]["per_split"].values()) == 32 and len(gen["objects"]["sha256"]) == 64
+        assert gen["background"]["source"]["library"] == "backgrounds"
+        assert "codec" in gen["stats"]
+        absent = gen.get("absent_frames", [])  # exits: zero boxes exactly there, a box elsewhere
+        assert [f for f in range(len(gt)) if gt[f, 2] == 0] == list(absent)
+        assert gt[0, 2] > 0
+    # a rerun with the same settings resumes; with another profile it refuses
+    assert synthetic.generate(str(a), 2, seed=3, split="train", **kw) == ["SynTrain001", "SynTrain002"]
+    with pytest.raises(UserError, match="overwrite"):
+        synthetic.generate(str(a), 1, seed=3, split="train", frames=(70, 80), size=(128, 96), progress=False)
+
+
+def test_images_are_split_by_source_image(folders, tmp_path):
+    objects, backgrounds, _ = folders
+    lib = library.load_library(objects, "objects")
+    assert {im.split for im in lib.images} == set(synthetic.SPLITS)
+    for im in lib.images:
+        assert im.split == library.split_of(im.rel) and im.category == os.path.dirname(im.rel)
+    # copies of one picture share a split: mirrored stamps, one wallpaper at several resolutions
+    assert library.split_key("a/Dreydl_mirror.png") == library.split_key("a/dreydl.png")
+    assert library.split_key("m/Elephants_3840x2160.jpg") == library.split_key("m/Elephants.jpg")
+    shares = [library.split_of(f"x/{i}.png") for i in range(2000)]
+    assert 0.65 < shares.count("train") / 2000 < 0.75 and 0.12 < shares.count("test") / 2000 < 0.18
+    used = {}
+    for split in synthetic.SPLITS:
+        opts = footage.profile_options("footage", lib, library.load_library(backgrounds, "backgrounds"))
+        used[split] = set()
+        for i in range(1, 5):
+            p = synthetic.plan(0, split, i, frames=(10, 10), size=(96, 72), options=opts)
+            srcs = [p.target.provenance, p.background.provenance] + [d["sprite"].provenance for d in p.distractors]
+            for src in srcs:
+                if src.get("kind") == "library":
+                    assert src["split"] == split
+                    used[split].add((src["library"], src["file"]))
+    assert used["train"] and used["val"] and used["test"]
+    assert not (used["train"] & used["val"] or used["train"] & used["test"] or used["val"] & used["test"])
+
+
+def test_codec_changes_pixels_but_not_boxes():
+    raw = synthetic.render(synthetic.plan(1, "test", 2, frames=(20, 20), size=(128, 96)))
+    p = synthetic.plan(1, "test", 2, frames=(20, 20), size=(128, 96), options=footage.PlanOptions(codec=True))
+    assert p.codec is not None
+    coded = synthetic.render(p)
+    assert np.array_equal(raw[1], coded[1])
+    diff = np.mean([np.abs(a.image.astype(int) - b.image.astype(int)).mean() for a, b in zip(raw[0], coded[0])])
+    assert diff > 1.0
+    assert coded[0][0].image.shape == raw[0][0].image.shape
+
+
+def test_same_category_distractors_come_from_the_target_category(folders):
+    lib = library.load_library(folders[0], "objects")
+    opts = footage.PlanOptions(objects=lib, category_distractors=True)
+    seen = 0
+    for i in range(1, 9):
+        p = synthetic.plan(2, "train", i, frames=(30, 30), size=(128, 96), attributes=["BC"], options=opts)
+        target = p.target.provenance
+        if target["category"] == "photos":  # the only other photograph may sit in another split
+            continue
+        for d in p.distractors:
+            src = d["sprite"].provenance
+            assert src["category"] == target["category"] and src["file"] != target["file"]
+            assert src["split"] == "train"
+            seen += 1
+        frames, boxes, labels, _ = synthetic.render(p)
+        assert "BC" in labels
+    assert seen >= 8
+
+
+def test_default_profile_has_none_of_the_new_nuisances(tmp_path):
+    assert not footage.PROFILES["default"].dynamic and footage.run_options() == (None, {})
+    assert all(getattr(footage.PROFILES["footage"], d) for d in footage.DYNAMICS)
+    for i in range(1, 6):
+        p = synthetic.plan(0, "test", i)
+        assert p.pitch is None and p.exposure is None and p.codec is None and not p.absent_ok
+        assert not any(k in p.info for k in ("dynamics", "turns", "handheld", "exits", "hands", "drift"))
+        assert all("angle" not in o and "zoom" not in o for o in p.occluders)
+        assert all("base" not in d for d in p.distractors)
+    synthetic.generate(str(tmp_path), 1, seed=0, split="test", frames=(5, 5), size=(96, 72), progress=False)
+    gen = _read(tmp_path / "SynTest001")[0]["generator"]
+    assert not {"profile", "objects", "backgrounds", "absent_frames", "codec"} & (set(gen) | set(gen["stats"]))
+
+
+def test_long_footage_sequences(tmp_path):
+    out = tmp_path / "long"
+    assert main(["synth", str(out), "--sequences", "1", "--profile", "footage", "--frames", "300:1000",
+                 "--size", "96x72", "--no-progress"]) == 0
+    meta, gt = _read(out / "SynTest001")
+    assert 300 <= meta["frames"] <= 1000 and len(gt) == meta["frames"]
+    assert meta["generator"]["frames_range"] == [300, 1000]
+
+
+def test_folder_without_images_is_one_user_error_line(folders, tmp_path, capsys):
+    objects, _, empty = folders
+    assert main(["synth", str(tmp_path / "o"), "--objects", empty]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--objects" in err and "no usable image" in err
+    assert main(["synth", str(tmp_path / "o"), "--backgrounds", str(tmp_path / "missing")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_tuxpaint_keep_list_and_package_versions():
+    assert packages.keep_stamp("animals/birds/owl.png")
+    assert packages.keep_stamp("food/fruit/kiwi.png")
+    assert not packages.keep_stamp("animals/birds/cartoon/tweety.png")
+    assert not packages.keep_stamp("symbols/alphabets/asl/a.png")
+    assert not packages.keep_stamp("seasonal/christmas/santa.png")
+    assert not packages.keep_stamp("food/pizza.png")
+    assert not packages.keep_stamp("animals/mammals/bears/toys/edward_bear.png")
+    assert packages.installed_versions(["no-such-package-for-metatrack"]) == {}
+    assert packages.used_packages(["/nonexistent/folder"]) == {}

@@ -7,7 +7,10 @@ The package face; the parts live in:
 - :mod:`.planning`: what happens in one sequence, decided per nuisance from its seed (motion,
   nuisance schedule, textures, attributes);
 - :mod:`.rendering`: drawing a planned sequence frame by frame, with its exact boxes;
-- :mod:`.sources`: the photographs and procedural textures, partitioned between the splits.
+- :mod:`.sources`: the photographs and procedural textures, partitioned between the splits;
+- :mod:`.library`: folders of real images (``--objects`` cut-outs, ``--backgrounds``), split by
+  source image; :mod:`.packages`: the Debian packages they come from;
+- :mod:`.footage`: the profiles and footage-like dynamics; :mod:`.codec`: the video-codec pass.
 """
 from .benchmark import (
                         DEFAULT_FRAMES,

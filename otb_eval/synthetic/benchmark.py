@@ -42,6 +42,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .codec import through_codec
 from .planning import (
     BC_MAX_GAP,
     DEF_MIN_AMPLITUDE,
@@ -105,11 +106,13 @@ def _n_frames(seq_seed: int, frames: tuple[int, int]) -> int:
 
 
 def plan(seed: int, split: str, index: int, frames: tuple[int, int] = DEFAULT_FRAMES,
-         size: tuple[int, int] = DEFAULT_SIZE, attributes: Sequence[str] | None = None) -> SequencePlan:
-    """The :class:`SequencePlan` of sequence ``index`` (``attributes`` forces the set to exercise)."""
+         size: tuple[int, int] = DEFAULT_SIZE, attributes: Sequence[str] | None = None,
+         options=None) -> SequencePlan:
+    """The :class:`SequencePlan` of sequence ``index`` (``attributes`` forces the set to exercise;
+    ``options``: a :class:`.footage.PlanOptions`, image folders and footage dynamics)."""
     s = sequence_seed(seed, split, index)
     return plan_sequence(s, split, _n_frames(s, frames), size,
-                         list(attributes) if attributes is not None else None)
+                         list(attributes) if attributes is not None else None, options)
 
 
 def measure(p: SequencePlan, boxes: np.ndarray, frames: list) -> dict:
@@ -117,26 +120,29 @@ def measure(p: SequencePlan, boxes: np.ndarray, frames: list) -> dict:
     from foundation.boxes import centers
 
     W, H = p.size
+    present = boxes[:, 2] > 0  # footage exits leave 0,0,0,0 boxes: not moves, not areas
     c = centers(boxes)
-    speed = np.hypot(*np.diff(c, axis=0).T) if len(boxes) > 1 else np.zeros(1)
+    speed = np.hypot(*np.diff(c, axis=0).T)[present[1:] & present[:-1]] if len(boxes) > 1 else np.zeros(1)
+    area = boxes[present, 2] * boxes[present, 3]
     touching = ((boxes[:, 0] <= 0) | (boxes[:, 1] <= 0) | (boxes[:, 0] + boxes[:, 2] >= W)
                 | (boxes[:, 1] + boxes[:, 3] >= H))
     light = np.array([fr.light for fr in frames])
     gaps = [fr.distractor_gap for fr in frames]
     return {
         "max_center_shift_px": round(float(speed.max(initial=0.0)), 3),
-        "median_box_area": round(float(np.median(boxes[:, 2] * boxes[:, 3])), 1),
+        "median_box_area": round(float(np.median(area)), 1),
         "frames_touching_border": int(touching.sum()),
         "min_visible_fraction": round(min(fr.visible_fraction for fr in frames), 4),
         "scale_ratio": round(float(p.scale.max() / p.scale.min()), 4),
         "rotation_range_deg": round(float(np.ptp(p.angle)), 2),
-        "max_out_of_plane_deg": round(float(np.abs(p.yaw).max()), 2),
+        "max_out_of_plane_deg": round(float(max(np.abs(p.yaw).max(),
+                                                0.0 if p.pitch is None else np.abs(p.pitch).max())), 2),
         "max_deformation": round(float(p.deform.max()), 4),
         "illumination_ratio": round(float(light.max() / max(light.min(), 1e-6)), 4),
         "max_blur_px": round(float(p.blur_len.max()), 3),
         "max_occluded_fraction": round(max(fr.occluded_fraction for fr in frames), 4),
         "min_distractor_gap": round(float(min(gaps)), 3) if np.isfinite(min(gaps)) else None,
-        "box_area_range": [float((boxes[:, 2] * boxes[:, 3]).min()), float((boxes[:, 2] * boxes[:, 3]).max())],
+        "box_area_range": [float(area.min()), float(area.max())],
     }
 
 
@@ -162,16 +168,17 @@ def label(planned: Sequence[str], stats: dict) -> list[str]:
 def render(p: SequencePlan, draw_target: bool = True, keep_masks: bool = False):
     """Render a plan in memory: ``(frames, boxes (N, 4), attributes, stats)``; frames are
     :class:`.rendering.Frame` objects (``image`` BGR uint8, ``mask`` when ``keep_masks``)."""
-    frames = list(iter_frames(p, draw_target=draw_target, keep_masks=keep_masks))
+    frames = list(through_codec(iter_frames(p, draw_target=draw_target, keep_masks=keep_masks), p.codec))
     boxes = np.array([fr.box for fr in frames])
     stats = measure(p, boxes, frames)
     return frames, boxes, label(p.attributes, stats), stats
 
 
-def _request(seed: int, split: str, index: int, frames, size) -> dict:
+def _request(seed: int, split: str, index: int, frames, size, extra: dict | None = None) -> dict:
     return {"name": "otb_eval.synthetic", "version": VERSION, "index": index,
             "sequence_seed": sequence_seed(seed, split, index),
-            "frames_range": [int(frames[0]), int(frames[1])], "size": [int(size[0]), int(size[1])]}
+            "frames_range": [int(frames[0]), int(frames[1])], "size": [int(size[0]), int(size[1])],
+            **(extra or {})}
 
 
 def _is_complete(folder: str, request: dict) -> bool | None:
@@ -182,7 +189,7 @@ def _is_complete(folder: str, request: dict) -> bool | None:
         with open(os.path.join(folder, "attributes.json"), encoding="utf-8") as fh:
             meta = json.load(fh)
         gen = meta["generator"]
-        if any(gen.get(k) != v for k, v in request.items()):
+        if any(gen.get(k) != v for k, v in request.items()) or gen.get("profile") != request.get("profile"):
             return False
         n = int(meta["frames"])
         with open(os.path.join(folder, "groundtruth_rect.txt"), encoding="utf-8") as fh:
@@ -202,7 +209,8 @@ def write_sequence(out_dir: str, name: str, p: SequencePlan, meta: dict) -> dict
     os.makedirs(os.path.join(tmp, "img"))
     try:
         frames, boxes = [], []
-        for f, fr in enumerate(iter_frames(p)):
+        codec_used: dict = {}
+        for f, fr in enumerate(through_codec(iter_frames(p), p.codec, codec_used)):
             path = os.path.join(tmp, "img", f"{f + 1:04d}.jpg")
             if not cv2.imwrite(path, fr.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
                 raise OSError(f"cannot write {path}")
@@ -210,7 +218,7 @@ def write_sequence(out_dir: str, name: str, p: SequencePlan, meta: dict) -> dict
             frames.append(fr)
             boxes.append(fr.box)
         boxes = np.array(boxes)
-        stats = measure(p, boxes, frames)
+        stats = {**measure(p, boxes, frames), **codec_used}
         attrs = label(p.attributes, stats)
         with open(os.path.join(tmp, "groundtruth_rect.txt"), "w", encoding="utf-8") as fh:
             fh.write("".join(f"{int(b[0])},{int(b[1])},{int(b[2])},{int(b[3])}\n" for b in boxes))
@@ -224,7 +232,8 @@ def write_sequence(out_dir: str, name: str, p: SequencePlan, meta: dict) -> dict
                           "dropped": [a for a in p.attributes if a not in attrs],
                           "photo_library": _photo_library(),
                           "box_convention": BOX_CONVENTION, "definitions": DEFINITIONS,
-                          "stats": stats, **p.info},
+                          "stats": stats, **p.info,
+                          **({"absent_frames": np.flatnonzero(boxes[:, 2] <= 0)} if p.absent_ok else {})},
         }
         with open(os.path.join(tmp, "attributes.json"), "w", encoding="utf-8") as fh:
             json.dump(content, fh, indent=1, sort_keys=False, default=_json_default)
@@ -287,8 +296,12 @@ def _validate(n_sequences, seed, split, frames, size):
 
 def generate(out_dir: str, n_sequences: int, seed: int = 0, split: str = "test",
              frames: tuple[int, int] = DEFAULT_FRAMES, size: tuple[int, int] = DEFAULT_SIZE,
-             progress: bool = True, overwrite: bool = False) -> list[str]:
+             progress: bool = True, overwrite: bool = False, profile: str = "default",
+             objects: str | None = None, backgrounds: str | None = None) -> list[str]:
     """Write sequences 1..``n_sequences`` of ``split`` under ``out_dir``; return their names.
+
+    ``profile`` (``default`` or ``footage``) and the image folders ``objects`` / ``backgrounds``
+    are :mod:`.footage`'s; the default profile without folders writes what it always wrote.
 
     Sequences already there with the same settings are skipped (resume); a non-empty folder
     holding anything else is refused unless ``overwrite``.
@@ -296,6 +309,9 @@ def generate(out_dir: str, n_sequences: int, seed: int = 0, split: str = "test",
     from foundation.errors import UserError
 
     _validate(n_sequences, seed, split, frames, size)
+    from .footage import run_options
+
+    options, extra = run_options(profile, objects, backgrounds)
     out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise UserError(f"output {out_dir} exists and is not a folder")
@@ -310,7 +326,7 @@ def generate(out_dir: str, n_sequences: int, seed: int = 0, split: str = "test",
     names = [sequence_name(split, i) for i in range(1, int(n_sequences) + 1)]
     todo = []
     for i, name in enumerate(names, start=1):
-        state = _is_complete(os.path.join(out_dir, name), _request(seed, split, i, frames, size))
+        state = _is_complete(os.path.join(out_dir, name), _request(seed, split, i, frames, size, extra))
         if state is True and not overwrite:
             continue
         if state is False and not overwrite:
@@ -325,8 +341,8 @@ def generate(out_dir: str, n_sequences: int, seed: int = 0, split: str = "test",
         bar = tqdm(total=len(todo), desc=f"synth {split}", unit="seq")
     try:
         for i, name in todo:
-            p = plan(seed, split, i, frames, size)
-            meta = {"seed": int(seed), "generator": _request(seed, split, i, frames, size)}
+            p = plan(seed, split, i, frames, size, options=options)
+            meta = {"seed": int(seed), "generator": _request(seed, split, i, frames, size, extra)}
             try:
                 write_sequence(out_dir, name, p, meta)
             except OSError as err:  # a full disk or a read-only folder is not a bug

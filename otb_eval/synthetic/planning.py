@@ -191,15 +191,20 @@ class SequencePlan:
     distractors: list = field(default_factory=list)   # dicts: sprite, offset (n,2), scale
     occluders: list = field(default_factory=list)     # dicts: sprite, offset (n,2), scale, window
     info: dict = field(default_factory=dict)          # parameters for attributes.json
+    # footage dynamics (see .footage); None / False in the default profile
+    pitch: np.ndarray | None = None       # (n,) degrees, out-of-plane about the horizontal axis
+    exposure: np.ndarray | None = None    # (n, 3) per-channel gain (exposure and white balance)
+    absent_ok: bool = False               # the target may leave the view entirely (box 0,0,0,0)
+    codec: dict | None = None             # frames go through a video encoder (see .codec)
 
 
 def homography(plan_size: tuple[float, float], sprite: Sprite, centre, scale: float, angle: float,
-               yaw: float = 0.0, squash: float = 1.0) -> np.ndarray:
+               yaw: float = 0.0, squash: float = 1.0, pitch: float = 0.0) -> np.ndarray:
     """3x3 map from sprite-canvas pixels to frame pixels.
 
     The sprite's content (canvas minus padding) is mapped to ``plan_size`` (w, h) times ``scale``,
-    squashed by ``squash`` (x) / ``1/squash`` (y), turned by ``yaw`` about the vertical axis with a
-    mild perspective, rotated by ``angle`` (degrees, counter-clockwise on screen) and centred at
+    squashed by ``squash`` (x) / ``1/squash`` (y), turned by ``pitch`` about the horizontal and
+    ``yaw`` about the vertical axis with a mild perspective, rotated by ``angle`` (degrees, counter-clockwise on screen) and centred at
     ``centre``.
     """
     ch, cw = sprite.alpha.shape
@@ -212,6 +217,10 @@ def homography(plan_size: tuple[float, float], sprite: Sprite, centre, scale: fl
     f = 3.0 * max(bw, bh) * scale
     th = np.deg2rad(yaw)
     persp = np.array([[f * np.cos(th), 0, 0], [0, f, 0], [np.sin(th), 0, f]], float)
+    if pitch:  # the plane's axes after pitch then yaw, projected (equal to the above at pitch 0)
+        ph = np.deg2rad(pitch)
+        persp = np.array([[f * np.cos(th), -f * np.sin(th) * np.sin(ph), 0], [0, f * np.cos(ph), 0],
+                          [np.sin(th), np.cos(th) * np.sin(ph), f]], float)
     a = np.deg2rad(angle)
     rot = np.array([[np.cos(a), np.sin(a), 0], [-np.sin(a), np.cos(a), 0], [0, 0, 1]], float)
     move = np.array([[1, 0, centre[0]], [0, 1, centre[1]], [0, 0, 1]], float)
@@ -249,8 +258,11 @@ def _make_sprite(rng: np.random.Generator, source: Source, w: int, h: int, pad: 
 
 
 def plan_sequence(seq_seed: int, split: str, n_frames: int, size: tuple[int, int] = (320, 240),
-                  attributes: list[str] | None = None) -> SequencePlan:
+                  attributes: list[str] | None = None, options=None) -> SequencePlan:
     """Decide a whole sequence from ``seq_seed``; ``attributes`` forces the set (else 2-4 drawn).
+
+    ``options`` (a :class:`.footage.PlanOptions`) adds image folders and footage dynamics; without
+    it (or with the default profile's) the plan is exactly the original generator's.
 
     One step per nuisance, each drawing from the sequence's generator in a fixed order (so a
     seed always gives the same sequence): size and scale, rotations, deformation, textures, the
@@ -273,7 +285,7 @@ def plan_sequence(seq_seed: int, split: str, n_frames: int, size: tuple[int, int
     angle = _plan_in_plane(rng, has, t)
     yaw = _plan_out_of_plane(rng, has, n)
     deform, squash, deform_phase, waves = _plan_deformation(rng, has, t)
-    cam, background, target = _plan_textures(rng, split, (W, H), (bw, bh), scale)
+    cam, background, target, (bw, bh) = _plan_textures(rng, split, (W, H), (bw, bh), scale, options, seq_seed)
     extents, content = _extents(target, (bw, bh), scale, angle, yaw, squash)
     centre, fm_frames = _plan_path(rng, has, (W, H), extents)
     ov_info = _plan_out_of_view(rng, has, centre, content, (W, H))
@@ -297,9 +309,14 @@ def plan_sequence(seq_seed: int, split: str, n_frames: int, size: tuple[int, int
         "fast_motion_frames": fm_frames,
         "out_of_view": ov_info,
     }
-    return SequencePlan(seq_seed, split, (W, H), n, attrs, target, (bw, bh), centre, scale, angle,
-                        yaw, squash, deform, deform_phase, waves, gain, light, blur_len, blur_angle,
-                        background, bg_matrix, noise_sigma, distractors, occluders, info)
+    p = SequencePlan(seq_seed, split, (W, H), n, attrs, target, (bw, bh), centre, scale, angle,
+                     yaw, squash, deform, deform_phase, waves, gain, light, blur_len, blur_angle,
+                     background, bg_matrix, noise_sigma, distractors, occluders, info)
+    if options is not None and options.dynamic:
+        from .footage import apply_footage
+
+        apply_footage(p, options)
+    return p
 
 
 def _plan_size(rng: np.random.Generator, has, t: np.ndarray, short: int):
@@ -371,30 +388,46 @@ def _plan_deformation(rng: np.random.Generator, has, t: np.ndarray):
 
 
 def _plan_textures(rng: np.random.Generator, split: str, size: tuple[int, int],
-                   base: tuple[float, float], scale: np.ndarray):
-    """The background, then the target from another source; whether the camera moves."""
+                   base: tuple[float, float], scale: np.ndarray, options=None, seq_seed: int = 0):
+    """The background, then the target from another source; whether the camera moves. Image
+    folders in ``options`` replace the photographs (drawn from a generator of their own)."""
     W, H = size
     bw, bh = base
     cam = bool(rng.random() < 0.6)
-    background = pick_source(rng, split, 96, 96, photo_prob=0.75,
-                             procedural_size=(int(H * 1.3), int(W * 1.3)))
-    background = Source(_tint(rng, background.image, 0.3), background.provenance)
+    backgrounds = options.backgrounds if options is not None else None
+    objects = options.objects if options is not None else None
+    lib_rng = np.random.default_rng([seq_seed, 31])
+    if backgrounds is not None:
+        from .footage import library_source
+
+        background = library_source(lib_rng, backgrounds, split)
+    else:
+        background = pick_source(rng, split, 96, 96, photo_prob=0.75,
+                                 procedural_size=(int(H * 1.3), int(W * 1.3)))
+    background = Source(_tint(rng, background.image, 0.3 if backgrounds is None else 0.1),
+                        background.provenance)
+    res = max(1.0, float(scale.max()))  # texture resolution: no upsampling at the largest scale
+    if objects is not None:
+        from .footage import library_target
+
+        target, (bw, bh) = library_target(lib_rng, objects, split, (bw, bh), res)
+        return cam, background, target, (bw, bh)
     exclude = (background.provenance.get("id"),) if background.provenance.get("kind") == "photo" else ()
     target_src = pick_source(rng, split, 32, 32, photo_prob=0.7, exclude=exclude)
-    res = max(1.0, float(scale.max()))  # texture resolution: no upsampling at the largest scale
     tw, th = max(3, round(bw * res)), max(3, round(bh * res))
     pad = int(np.ceil(0.2 * max(tw, th))) + 2
-    return cam, background, _make_sprite(rng, target_src, tw, th, pad)
+    return cam, background, _make_sprite(rng, target_src, tw, th, pad), (bw, bh)
 
 
 def _extents(target: Sprite, base: tuple[float, float], scale: np.ndarray, angle: np.ndarray,
-             yaw: np.ndarray, squash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+             yaw: np.ndarray, squash: np.ndarray, pitch=None) -> tuple[np.ndarray, np.ndarray]:
     """Per frame, the half-extents of the padded canvas (containment) and of the undeformed
     content (out-of-view planning)."""
     n = len(scale)
     extents, content = np.zeros((n, 2)), np.zeros((n, 2))
     for f in range(n):
-        m = homography(base, target, (0, 0), scale[f], angle[f], yaw[f], squash[f])
+        m = homography(base, target, (0, 0), scale[f], angle[f], yaw[f], squash[f],
+                       0.0 if pitch is None else pitch[f])
         extents[f] = np.abs(corners(m, target)).max(axis=0)
         content[f] = np.abs(corners(m, target, inset=target.pad)).max(axis=0)
     return extents, content

@@ -142,12 +142,13 @@ def iter_frames(plan: SequencePlan, draw_target: bool = True, keep_masks: bool =
         for d in plan.distractors:
             sp = d["sprite"]
             dc = c + d["offset"][f]
-            m = homography(plan.base_size, sp, dc, plan.scale[f] * d["scale"], plan.angle[f] + d["angle"])
+            m = homography(d.get("base", plan.base_size), sp, dc, plan.scale[f] * d["scale"],
+                           plan.angle[f] + d["angle"])
             _blend(frame, _warp(sp.colour, sp.alpha, m, corners(m, sp)))
             gap = min(gap, float(np.linalg.norm(d["offset"][f])) / size_f)
         colour, alpha = _deformed(plan, f)
         m = homography(plan.base_size, plan.target, c, plan.scale[f], plan.angle[f], plan.yaw[f],
-                        plan.squash[f])
+                       plan.squash[f], 0.0 if plan.pitch is None else plan.pitch[f])
         layer = _warp(colour, alpha, m, corners(m, plan.target))
         full = layer.alpha >= 0.5
         sl = _clip(layer, W, H)
@@ -155,12 +156,15 @@ def iter_frames(plan: SequencePlan, draw_target: bool = True, keep_masks: bool =
         if sl is not None:
             inside[sl[1]] = full[sl[1]]
         n_full, n_in = int(full.sum()), int(inside.sum())
-        if n_in == 0:
+        if n_in == 0 and not plan.absent_ok:
             raise RuntimeError(f"synthetic target left the image at frame {f} (seed {plan.seed})")
-        rows = np.flatnonzero(inside.any(axis=1))
-        cols = np.flatnonzero(inside.any(axis=0))
-        box = np.array([layer.x0 + cols[0], layer.y0 + rows[0], cols[-1] - cols[0] + 1,
-                        rows[-1] - rows[0] + 1], float)
+        if n_in == 0:  # out of view (footage exits): the absent box
+            box = np.zeros(4)
+        else:
+            rows = np.flatnonzero(inside.any(axis=1))
+            cols = np.flatnonzero(inside.any(axis=0))
+            box = np.array([layer.x0 + cols[0], layer.y0 + rows[0], cols[-1] - cols[0] + 1,
+                            rows[-1] - rows[0] + 1], float)
         if draw_target:
             _blend(frame, layer)
         covered = np.zeros_like(inside)
@@ -169,7 +173,8 @@ def iter_frames(plan: SequencePlan, draw_target: bool = True, keep_masks: bool =
             if not s0 <= f <= s1:
                 continue
             sp = o["sprite"]
-            mo = homography(sp.size, sp, c + o["offset"][f], 1.0, 0.0)
+            mo = homography(sp.size, sp, c + o["offset"][f], o["zoom"][f] if "zoom" in o else 1.0,
+                            o.get("angle", 0.0))
             occ = _warp(sp.colour, sp.alpha, mo, corners(mo, sp))
             _blend(frame, occ)
             # occluder pixels over the target's region
@@ -178,7 +183,7 @@ def iter_frames(plan: SequencePlan, draw_target: bool = True, keep_masks: bool =
             ys, xs = slice(max(oy0, 0), min(oy0 + oh, full.shape[0])), slice(max(ox0, 0), min(ox0 + ow, full.shape[1]))
             if ys.stop > ys.start and xs.stop > xs.start:
                 covered[ys, xs] |= occ.alpha[ys.start - oy0:ys.stop - oy0, xs.start - ox0:xs.stop - ox0] >= 0.5
-        occluded = float((covered & inside).sum()) / n_in
+        occluded = float((covered & inside).sum()) / max(n_in, 1)
         # illumination
         g = float(plan.gain[f])
         if plan.light["kind"] == "spot":
@@ -192,6 +197,9 @@ def iter_frames(plan: SequencePlan, draw_target: bool = True, keep_masks: bool =
         else:
             frame *= g
             light_at = g
+        if plan.exposure is not None:  # exposure and white-balance drift
+            frame *= plan.exposure[f].astype(np.float32)
+            light_at *= float(plan.exposure[f].mean())
         if plan.blur_len[f] >= 2:
             frame = cv2.filter2D(frame, -1, _blur_kernel(plan.blur_len[f], plan.blur_angle[f]),
                                  borderType=cv2.BORDER_REFLECT)

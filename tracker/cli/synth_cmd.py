@@ -14,15 +14,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "sequences SynTrain001..., SynVal001... or SynTest001... Targets and backgrounds "
                     "are scikit-image's bundled photographs and procedural textures; the splits "
                     "share no source pixels and no seeds. Deterministic by --seed; sequences "
-                    "already written with the same settings are skipped (resume).")
+                    "already written with the same settings are skipped (resume). --objects and "
+                    "--backgrounds add folders of real images (cut-outs with alpha keep their "
+                    "silhouette); --profile footage adds hand-held camera, perspective turns, a "
+                    "holding hand, same-category distractors, motion blur, codec artefacts, exposure "
+                    "drift, exits from the view and longer sequences (docs/synthetic.md).")
     p.add_argument("out", metavar="OUT", help="output folder (created if missing)")
     p.add_argument("--sequences", default="25", metavar="N", help="number of sequences (default 25)")
     p.add_argument("--seed", default="0", metavar="S", help="base seed, >= 0 (default 0)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"],
                    help="which split to write (default test)")
-    p.add_argument("--frames", default="60:120", metavar="MIN:MAX",
-                   help="frames per sequence, drawn uniformly in MIN..MAX (default 60:120)")
+    p.add_argument("--frames", default=None, metavar="MIN:MAX",
+                   help="frames per sequence, drawn uniformly in MIN..MAX (default 60:120; "
+                        "300:600 with --profile footage)")
     p.add_argument("--size", default="320x240", metavar="WxH", help="frame size (default 320x240)")
+    p.add_argument("--profile", default="default", choices=["default", "footage"],
+                   help="default: the original generator; footage: every footage-like dynamic")
+    p.add_argument("--objects", default=None, metavar="DIR",
+                   help="folder of object images (PNG cut-outs with alpha or photographs; the "
+                        "sub-folder is the category), e.g. /usr/share/tuxpaint/stamps")
+    p.add_argument("--backgrounds", default=None, metavar="DIR",
+                   help="folder of background photographs, e.g. /usr/share/backgrounds/mate/nature")
     p.add_argument("--overwrite", action="store_true",
                    help="replace sequence folders that hold something else")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -60,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
 
     n = _int(args.sequences, "--sequences")
     seed = _int(args.seed, "--seed")
-    frames = parse_frames(args.frames)
+    from otb_eval.synthetic.footage import PROFILE_FRAMES
+
+    frames = parse_frames(args.frames) if args.frames is not None else PROFILE_FRAMES[args.profile]
     size = parse_size(args.size)
     from foundation.fileio import output_dir
 
@@ -72,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
 
     with output_dir(args.out, "OUT"):
         names = generate(args.out, n, seed=seed, split=args.split, frames=frames, size=size,
-                         progress=not args.no_progress, overwrite=args.overwrite)
+                         progress=not args.no_progress, overwrite=args.overwrite, profile=args.profile,
+                         objects=args.objects, backgrounds=args.backgrounds)
     print(f"{len(names)} {args.split} sequences in {args.out}"
           + (f" ({names[0]} .. {names[-1]})" if names else ""))
     return 0
