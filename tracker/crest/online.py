@@ -86,7 +86,7 @@ class CRESTOptions:
     # redetect: while lost, no memory and no online update, and 8 more windows, redetect_shift
     # window sides away around the centre, are searched without the motion prior.
     confidence: str = "peak"
-    lost_threshold: float = 0.15
+    lost_threshold: float = 0.662       # val split, peak: docs/lost_calibration.md (its 0.662035)
     redetect: bool = False
     redetect_shift: float = 0.5
 

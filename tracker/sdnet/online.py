@@ -97,7 +97,7 @@ class SDNetOptions:
     # below lost_threshold the frame is flagged lost (calibrated on the val split,
     # docs/lost_calibration.md). redetect: while lost, no memory and no online update, and the
     # candidates spread redetect_trans target sizes (redetect_candidates of them) until it recovers.
-    lost_threshold: float = 0.0
+    lost_threshold: float = 0.6189      # val split: docs/lost_calibration.md (its 0.618863)
     redetect: bool = False
     redetect_trans: float = 1.8
     redetect_candidates: int = 512
