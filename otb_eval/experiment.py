@@ -9,8 +9,14 @@ loses at most the runs in flight and a rerun finishes the rest.
 Layout (got10k's for OPE; TRE/SRE in sub-folders of the tracker's folder)::
 
     RESULTS/<tracker>/<seq>.txt                  RESULTS/<tracker>/times/<seq>_time.txt
+                                                 RESULTS/<tracker>/scores/<seq>_score.txt
     RESULTS/<tracker>/tre/<seq>_<k>.txt          k = 01..20
     RESULTS/<tracker>/sre/<seq>_<perturbation>.txt
+
+Scores: a tracker that sets a float ``score`` attribute after each ``init``/``update`` (its
+confidence in that frame's box; the project's trackers do) gets a score file per run too. The
+attribute is read duck-typed (:func:`frame_score`), so the toolkit needs no tracker package; a
+tracker without one writes no score file, and the box files are the same either way.
 """
 from __future__ import annotations
 
@@ -196,10 +202,20 @@ def track_frames(tracker: Any, frames: Iterable[Any], box: SequenceType[float],
 
 
 def track_sequence(tracker: Any, seq: Sequence, init_box: np.ndarray | None = None,
-                   start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                   start: int = 0, on_frame: Callable[[int, Any, np.ndarray], None] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Run a got10k-style tracker over ``seq`` from frame ``start``; return boxes and seconds."""
     box = seq.anno[start] if init_box is None else init_box
-    return track_frames(tracker, seq.img_files[start:], box)
+    return track_frames(tracker, seq.img_files[start:], box, on_frame)
+
+
+def frame_score(tracker: Any) -> float | None:
+    """The tracker's confidence in its last box: its ``score`` attribute as a float, or None when
+    it has none (duck-typed: any got10k-style tracker may offer one)."""
+    score = getattr(tracker, "score", None)
+    if score is None or isinstance(score, bool) or not isinstance(score, (int, float, np.floating, np.integer)):
+        return None
+    return float(score)
 
 
 def is_tracker(obj: Any) -> bool:
@@ -250,9 +266,12 @@ def fixed_threads(n: int = RUN_THREADS) -> Iterator[None]:
 
 def _run_one(tracker: TrackerSource, run: Run, results_dir: str, folder: str) -> tuple[str, int]:
     built = _build(tracker)
+    scores: list[float | None] = []
     with fixed_threads():
-        boxes, times = track_sequence(built, run.seq, run.init_box, run.start)
-    write_result(results_dir, folder, run.key, boxes, times)
+        boxes, times = track_sequence(built, run.seq, run.init_box, run.start,
+                                      on_frame=lambda f, image, box: scores.append(frame_score(built)))
+    reported = None if any(s is None for s in scores) else np.array(scores, dtype=float)
+    write_result(results_dir, folder, run.key, boxes, times, reported)
     return run.key, run.frames
 
 

@@ -4,6 +4,8 @@ Written by this project, as got10k writes them::
 
     RESULTS/<tracker>/<seq>.txt              one comma-separated x,y,w,h row per frame
     RESULTS/<tracker>/times/<seq>_time.txt   seconds per frame
+    RESULTS/<tracker>/scores/<seq>_score.txt the tracker's confidence per frame (only for trackers
+                                             that report one: a ``score`` attribute, see experiment)
 
 Read from anyone: got10k and this project (as above), pytracking (``<seq>.txt``, tab or comma,
 ``Jogging_1`` names), pysot (``<seq>.txt``, ``Jogging-1`` names), and the OTB MATLAB toolkit's
@@ -24,11 +26,13 @@ from foundation.fileio import atomic_write_text
 from .datasets import Sequence, alias_index, canonical_name, parse_boxes
 
 TIME_DIR = "times"
+SCORE_DIR = "scores"
 
 
 def remove_stale_temporaries(results_dir: str, tracker: str) -> None:
     """Delete temporaries a killed run left behind (they never replaced a finished file)."""
-    for folder in (os.path.join(results_dir, tracker), os.path.join(results_dir, tracker, TIME_DIR)):
+    for folder in (os.path.join(results_dir, tracker), os.path.join(results_dir, tracker, TIME_DIR),
+                   os.path.join(results_dir, tracker, SCORE_DIR)):
         if os.path.isdir(folder):
             for entry in os.listdir(folder):
                 if entry.startswith(".tmp-"):
@@ -47,14 +51,28 @@ def time_path(results_dir: str, tracker: str, seq: str) -> str:
     return os.path.join(results_dir, tracker, TIME_DIR, f"{seq}_time.txt")
 
 
+def score_path(results_dir: str, tracker: str, seq: str) -> str:
+    return os.path.join(results_dir, tracker, SCORE_DIR, f"{seq}_score.txt")
+
+
 def write_result(results_dir: str, tracker: str, seq: str, boxes: np.ndarray,
-                 times: np.ndarray) -> str:
-    """Write one sequence's boxes and times atomically; the box file, written last, marks it done."""
+                 times: np.ndarray, scores: np.ndarray | None = None) -> str:
+    """Write one sequence's boxes, times and (if given) scores atomically; the box file, written
+    last, marks it done."""
     atomic_write_text(time_path(results_dir, tracker, seq),
                       "".join(f"{t:.8f}\n" for t in np.asarray(times, float).ravel()))
+    if scores is not None:
+        atomic_write_text(score_path(results_dir, tracker, seq),
+                          "".join(f"{s:.6f}\n" for s in np.asarray(scores, float).ravel()))
     path = result_path(results_dir, tracker, seq)
     atomic_write_text(path, format_boxes(boxes))
     return path
+
+
+def read_scores(results_dir: str, tracker: str, seq: str) -> np.ndarray | None:
+    """A run's per-frame scores, or None when the tracker wrote none."""
+    path = score_path(results_dir, tracker, seq)
+    return np.loadtxt(path, ndmin=1, dtype=float) if os.path.isfile(path) else None
 
 
 def is_done(results_dir: str, tracker: str, seq: str, frames: int | None = None) -> bool:

@@ -27,7 +27,7 @@ def test_eval_then_report_writes_everything(tree, tmp_path, capsys):
     assert main(["eval", "--dataset", str(tree), "--trackers", "identity", "--results",
                  str(results), "--no-progress"]) == 0
     assert sorted(os.listdir(results / "identity")) == [
-        "Basketball.txt", "Jogging.1.txt", "Jogging.2.txt", "SynTest001.txt", "times"]
+        "Basketball.txt", "Jogging.1.txt", "Jogging.2.txt", "SynTest001.txt", "scores", "times"]
     rows = np.loadtxt(results / "identity" / "Jogging.2.txt", delimiter=",")
     assert rows.shape == (10, 4) and np.all(rows == rows[0])
     from otb_eval.datasets import OTBDataset

@@ -422,3 +422,17 @@ def test_tuxpaint_keep_list_and_package_versions():
     assert not packages.keep_stamp("animals/mammals/bears/toys/edward_bear.png")
     assert packages.installed_versions(["no-such-package-for-metatrack"]) == {}
     assert packages.used_packages(["/nonexistent/folder"]) == {}
+def test_visibility_truth_matches_the_recorded_stats(bench):
+    from otb_eval.synthetic.presence import absent_frames, read_visibility
+
+    out, names = bench
+    for name in names:
+        meta, gt = _read(out / name)
+        vis = read_visibility(str(out / name))
+        stats = meta["generator"]["stats"]
+        assert vis.shape == (len(gt), 2) and np.all((vis >= 0) & (vis <= 1))
+        assert vis[:, 0].min() == pytest.approx(stats["min_visible_fraction"], abs=1e-4)
+        assert vis[:, 1].max() == pytest.approx(stats["max_occluded_fraction"], abs=1e-4)
+        assert np.array_equal(absent_frames(vis), vis[:, 0] * (1 - vis[:, 1]) < 0.1)
+    assert read_visibility(str(out)) is None     # a folder without the file (older sequences)
+    assert absent_frames(np.array([[1.0, 0.95], [0.05, 0.0], [0.5, 0.5]])).tolist() == [True, True, False]

@@ -60,7 +60,7 @@ def test_tre_and_sre_resume_and_report_beside_ope(tree, tmp_path, capsys):
     ds = OTBDataset(str(tree))
     tre_files = sorted(os.listdir(results / "identity" / "tre"))
     assert len([f for f in tre_files if f.endswith(".txt")]) == sum(len(run_plan("tre", s)) for s in ds)
-    assert len(os.listdir(results / "identity" / "sre")) == 2 * 12 + 1   # + times/
+    assert len(os.listdir(results / "identity" / "sre")) == 2 * 12 + 2   # + times/, scores/
     first_walk = np.loadtxt(results / "identity" / "tre" / "Walk_02.txt", delimiter=",")
     start = run_plan("tre", ds["Walk"])[1][1]
     assert len(first_walk) == 45 - start

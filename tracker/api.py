@@ -32,12 +32,26 @@ from .variants import VARIANTS, Variant
 class Tracker:
     """Base class: subclasses implement :meth:`init` and :meth:`update`, starting them with
     :meth:`_begin` and :meth:`_next` so that every tracker follows the same rules for a bad
-    first box, a frame of another size and ``update`` before ``init``."""
+    first box, a frame of another size and ``update`` before ``init``.
+
+    Confidence: after each ``init``/``update`` a tracker sets ``score`` to a float saying how sure
+    it is of that frame's box (the family's own number, docs/tracker.md "Confidence"), and
+    ``lost`` is ``score < lost_threshold``: the "target lost" flag. ``score`` stays None for a
+    tracker that cannot tell, and a ``lost_threshold`` of None never flags (the toolkit reads
+    ``score`` duck-typed, so it needs no import of this class)."""
+
+    lost_threshold: float | None = None
 
     def __init__(self, name: str, is_deterministic: bool = True):
         self.name = name
         self.is_deterministic = is_deterministic
         self._frame_size: tuple[int, int] | None = None
+        self.score: float | None = None
+
+    @property
+    def lost(self) -> bool:
+        """Whether the last frame's score is below the lost threshold (False if either is None)."""
+        return self.score is not None and self.lost_threshold is not None and self.score < self.lost_threshold
 
     def _begin(self, image: Any, box: Sequence[float]) -> np.ndarray:
         """The first box checked by :func:`foundation.boxes.check_box`; remembers the frame size."""
@@ -83,9 +97,11 @@ class IdentityTracker(Tracker):
     def init(self, image: Any, box: Sequence[float]) -> None:
         self._begin(image, box)
         self._box = np.asarray(box, dtype=float).copy()
+        self.score = 1.0
 
     def update(self, image: Any) -> np.ndarray:
         self._next(image)
+        self.score = 1.0   # it never looks: always "sure", never lost
         return self._box.copy()
 
 

@@ -92,7 +92,10 @@ def contrib_fix(wheels: Sequence[str]) -> str:
 
 class OpenCVTracker(Tracker):
     """One of OpenCV's trackers (``algorithm`` in :data:`BASELINES`) under the got10k interface.
-    ``device`` is accepted and ignored: OpenCV's trackers run on the CPU and hold no tensors."""
+    ``device`` is accepted and ignored: OpenCV's trackers run on the CPU and hold no tensors.
+    ``score`` is OpenCV's own success flag (1 found, 0 not), so ``lost`` is that flag's "not"."""
+
+    lost_threshold = 0.5
 
     def __init__(self, name: str | None = None, algorithm: str | None = None, device: Any = None):
         algorithm = (algorithm or name or "").lower()
@@ -143,12 +146,15 @@ class OpenCVTracker(Tracker):
                           f"image ({str(err).strip().splitlines()[-1]}); it will keep that box",
                           RuntimeWarning, stacklevel=2)
             self._failed = True
+        self.score = 0.0 if self._failed else 1.0
 
     def update(self, image: Any) -> np.ndarray:
         self._next(image)
         if self._failed:
+            self.score = 0.0
             return self._box.copy()
         ok, box = self._tracker.update(to_bgr(image))
+        self.score = 1.0 if ok else 0.0
         if ok:
             new = np.asarray(box, dtype=float).reshape(4)
             if np.all(np.isfinite(new)) and new[2] > 0 and new[3] > 0:

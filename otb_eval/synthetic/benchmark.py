@@ -16,6 +16,10 @@ box's top-left pixel and its pixel width/height) and ``attributes.json``::
                    "target": {"source": {...}, ...}, "background": {...},
                    "distractors": [...], "occluders": [...], ...}}
 
+and ``visibility.txt`` (one ``visible,occluded`` row per frame: the share of the target inside
+the image and the share of that covered by occluders; the truth a "target lost" flag is scored
+against, :mod:`.presence`; older sequences lack it).
+
 Names are ``SynTrain001``, ``SynVal001``, ``SynTest001`` ... (1-based index, at least 3 digits).
 
 Splits share nothing. Pixels: every photograph is partitioned into regions owned by one split each
@@ -60,6 +64,7 @@ from .planning import (
     SequencePlan,
     plan_sequence,
 )
+from .presence import VISIBILITY_FILE, format_visibility
 from .rendering import iter_frames
 from .sources import SPLITS
 
@@ -222,6 +227,8 @@ def write_sequence(out_dir: str, name: str, p: SequencePlan, meta: dict) -> dict
         attrs = label(p.attributes, stats)
         with open(os.path.join(tmp, "groundtruth_rect.txt"), "w", encoding="utf-8") as fh:
             fh.write("".join(f"{int(b[0])},{int(b[1])},{int(b[2])},{int(b[3])}\n" for b in boxes))
+        with open(os.path.join(tmp, VISIBILITY_FILE), "w", encoding="utf-8") as fh:
+            fh.write(format_visibility(frames))
         content = {
             "attributes": attrs,
             "split": p.split,

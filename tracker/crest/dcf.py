@@ -23,7 +23,7 @@ from foundation.errors import UserError
 __all__ = ["PARAM_NAMES", "REDUCED_CHANNELS", "LABEL_A", "LABEL_SIGMA", "MASK_THRESHOLD", "odd",
            "kernel_size", "param_shapes", "init_params", "forward", "gaussian_label", "masked_loss",
            "hann2d", "resize_template", "response_peak", "load_official_crest", "TargetModel", "sized_start",
-           "response_loss", "RESIDUAL_BRANCHES", "residual_params", "residual_forward", "one_map_conv"]
+           "response_loss", "RESIDUAL_BRANCHES", "residual_params", "residual_forward", "one_map_conv", "peak_to_sidelobe"]
 
 PARAM_NAMES: Tuple[str, ...] = ("conv1.weight", "conv1.bias", "cf.weight", "cf.bias")
 REDUCED_CHANNELS = 64      # 1x1 reduction width (Meta-Tracker: 512 -> 64)
@@ -313,3 +313,20 @@ def load_official_crest(obj: Mapping[str, Any], in_channels: Optional[int] = Non
             raise UserError(f"MetaCREST checkpoint: meta_alpha {key} has shape {tuple(alpha[key].shape)}, "
                             f"expected {expected[key]} (alpha must match its weight)")
     return init, alpha
+
+
+def peak_to_sidelobe(response: Tensor, exclude: int) -> float:
+    """Peak-to-sidelobe ratio of one ``H x W`` response: (peak - mean) / std of the cells farther
+    than ``exclude`` cells (Chebyshev) from the arg-max; a sharp lone peak scores high, a flat or
+    many-peaked map (nothing like the target in view) low. 0 when the sidelobe is empty or flat."""
+    r = response.detach().reshape(response.shape[-2], response.shape[-1]).double()
+    h, w = r.shape
+    idx = int(torch.argmax(r))
+    i, j = idx // w, idx % w
+    keep = torch.ones_like(r, dtype=torch.bool)
+    keep[max(0, i - exclude):i + exclude + 1, max(0, j - exclude):j + exclude + 1] = False
+    side = r[keep]
+    if side.numel() < 2:
+        return 0.0
+    std = float(side.std())
+    return 0.0 if std <= 1e-12 else float((r[i, j] - side.mean()) / std)

@@ -38,6 +38,7 @@ from .dcf import (
     gaussian_label,
     hann2d,
     init_params,
+    peak_to_sidelobe,
     residual_params,
     response_loss,
     response_peak,
@@ -79,6 +80,15 @@ class CRESTOptions:
     init_lr: float = 1e-3                 # init="train": their Adam lr
     reduced: int = REDUCED_CHANNELS       # init="train" / untrained: 1x1 reduction width
     seed: int = 0
+    # ---- confidence and the lost flag (docs/tracker.md "Confidence"): the score is the best
+    # scale's response peak ("peak") or its peak-to-sidelobe ratio ("psr"); below lost_threshold
+    # the frame is flagged lost (calibrated on the val split, docs/results/lost_calibration.md).
+    # redetect: while lost, no memory and no online update, and 8 more windows, redetect_shift
+    # window sides away around the centre, are searched without the motion prior.
+    confidence: str = "peak"
+    lost_threshold: float = 0.662       # val split, peak: docs/results/lost_calibration.md (its 0.662035)
+    redetect: bool = False
+    redetect_shift: float = 0.5
 
     def validate(self) -> "CRESTOptions":
         def check(ok: bool, msg: str) -> None:
@@ -94,6 +104,8 @@ class CRESTOptions:
         check(self.update_every >= 0 and self.update_steps >= 0, "update_every/update_steps must be >= 0")
         check(self.init in ("meta", "train"), f"init must be meta or train, got {self.init!r}")
         check(self.inner_steps >= 0 and self.init_iters >= 0, "inner_steps/init_iters must be >= 0")
+        check(self.confidence in ("peak", "psr"), f"confidence must be peak or psr, got {self.confidence!r}")
+        check(self.redetect_shift > 0, f"redetect_shift must be > 0, got {self.redetect_shift}")
         return self
 
     def to_dict(self) -> dict:
@@ -144,6 +156,7 @@ class MetaCRESTTracker(Tracker):
         if self.opts.init == "meta" and w.alpha is None:
             raise UserError(f"{name}: the weights have no meta-learned rates (alpha); use init='train'")
         self.start = {k: v.detach().float().to(self.device) for k, v in w.params.items()}
+        self.lost_threshold = self.opts.lost_threshold
         self._learner = None      # learner() builds it on first use
         if self.opts.init == "meta":
             self.learner()
@@ -237,6 +250,9 @@ class MetaCRESTTracker(Tracker):
                 self.params["res_t." + k[len("res_s."):]] = self.params[k].detach().clone().requires_grad_(True)
         self._optimizer = torch.optim.Adam([v for v in self.params.values() if v.requires_grad], lr=o.update_lr)
         self.last_peak = 1.0
+        with torch.no_grad():   # frame 1's score: the adapted model's response on its own window
+            self._confidence((forward(self.params, feats)[:, 0] * self._prior)[0])
+        self.searching = False
 
     def update(self, image: Any) -> np.ndarray:
         self._next(image)
@@ -247,28 +263,50 @@ class MetaCRESTTracker(Tracker):
         base = g.frame_side(self.size)
         sides = [base * s for s in o.scales]
         feats = self._window_features(rgb, self.centre, sides)
+        centres = [self.centre] * len(sides)
+        if self.searching:   # re-detection: 8 more windows around, no motion prior
+            step = o.redetect_shift * base
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    if dx or dy:
+                        centres.append(self.centre + step * np.array([dx, dy]))
+                        feats = torch.cat([feats, self._window_features(rgb, centres[-1], [base])])
+            sides = sides + [base] * (len(centres) - len(sides))
         with torch.no_grad():
-            response = forward(self.params, feats)[:, 0] * self._prior
+            response = forward(self.params, feats)[:, 0]
+            response = response if self.searching else response * self._prior
         peaks = response.flatten(1).max(1).values
         best = int(torch.argmax(peaks))
         peak = float(peaks[best])
         dy, dx = response_peak(response[best], o.subcell)
         oy, ox = g.peak_offset_px(dy, dx)
         k = sides[best] / g.window                   # frame pixels per window pixel
-        self.centre = self.centre + np.array([ox, oy]) * k
+        self.centre = centres[best] + np.array([ox, oy]) * k
         self.centre = np.clip(self.centre, 0.0, [float(W), float(H)])
-        if peak >= o.min_peak:
-            if o.scales[best] != 1.0:
+        self._confidence(response[best])
+        # re-detection: a lost frame teaches the model nothing and widens the next frame's search
+        hold = o.redetect and self.lost
+        self.searching = hold
+        if peak >= o.min_peak and not hold:
+            if best < len(o.scales) and o.scales[best] != 1.0:
                 self.size = self.size * ((1.0 - o.scale_smoothing) + o.scale_smoothing * o.scales[best])
                 self.size = np.maximum(self.size, MIN_BOX)
             # the target now sits (oy, ox) from that window's centre: remember it there
             self._memory.append((feats[best:best + 1], g.label((oy, ox), self.device)))
             self._memory = self._memory[-o.memory:]
-        if o.update_every and self.frame % o.update_every == 0:
+        if o.update_every and self.frame % o.update_every == 0 and not hold:
             self._fit(o.update_steps, self._optimizer)
         self.last_peak = peak
         box = np.concatenate([self.centre - self.size / 2.0, self.size])
         return clip_to_image(box, W, H, min_size=MIN_BOX)
+
+
+    def _confidence(self, response: torch.Tensor) -> None:
+        """Set ``peak``, ``psr`` (sidelobe: beyond half the target's cells from the peak) and the
+        ``score`` the options pick, from one ``H x W`` response."""
+        self.peak = float(response.max())
+        self.psr = peak_to_sidelobe(response, max(1, int(round(max(self.geometry.target_cells) / 2))))
+        self.score = self.peak if self.opts.confidence == "peak" else self.psr
 
 
 class CRESTTracker(MetaCRESTTracker):

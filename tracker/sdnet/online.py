@@ -92,6 +92,15 @@ class SDNetOptions:
     cand_trans_expand: float = 1.1
     top_k: int = 5
     success_threshold: float = 0.0
+    # ---- confidence and the lost flag (docs/tracker.md "Confidence"): the score is the mean
+    # positive score (fc6 class 1) of the top_k candidates, the same number success compares;
+    # below lost_threshold the frame is flagged lost (calibrated on the val split,
+    # docs/results/lost_calibration.md). redetect: while lost, no memory and no online update, and the
+    # candidates spread redetect_trans target sizes (redetect_candidates of them) until it recovers.
+    lost_threshold: float = 0.6189      # val split: docs/results/lost_calibration.md (its 0.618863)
+    redetect: bool = False
+    redetect_trans: float = 1.8
+    redetect_candidates: int = 512
     # ---- memory (per successful frame) and online updates (fc4-6, plain SGD)
     update_pos: int = 50
     update_pos_sampler: Tuple = ("gaussian", 0.1, 1.3, 1.0)
@@ -135,8 +144,10 @@ class SDNetOptions:
                 raise UserError(f"{name} must be >= 0")
         if self.dense not in (None, True, False):
             raise UserError(f"dense must be true, false or None, got {self.dense!r}")
-        if self.top_k < 1 or self.n_candidates < self.top_k:
-            raise UserError("need n_candidates >= top_k >= 1")
+        if self.top_k < 1 or self.n_candidates < self.top_k or self.redetect_candidates < self.top_k:
+            raise UserError("need n_candidates >= top_k >= 1 and redetect_candidates >= top_k")
+        if self.redetect_trans <= 0:
+            raise UserError(f"redetect_trans must be > 0, got {self.redetect_trans}")
         return self
 
     def dense_for(self, config: ModelConfig) -> bool:
@@ -201,6 +212,7 @@ class MetaSDNetTracker(Tracker):
         self.device = resolve_device(device)
         # on a GPU, atomics in the backward passes (RoIAlign's grid_sample, cuDNN) reorder sums
         super().__init__(name, is_deterministic=self.device.type == "cpu")
+        self.lost_threshold = self.opts.lost_threshold
         self.weights = resolve_weights(name, weights, model_config, self.opts.seed,
                                        self.weights_fallback, map_location=self.device)
         self.config = self.weights.config
@@ -226,11 +238,12 @@ class MetaSDNetTracker(Tracker):
 
     # ------------------------------------------------------------------ features
     def _features(self, params, groups: Sequence[np.ndarray], ref_box: np.ndarray,
-                  max_side: int) -> List[torch.Tensor]:
-        """conv3 features (flattened) of several box sets of the current frame, no grad."""
+                  max_side: int, also: Sequence[np.ndarray] = ()) -> List[torch.Tensor]:
+        """conv3 features (flattened) of several box sets of the current frame, no grad; ``also``
+        are pooled from the same region without widening it (the region follows ``groups``)."""
         cover = np.concatenate([g for g in groups if len(g)], 0)
         frame = self.extractor.frame(params, self._rgb, cover, ref_box, max_side)
-        return [frame.pool(g).flatten(1) for g in groups]
+        return [frame.pool(g).flatten(1) for g in list(groups) + list(also)]
 
     # ------------------------------------------------------------------ frame 1
     def init(self, image: Any, box: Sequence[float]) -> None:
@@ -276,10 +289,11 @@ class MetaSDNetTracker(Tracker):
         self._set_params(params)
         groups = [bb, mpos, mneg] + ([pos, neg] if o.init == "finetune" else [])
         if self._frame1 is not None:   # conv did not change: pool from the step's features
-            feats = [self._frame1.pool(g).flatten(1) for g in groups]
+            feats = [self._frame1.pool(g).flatten(1) for g in groups + [box[None]]]
             self._frame1 = None
         else:
-            feats = self._features(self.params, groups, box, o.max_region_init)
+            feats = self._features(self.params, groups, box, o.max_region_init, also=[box[None]])
+        given = feats.pop()
         if o.bbreg and len(bb):
             self.regressor.fit(feats[0].cpu().numpy(), bb, box)
         self.pos_mem, self.neg_mem = _Memory(), _Memory()
@@ -287,6 +301,9 @@ class MetaSDNetTracker(Tracker):
         self.neg_mem.add(0, feats[2])
         if o.init == "finetune":
             self._train(feats[3], feats[4], o.finetune_iters, o.finetune_lr)
+        with torch.no_grad():   # frame 1's score: the adapted model's positive score of the given box
+            self.score = float(fc_forward(self.params, given)[0, 1])
+        self.searching = False
         self._rgb = None
 
     def _meta_step(self, pos: np.ndarray, neg: np.ndarray, cover: np.ndarray, box: np.ndarray):
@@ -375,8 +392,9 @@ class MetaSDNetTracker(Tracker):
         self.frame += 1
         t = self.frame
         prev = self.box
-        cands = _sampler(("gaussian", self.trans, o.cand_scale, 1.0))(self.rng, prev, self._size,
-                                                                       o.n_candidates)
+        trans, n = ((max(self.trans, o.redetect_trans), o.redetect_candidates) if self.searching
+                    else (self.trans, o.n_candidates))
+        cands = _sampler(("gaussian", trans, o.cand_scale, 1.0))(self.rng, prev, self._size, n)
         # the search region also holds the crops of this frame's memory samples
         frame = self.extractor.frame(self.params, self._rgb, np.concatenate([cands, _reach(prev, o)], 0),
                                      prev, o.max_region)
@@ -386,6 +404,11 @@ class MetaSDNetTracker(Tracker):
         top = scores.topk(o.top_k).indices
         score = float(scores[top].mean())
         success = score > o.success_threshold
+        self.score = score
+        # re-detection: a lost frame teaches the model nothing (no memory, no update) and widens
+        # the next frame's search; off, the flag is only reported
+        hold = o.redetect and self.lost
+        self.searching = hold
         if success:
             new = cands[top.cpu().numpy()].mean(0)
             self.box = clip_to_image(new, W, H, min_size=MIN_BOX)
@@ -395,19 +418,19 @@ class MetaSDNetTracker(Tracker):
                 top_boxes = cands[top.cpu().numpy()]
                 reg = self.regressor.predict(feats[top].cpu().numpy(), top_boxes).mean(0)
                 out = clip_to_image(reg, W, H, min_size=MIN_BOX)
-            mpos, mneg = self._memory_samples(self.box)
-            self.pos_mem.add(t, frame.pool(mpos).flatten(1))
-            self.neg_mem.add(t, frame.pool(mneg).flatten(1))
-            self.pos_mem.trim(t, o.pos_frames_long)
-            self.neg_mem.trim(t, o.neg_frames)
+            if not hold:
+                mpos, mneg = self._memory_samples(self.box)
+                self.pos_mem.add(t, frame.pool(mpos).flatten(1))
+                self.neg_mem.add(t, frame.pool(mneg).flatten(1))
+                self.pos_mem.trim(t, o.pos_frames_long)
+                self.neg_mem.trim(t, o.neg_frames)
         else:
             self.trans = min(o.cand_trans_limit, self.trans * o.cand_trans_expand)
             out = self.box
-        self.last_score = score
-        if not success:
+        if not success and not hold:
             self._train(self.pos_mem.recent(t, o.pos_frames_short), self.neg_mem.recent(t, o.neg_frames),
                         o.update_iters)
-        elif o.long_interval and t % o.long_interval == 0:
+        elif success and not hold and o.long_interval and t % o.long_interval == 0:
             self._train(self.pos_mem.recent(t, o.pos_frames_long), self.neg_mem.recent(t, o.neg_frames),
                         o.update_iters)
         self._rgb = None
