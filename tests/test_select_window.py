@@ -113,7 +113,8 @@ def test_several_boxes_with_undo_then_space(xvfb, clip, tmp_path):
     _key(xvfb, win, "space")
     stdout, stderr = p.communicate(timeout=120)
     assert p.returncode == 0, stderr
-    assert sorted(os.listdir(out)) == ["clip.1.txt", "clip.1_time.txt", "clip.2.txt", "clip.2_time.txt"]
+    assert sorted(os.listdir(out)) == ["clip.1.txt", "clip.1_score.txt", "clip.1_time.txt", "clip.2.txt",
+                                       "clip.2_score.txt", "clip.2_time.txt"]   # identity's score: 1
     np.testing.assert_allclose(np.loadtxt(out / "clip.1.txt", delimiter=",")[0], [30, 40, 28, 24])
     np.testing.assert_allclose(np.loadtxt(out / "clip.2.txt", delimiter=",")[0], [100, 20, 30, 30])
 

@@ -49,11 +49,13 @@ def test_several_targets_are_each_tracked_as_alone(data, tmp_path, capsys):
     out = tmp_path / "both"
     assert main(["track", data["video"], "--box", BOX_A, "--boxes", str(boxes_file), "--out", str(out), *common]) == 0
     assert "2 targets" in capsys.readouterr().out
-    assert sorted(os.listdir(out)) == ["clip.1.txt", "clip.1_time.txt", "clip.2.txt", "clip.2_time.txt", "clip.mp4"]
+    assert sorted(os.listdir(out)) == ["clip.1.txt", "clip.1_score.txt", "clip.1_time.txt", "clip.2.txt",
+                                       "clip.2_score.txt", "clip.2_time.txt", "clip.mp4"]
     for i, box in enumerate((BOX_A, BOX_B), start=1):
         alone = tmp_path / f"alone{i}"
         assert main(["track", data["video"], "--box", box, "--out", str(alone), "--no-video", *common]) == 0
         assert (out / f"clip.{i}.txt").read_bytes() == (alone / "clip.txt").read_bytes()
+        assert (out / f"clip.{i}_score.txt").read_bytes() == (alone / "clip_score.txt").read_bytes()
         assert _rows(out / f"clip.{i}.txt").shape == (N, 4)
     cap = cv2.VideoCapture(str(out / "clip.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == N
@@ -79,6 +81,15 @@ class ScoredTracker(tracker.Tracker):
         return self.box.copy()
 
 
+class UnscoredTracker(ScoredTracker):
+    """The same motion, but a tracker that cannot tell its confidence (``score`` stays None)."""
+
+    def update(self, image):
+        box = super().update(image)
+        self.score = None
+        return box
+
+
 def test_python_api_yields_boxes_and_scores_per_frame(data):
     steps = list(iter_video(data["frames"], [[30, 40, 28, 24], [100, 20, 30, 30]], ScoredTracker))
     assert [s.index for s in steps] == list(range(N))
@@ -88,7 +99,7 @@ def test_python_api_yields_boxes_and_scores_per_frame(data):
     assert steps[0].scores == [None, None]
 
     seen = []
-    result = tracker.track_video(data["video"], [[30, 40, 28, 24]], "identity",
+    result = tracker.track_video(data["video"], [[30, 40, 28, 24]], UnscoredTracker,
                                  on_frame=lambda i, b, s: seen.append(i) or i < 3)
     assert seen == [0, 1, 2, 3] and result.boxes.shape == (1, 4, 4) and not result.has_scores
     assert result.times.shape == (1, 4)
@@ -102,7 +113,8 @@ def test_track_writes_score_files_when_the_tracker_has_scores(data, tmp_path):
     scores = (out / "clip.2_score.txt").read_text().split()
     assert scores[0] == "nan" and [float(s) for s in scores[1:]] == pytest.approx([1 / f for f in range(2, N + 1)], abs=1e-6)
     assert not (tmp_path / "id").exists()
-    assert main(["track", data["video"], "--box", BOX_A, "--tracker", "identity", "--out", str(tmp_path / "id"),
+    tracker.register("unscored-test", UnscoredTracker, "test double", overwrite=True)
+    assert main(["track", data["video"], "--box", BOX_A, "--tracker", "unscored-test", "--out", str(tmp_path / "id"),
                  "--no-progress", "--no-video"]) == 0
     assert sorted(os.listdir(tmp_path / "id")) == ["clip.txt", "clip_time.txt"]   # no scores, no file
 
