@@ -9,7 +9,7 @@ from foundation.errors import UserError
 from otb_eval.results import write_result
 from otb_eval.testing import patch_sequence, write_otb_sequence
 from tracker.cli import main
-from tracker.overlay import NAMED_COLORS, colors_for, draw_box, draw_frame, parse_colors, write_frames
+from tracker.overlay import LOST_COLOR, NAMED_COLORS, colors_for, draw_box, draw_frame, parse_colors, write_frames
 
 
 def test_family_colours_and_overrides():
@@ -98,6 +98,48 @@ def test_overlay_command(results, ext):
         assert sheet.shape[1] == 3 * 360 + 4 * 8        # 160-px frames upscaled to 360-px tiles
         # the baseline's red is on the sheet (BGR (25, 25, 230))
         assert ((sheet[:, :, 2] > 200) & (sheet[:, :, 0] < 60) & (sheet[:, :, 1] < 60)).any()
+
+
+def _red(img):
+    return (img[:, :, 2] > 200) & (img[:, :, 0] < 60) & (img[:, :, 1] < 60)
+
+
+def _lost_grey(img):
+    return np.all(img == LOST_COLOR[::-1], axis=2)
+
+
+def test_a_lost_tracker_is_drawn_dashed_grey():
+    img = np.zeros((120, 160, 3), np.uint8)
+    box, colors = [30, 30, 60, 50], {"a": NAMED_COLORS["red"]}
+    confident = draw_frame(img, {"a": box}, colors, legend=False)
+    lost = draw_frame(img, {"a": box}, colors, legend=False, lost=["a"])
+    assert _red(confident).any() and not _lost_grey(confident).any()
+    assert _lost_grey(lost).any() and not _red(lost).any()
+    assert _lost_grey(lost).sum() < 0.8 * _red(confident).sum()     # dashed: gaps along the edges
+
+
+def test_overlay_draws_frames_under_the_lost_threshold_as_lost(results):
+    from otb_eval.results import score_path
+    from tracker.api import default_lost_threshold
+
+    threshold = default_lost_threshold("metasdnet")
+    assert threshold is not None and default_lost_threshold("identity") is None
+    args = ["overlay", "--dataset", str(results / "data"), "--sequence", "patch", "--results",
+            str(results / "results"), "--trackers", "metasdnet", "--frames", "1,4", "--out"]
+    assert main(args + [str(results / "plain.png")]) == 0          # no score file: nothing lost
+    path = score_path(str(results / "results"), "metasdnet", "Patch")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    scores = [1.0] * 8
+    scores[3] = threshold / 2                                    # frame 4 is lost
+    with open(path, "w") as f:
+        f.write("".join(f"{v}\n" for v in scores))
+    assert main(args + [str(results / "lost.png")]) == 0
+    plain, lost = cv2.imread(str(results / "plain.png")), cv2.imread(str(results / "lost.png"))
+    tile = 360 + 8
+    assert np.array_equal(plain[:, :tile], lost[:, :tile])      # frame 1: the confident box
+    changed = np.any(plain[:, tile:2 * tile] != lost[:, tile:2 * tile], axis=2)
+    assert changed.any() and _lost_grey(lost[:, tile:2 * tile])[changed].mean() > 0.3
+    assert not _lost_grey(plain[:, tile:2 * tile]).any()
 
 
 @pytest.mark.parametrize("extra, match", [

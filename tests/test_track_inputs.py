@@ -105,6 +105,16 @@ def test_python_api_yields_boxes_and_scores_per_frame(data):
     assert result.times.shape == (1, 4)
 
 
+def test_each_step_says_which_targets_are_lost(data):
+    class Fading(ScoredTracker):
+        lost_threshold = 0.3                                     # 1/frame falls under it from frame 4
+
+    steps = list(iter_video(data["frames"], [[30, 40, 28, 24], [100, 20, 30, 30]], Fading))
+    assert [s.lost for s in steps[:5]] == [[False, False]] * 3 + [[True, True]] * 2
+    unscored = list(iter_video(data["frames"], [[30, 40, 28, 24]], UnscoredTracker))
+    assert all(s.lost == [False] for s in unscored)
+
+
 def test_track_writes_score_files_when_the_tracker_has_scores(data, tmp_path):
     tracker.register("scored-test", ScoredTracker, "test double", overwrite=True)
     out = tmp_path / "o"

@@ -221,6 +221,21 @@ def spec(name: str) -> TrackerSpec:
         raise UserError(f"unknown tracker {name!r}; known trackers: {', '.join(names())}") from None
 
 
+def default_lost_threshold(name: str) -> float | None:
+    """The lost threshold a tracker registered as ``name`` uses by default (its family's options
+    default, else its class's), without building it; None for a name not registered."""
+    s = _REGISTRY.get(name)
+    if s is None:
+        return None
+    if s.family is not None:
+        return getattr(_FAMILIES[s.family].load("options")(), "lost_threshold", None)
+    factory = s.factory
+    if isinstance(factory, str):
+        module_name, attr = factory.split(":")
+        factory = getattr(importlib.import_module(module_name), attr)
+    return getattr(factory, "lost_threshold", None)
+
+
 def _device_option(device: Any) -> Any:
     """``device`` checked to exist (an absent CUDA device is one UserError line)."""
     from foundation.devices import resolve_device

@@ -9,13 +9,13 @@ the frames of overlay videos (:func:`video_frame`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Collection, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from foundation.errors import UserError
 
-from .overlay import GT_COLOR, PALETTE, RGB, _bgr, draw_box
+from .overlay import GT_COLOR, LOST_COLOR, PALETTE, RGB, _bgr, draw_box
 
 __all__ = ["Panel", "upscale", "legend_strip", "qualitative_figure", "video_frame", "MIN_TILE_WIDTH"]
 
@@ -31,6 +31,7 @@ class Panel:
     frame: int
     boxes: Mapping[str, Sequence[float]]
     gt: Optional[Sequence[float]] = None
+    lost: Collection[str] = ()   # trackers whose score is under their lost threshold here (dashed grey)
 
 
 @dataclass
@@ -69,7 +70,9 @@ def _draw_panel(panel: Panel, colors: Mapping[str, RGB], width: int) -> np.ndarr
     if panel.gt is not None:
         draw_box(img, np.asarray(panel.gt, float) * k, GT_COLOR, thickness, dashed=True)
     for name, box in panel.boxes.items():
-        draw_box(img, np.asarray(box, float) * k, colors.get(name, PALETTE[0]), thickness)
+        lost = name in panel.lost
+        draw_box(img, np.asarray(box, float) * k, LOST_COLOR if lost else colors.get(name, PALETTE[0]), thickness,
+                 dashed=lost)
     scale = width / 480
     _put(img, f"#{panel.frame}", (8, int(28 * scale) + 6), (255, 255, 0), scale, background=(0, 0, 0))
     return img

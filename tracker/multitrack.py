@@ -31,9 +31,10 @@ class Step(tuple):
     Also carries ``image`` (the BGR frame) and ``seconds`` (each tracker's time on it)."""
 
     def __new__(cls, index: int, boxes: np.ndarray, scores: List[Optional[float]],
-                image: Any = None, seconds: Sequence[float] = ()) -> "Step":
+                image: Any = None, seconds: Sequence[float] = (), lost: Sequence[bool] = ()) -> "Step":
         step = super().__new__(cls, (index, boxes, scores))
         step.image, step.seconds = image, list(seconds)
+        step.lost = list(lost) or [False] * len(scores)   # each tracker's lost flag (score under its threshold)
         return step
 
     @property
@@ -69,8 +70,8 @@ def _score(trk: Any) -> Optional[float]:
 
 
 class _Lane(threading.Thread):
-    """One target: takes frames from ``inbox``, puts ``(box, score, seconds)`` or an exception
-    into ``outbox``."""
+    """One target: takes frames from ``inbox``, puts ``(box, score, seconds, lost)`` or an
+    exception into ``outbox``."""
 
     def __init__(self, trk: Any, box: np.ndarray, number: int) -> None:
         super().__init__(name=f"metatrack-target-{number}", daemon=True)
@@ -88,7 +89,7 @@ class _Lane(threading.Thread):
             yield item
 
     def _done(self, f: int, image: Any, box: np.ndarray) -> None:
-        self.outbox.put((box, _score(self.trk), time.perf_counter() - self._t0))
+        self.outbox.put((box, _score(self.trk), time.perf_counter() - self._t0, bool(getattr(self.trk, "lost", False))))
 
     def run(self) -> None:
         from otb_eval.experiment import track_frames
@@ -143,7 +144,7 @@ def iter_video(source: Union[str, Iterable[Any]], boxes: Sequence[Sequence[float
                 if isinstance(r, BaseException):
                     raise r
             yield Step(index, np.array([r[0] for r in results], float).reshape(-1, 4),
-                       [r[1] for r in results], image, [r[2] for r in results])
+                       [r[1] for r in results], image, [r[2] for r in results], [r[3] for r in results])
     finally:
         for lane in lanes:
             if lane.is_alive():

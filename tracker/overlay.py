@@ -7,7 +7,7 @@ lighter shades, its family's ``shades``); other trackers take the next colour of
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Collection, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -27,6 +27,7 @@ NAMED_COLORS: Dict[str, RGB] = {
 PALETTE: List[RGB] = [NAMED_COLORS[c] for c in ("orange", "magenta", "yellow", "purple", "brown",
                                                  "pink", "olive", "teal", "lime", "navy", "gray")]
 GT_COLOR: RGB = (255, 255, 255)
+LOST_COLOR: RGB = (150, 150, 150)   # a box whose tracker says it has lost the target (dashed)
 
 
 def parse_color(text: str) -> RGB:
@@ -142,16 +143,20 @@ def draw_text(img: np.ndarray, text: str, org: Tuple[int, int], color: RGB, scal
 
 def draw_frame(image: np.ndarray, boxes: Mapping[str, Sequence[float]], colors: Mapping[str, RGB],
                gt: Optional[Sequence[float]] = None, frame: Optional[int] = None,
-               legend: bool = True, thickness: int = 2) -> np.ndarray:
+               legend: bool = True, thickness: int = 2, lost: Collection[str] = ()) -> np.ndarray:
     """A copy of BGR ``image`` with every tracker's box, the dashed ground truth, the frame
-    number (top left) and a legend (bottom left)."""
+    number (top left) and a legend (bottom left). A tracker named in ``lost`` (its score under
+    its lost threshold) is drawn as a dashed grey box: where it would be, not a confident claim."""
     img = np.ascontiguousarray(image).copy()
     h = img.shape[0]
     scale = max(0.4, min(1.0, h / 480))
     if gt is not None:
         draw_box(img, gt, GT_COLOR, thickness, dashed=True)
     for name, box in boxes.items():
-        draw_box(img, box, colors.get(name, PALETTE[0]), thickness)
+        if name in lost:
+            draw_box(img, box, LOST_COLOR, thickness, dashed=True)
+        else:
+            draw_box(img, box, colors.get(name, PALETTE[0]), thickness)
     if frame is not None:
         draw_text(img, f"#{frame}", (6, int(22 * scale) + 4), (255, 255, 0), scale * 0.8)
     if legend:
@@ -159,8 +164,9 @@ def draw_frame(image: np.ndarray, boxes: Mapping[str, Sequence[float]], colors: 
         step = int(20 * scale) + 4
         y = h - 8 - step * (len(entries) - 1)
         for name in entries:
-            col = GT_COLOR if name.startswith("ground truth") else colors.get(name, PALETTE[0])
-            draw_text(img, name, (8, y), col, scale * 0.6)
+            col = (GT_COLOR if name.startswith("ground truth") else LOST_COLOR if name in lost
+                   else colors.get(name, PALETTE[0]))
+            draw_text(img, f"{name} (lost)" if name in lost else name, (8, y), col, scale * 0.6)
             y += step
     return img
 

@@ -34,7 +34,7 @@ class LiveView:
 
     def show(self, image: np.ndarray, boxes: Optional[Mapping[str, Sequence[float]]] = None,
              colors: Optional[Mapping[str, Tuple[int, int, int]]] = None, frame: Optional[int] = None,
-             legend: bool = False) -> bool:
+             legend: bool = False, lost: Sequence[str] = ()) -> bool:
         """Show ``image`` (BGR) with ``boxes`` (source pixels; drawn after scaling, so lines and
         text stay sharp on enlarged frames); False when the user pressed q / Esc or closed the window."""
         if not self.open:
@@ -49,7 +49,7 @@ class LiveView:
         view = scaled(image, self.scale)
         if boxes is not None:
             view = draw_frame(view, {n: np.asarray(b, float) * self.scale for n, b in boxes.items()},
-                              colors or {}, frame=frame, legend=legend)
+                              colors or {}, frame=frame, legend=legend, lost=lost)
         cv2.imshow(self.title, view)
         key = cv2.waitKey(1)
         if key != -1 and (key & 0xFF) in QUIT_KEYS:

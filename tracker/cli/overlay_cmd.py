@@ -62,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
     from foundation.fileio import ensure_writable_file
     from foundation.images import read_bgr
     from otb_eval.datasets import OTBDataset
-    from otb_eval.results import find_tracker_results
+    from otb_eval.results import find_tracker_results, read_scores
 
+    from ..api import default_lost_threshold
     from ..figure import Panel, legend_strip, qualitative_figure, video_frame
     from ..overlay import VideoSink, colors_for, parse_colors
 
@@ -84,11 +85,22 @@ def run(args: argparse.Namespace) -> int:
     results = {t: find_tracker_results(args.results, t, ds.seq_names) for t in args.trackers}
     colors = colors_for(args.trackers, overrides)
 
+    thresholds = {t: default_lost_threshold(t) for t in args.trackers}
+
+    def lost_frames(seq) -> dict:
+        """Per tracker, the frames its score file flags as lost (none without scores or a threshold)."""
+        out = {}
+        for t in args.trackers:
+            scores = read_scores(args.results, t, seq.name) if thresholds[t] is not None else None
+            out[t] = set() if scores is None else {i + 1 for i, v in enumerate(scores) if v < thresholds[t]}
+        return out
+
     def panels(seq, frames):
         boxes = {t: r.boxes(seq) for t, r in results.items()}
+        lost = lost_frames(seq)
         for f in frames:
             yield Panel(read_bgr(seq.img_files[f - 1]), f, {t: b[f - 1] for t, b in boxes.items()},
-                        None if args.no_gt else seq.anno[f - 1])
+                        None if args.no_gt else seq.anno[f - 1], lost=[t for t in args.trackers if f in lost[t]])
 
     if ext == ".png":
         rows = []

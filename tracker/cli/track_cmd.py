@@ -195,6 +195,11 @@ def run(args: argparse.Namespace) -> int:
         frames.close()
 
 
+def lost_labels(labels: List[str], step) -> List[str]:
+    """The targets whose tracker flags this frame as lost (drawn dashed grey)."""
+    return [label for label, lost in zip(labels, step.lost) if lost]
+
+
 def _track(args: argparse.Namespace, trackers: list, source, frames, boxes) -> int:
     """Track frame by frame, drawing the video (and the live view) as it goes."""
     import time
@@ -222,11 +227,13 @@ def _track(args: argparse.Namespace, trackers: list, source, frames, boxes) -> i
         for step in steps:
             drawn, number = None, args.start_frame + step.index
             if outputs.sink is not None:
-                drawn = draw_frame(step.image, dict(zip(labels, step.boxes)), colors, frame=number, legend=k > 1)
+                drawn = draw_frame(step.image, dict(zip(labels, step.boxes)), colors, frame=number, legend=k > 1,
+                                   lost=lost_labels(labels, step))
             outputs.add(step.boxes, step.scores, step.seconds, drawn)
             if bar is not None:
                 bar.update(1)
-            if view is not None and not view.show(step.image, dict(zip(labels, step.boxes)), colors, number, k > 1):
+            if view is not None and not view.show(step.image, dict(zip(labels, step.boxes)), colors, number, k > 1,
+                                                  lost=lost_labels(labels, step)):
                 stopped = True
                 break
     except BaseException:
