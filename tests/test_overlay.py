@@ -116,6 +116,10 @@ def test_a_lost_tracker_is_drawn_dashed_grey():
     assert _red(confident).any() and not _lost_grey(confident).any()
     assert _lost_grey(lost).any() and not _red(lost).any()
     assert _lost_grey(lost).sum() < 0.8 * _red(confident).sum()     # dashed: gaps along the edges
+    scored = draw_frame(img, {"a": box}, colors, legend=False, scores={"a": 0.87})
+    above = np.s_[:29, 25:100]                                      # the score is written above the box
+    assert np.any(scored[above] != confident[above]) and np.array_equal(scored[31:], confident[31:])
+    assert np.array_equal(draw_frame(img, {"a": box}, colors, legend=False, scores={"a": None}), confident)
 
 
 def test_overlay_draws_frames_under_the_lost_threshold_as_lost(results):

@@ -143,10 +143,12 @@ def draw_text(img: np.ndarray, text: str, org: Tuple[int, int], color: RGB, scal
 
 def draw_frame(image: np.ndarray, boxes: Mapping[str, Sequence[float]], colors: Mapping[str, RGB],
                gt: Optional[Sequence[float]] = None, frame: Optional[int] = None,
-               legend: bool = True, thickness: int = 2, lost: Collection[str] = ()) -> np.ndarray:
+               legend: bool = True, thickness: int = 2, lost: Collection[str] = (),
+               scores: Optional[Mapping[str, Optional[float]]] = None) -> np.ndarray:
     """A copy of BGR ``image`` with every tracker's box, the dashed ground truth, the frame
     number (top left) and a legend (bottom left). A tracker named in ``lost`` (its score under
-    its lost threshold) is drawn as a dashed grey box: where it would be, not a confident claim."""
+    its lost threshold) is drawn as a dashed grey box: where it would be, not a confident claim.
+    ``scores``: each tracker's confidence, written above its box (none where None)."""
     img = np.ascontiguousarray(image).copy()
     h = img.shape[0]
     scale = max(0.4, min(1.0, h / 480))
@@ -157,6 +159,11 @@ def draw_frame(image: np.ndarray, boxes: Mapping[str, Sequence[float]], colors: 
             draw_box(img, box, LOST_COLOR, thickness, dashed=True)
         else:
             draw_box(img, box, colors.get(name, PALETTE[0]), thickness)
+        score = (scores or {}).get(name)
+        b = np.asarray(box, dtype=float).reshape(4)
+        if score is not None and np.isfinite(score) and np.all(np.isfinite(b)):
+            col = LOST_COLOR if name in lost else colors.get(name, PALETTE[0])
+            draw_text(img, f"{score:.2f}", (int(b[0]), max(int(b[1]) - 4, int(14 * scale))), col, scale * 0.5)
     if frame is not None:
         draw_text(img, f"#{frame}", (6, int(22 * scale) + 4), (255, 255, 0), scale * 0.8)
     if legend:

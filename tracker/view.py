@@ -34,7 +34,8 @@ class LiveView:
 
     def show(self, image: np.ndarray, boxes: Optional[Mapping[str, Sequence[float]]] = None,
              colors: Optional[Mapping[str, Tuple[int, int, int]]] = None, frame: Optional[int] = None,
-             legend: bool = False, lost: Sequence[str] = ()) -> bool:
+             legend: bool = False, lost: Sequence[str] = (),
+             scores: Optional[Mapping[str, Optional[float]]] = None) -> bool:
         """Show ``image`` (BGR) with ``boxes`` (source pixels; drawn after scaling, so lines and
         text stay sharp on enlarged frames); False when the user pressed q / Esc or closed the window."""
         if not self.open:
@@ -49,7 +50,7 @@ class LiveView:
         view = scaled(image, self.scale)
         if boxes is not None:
             view = draw_frame(view, {n: np.asarray(b, float) * self.scale for n, b in boxes.items()},
-                              colors or {}, frame=frame, legend=legend, lost=lost)
+                              colors or {}, frame=frame, legend=legend, lost=lost, scores=scores)
         cv2.imshow(self.title, view)
         key = cv2.waitKey(1)
         if key != -1 and (key & 0xFF) in QUIT_KEYS:

@@ -228,12 +228,13 @@ def _track(args: argparse.Namespace, trackers: list, source, frames, boxes) -> i
             drawn, number = None, args.start_frame + step.index
             if outputs.sink is not None:
                 drawn = draw_frame(step.image, dict(zip(labels, step.boxes)), colors, frame=number, legend=k > 1,
-                                   lost=lost_labels(labels, step))
+                                   lost=lost_labels(labels, step), scores=dict(zip(labels, step.scores)))
             outputs.add(step.boxes, step.scores, step.seconds, drawn)
             if bar is not None:
                 bar.update(1)
             if view is not None and not view.show(step.image, dict(zip(labels, step.boxes)), colors, number, k > 1,
-                                                  lost=lost_labels(labels, step)):
+                                                  lost=lost_labels(labels, step),
+                                                  scores=dict(zip(labels, step.scores))):
                 stopped = True
                 break
     except BaseException:
