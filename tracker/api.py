@@ -14,7 +14,6 @@ without a ``device`` parameter takes only the CPU.
 """
 from __future__ import annotations
 
-import importlib
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -24,7 +23,7 @@ import numpy as np
 from foundation.errors import UserError
 
 from .crest import family as _crest
-from .family import Family
+from .family import Family, load_ref
 from .sdnet import family as _sdnet
 from .variants import VARIANTS, Variant
 
@@ -118,10 +117,7 @@ class TrackerSpec:
     variant: Variant | None = None   # its row of tracker.variants (None: the family's plain start)
 
     def build(self, **options: Any) -> Tracker:
-        factory = self.factory
-        if isinstance(factory, str):
-            module_name, attr = factory.split(":")
-            factory = getattr(importlib.import_module(module_name), attr)
+        factory = load_ref(self.factory) if isinstance(self.factory, str) else self.factory
         kwargs = {**self.defaults, **options}
         kwargs.setdefault("name", self.name)
         if "device" in kwargs and not _takes_device(factory):
@@ -229,10 +225,7 @@ def default_lost_threshold(name: str) -> float | None:
         return None
     if s.family is not None:
         return getattr(_FAMILIES[s.family].load("options")(), "lost_threshold", None)
-    factory = s.factory
-    if isinstance(factory, str):
-        module_name, attr = factory.split(":")
-        factory = getattr(importlib.import_module(module_name), attr)
+    factory = load_ref(s.factory) if isinstance(s.factory, str) else s.factory
     return getattr(factory, "lost_threshold", None)
 
 

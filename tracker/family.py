@@ -25,6 +25,13 @@ def no_inputs(args: argparse.Namespace) -> dict:
     return {}
 
 
+def load_ref(ref: str) -> Any:
+    """The object a lazy ``"module:attr"`` reference names (imported on first use, so that
+    registering trackers and families imports no torch)."""
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 @dataclass(frozen=True)
 class Family:
     """A tracker family: ``name`` is its meta-learned baseline's tracker name and the ``family``
@@ -53,8 +60,7 @@ class Family:
 
     def load(self, part: str) -> Any:
         """The object one of the ``"module:attr"`` fields names (``"tracker"``, ``"options"``, ...)."""
-        module, _, attr = getattr(self, part).partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return load_ref(getattr(self, part))
 
     def check_options(self, options: Mapping[str, Any], tracker: str) -> None:
         """``options`` checked against the family's options dataclass before any work: an unknown
