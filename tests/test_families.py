@@ -130,6 +130,46 @@ def test_recipes_train_each_variant_with_the_tables_flags(tmp_path, family):
     assert done.returncode == 2 and "unknown variant 'bogus'" in done.stderr
 
 
+def test_recipe_imagery_packages_synthesises_from_the_package_folders(tmp_path):
+    """IMAGERY=packages: the train split from Tux Paint's cut-outs and mate's photographs in the
+    footage profile, the val split with the cut-outs only (mate gives it no photograph), both in
+    folders of their own that training reads; a bad IMAGERY is one line and exit 2."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    fake = bin_dir / "metatrack"
+    fake.write_text(textwrap.dedent(f"""\
+        #!/usr/bin/env bash
+        if [ "$1" = variant ]; then
+          exec {sys.executable} -c 'import sys; from tracker.cli import main; sys.exit(main(sys.argv[1:]))' "$@"
+        fi
+        echo "$*" >> {log}
+        """))
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": ROOT,
+           "DATA": str(tmp_path / "data"), "OUT": str(tmp_path / "out"), "VARIANTS": "base", "IMAGERY": "packages"}
+    stamps, backgrounds = str(tmp_path / "stamps"), str(tmp_path / "nature")   # the package folders' stand-ins
+    os.makedirs(stamps)
+    os.makedirs(backgrounds)
+    env.update(STAMPS=stamps, BACKGROUNDS=backgrounds)
+    done = subprocess.run(["bash", os.path.join("weights", "train_metacrest.sh")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    calls = [line.split() for line in log.read_text().splitlines()]
+    train, val = [c for c in calls if c[0] == "synth"]
+    assert train[1].endswith("synth-train-packages") and val[1].endswith("-packages")
+    assert train[train.index("--profile") + 1] == "footage" == val[val.index("--profile") + 1]
+    assert train[train.index("--objects") + 1] == stamps == val[val.index("--objects") + 1]
+    assert train[train.index("--backgrounds") + 1] == backgrounds
+    assert "--backgrounds" not in val
+    (trained,) = [c for c in calls if c[0] == "meta-train"]
+    assert trained[trained.index("--dataset") + 1] == train[1] and trained[trained.index("--val-dataset") + 1] == val[1]
+    assert trained[trained.index("--feature-cache") + 1].endswith("features-packages")
+    env["IMAGERY"] = "photos"
+    done = subprocess.run(["bash", os.path.join("weights", "train_metacrest.sh")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == "IMAGERY must be default or packages, got 'photos'"
+
+
 # ------------------------------------------------------------ metatrack eval --weights / --option
 @pytest.fixture(scope="module")
 def val(tmp_path_factory):

@@ -89,6 +89,7 @@ def test_meta_train_l2f_alone_trains_the_shipped_settings(data, tmp_path):
     assert state["l2f"] == L2FSettings().to_dict()           # ONE entry ...
     assert not [k for k in state if k.startswith("l2f_")]    # ... and none of the old flat keys
     assert meta["train_config"]["l2f"] == L2FSettings().to_dict()
+    assert meta["data"]["sources"] == {"profiles": ["default"]}   # what the training images were
     w = load_weights(out)
     assert w.l2f == L2FSettings() and w.attenuator["mlp.0.weight"].shape == (6, 12)   # normalized: 2 per tensor
     assert frame1_learner(w, _model(w), 1, 1e-4).config.l2f == L2FSettings()

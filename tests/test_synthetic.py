@@ -318,6 +318,10 @@ def test_folders_and_footage_are_deterministic_per_seed(folders, tmp_path):
         absent = gen.get("absent_frames", [])  # exits: zero boxes exactly there, a box elsewhere
         assert [f for f in range(len(gt)) if gt[f, 2] == 0] == list(absent)
         assert gt[0, 2] > 0
+    sources = packages.benchmark_sources(str(a))        # what weights trained on it record
+    assert sources["profiles"] == ["footage"] and sources["objects"]["files"] == 32
+    assert sources["backgrounds"]["sha256"] == gen["backgrounds"]["sha256"]
+    assert packages.benchmark_sources(str(tmp_path / "nowhere")) == {}
     # a rerun with the same settings resumes; with another profile it refuses
     assert synthetic.generate(str(a), 2, seed=3, split="train", **kw) == ["SynTrain001", "SynTrain002"]
     with pytest.raises(UserError, match="overwrite"):

@@ -7,7 +7,9 @@
 #   SEED=1 OUT=benchmarks/.data/seeds bash weights/train_metasdnet.sh    # NAME-seed1.pt, not shipped
 #   DEVICE=cuda ITER=5000 PRETRAIN_ITER=10000 bash weights/train_metasdnet.sh   # longer, on a GPU
 # VARIANTS="base l2f" limits the meta-trained variants (base, l2f, dropgrad, l2f-dropgrad: tracker/variants.py);
-# TRAIN_SEQUENCES, VAL_SEQUENCES, SYNTH_ARGS and CHECKPOINT_EVERY size a trial run (tests/test_recipes.py).
+# TRAIN_SEQUENCES, VAL_SEQUENCES, SYNTH_ARGS and CHECKPOINT_EVERY size a trial run (tests/test_recipes.py);
+# IMAGERY=packages trains on real photographs from Debian packages and the footage profile
+# (recipe_common.sh), e.g. IMAGERY=packages OUT=benchmarks/.data/packages bash weights/train_<family>.sh.
 set -euo pipefail
 # shellcheck source=weights/recipe_common.sh
 source "$(dirname "$0")/recipe_common.sh"
@@ -15,12 +17,12 @@ ITER=${ITER:-1000}
 PRETRAIN_ITER=${PRETRAIN_ITER:-3000}
 START=$(seeded mdnet)
 # multi-domain pretraining of fc4-5 (fc6 fresh afterwards): MDNet's start, and meta-training's
-[ -f "$START" ] || metatrack pretrain --dataset "$DATA/synth-train" --model efficientnet \
+[ -f "$START" ] || metatrack pretrain --dataset "$TRAIN" --model efficientnet \
   --iterations "$PRETRAIN_ITER" --seed "$SEED" --device "$DEVICE" --out "$START" --no-progress
 # CPU recipe (docs/tracker.md): fc4-6 adapt at frame 1 and meta-learn (the backbone is frozen), 1000
 # iterations of meta-batch 8, Adam 1e-3 for theta0 and alpha, features of each frame cached on disk.
-COMMON=(--dataset "$DATA/synth-train" --val-dataset "$VAL" --init "$START" --adapt fc
+COMMON=(--dataset "$TRAIN" --val-dataset "$VAL" --init "$START" --adapt fc
         --iterations "$ITER" --meta-batch 8 --lr-start 1e-3 --lr-alpha 1e-3
-        --feature-cache "$DATA/features" --checkpoint-every "${CHECKPOINT_EVERY:-50}" --seed "$SEED"
+        --feature-cache "$FEATURES" --checkpoint-every "${CHECKPOINT_EVERY:-50}" --seed "$SEED"
         --device "$DEVICE" --no-progress)
 train_variants metasdnet

@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 __all__ = ["PACKAGE_ROOTS", "TUXPAINT_KEEP", "TUXPAINT_SKIP", "keep_stamp", "installed_versions",
-           "used_packages"]
+           "used_packages", "benchmark_sources"]
 
 # Where each package puts the images we use (split keys are relative to these roots).
 PACKAGE_ROOTS = {
@@ -68,6 +68,26 @@ def used_packages(folders) -> dict:
             if real == root or real.startswith(root + os.sep) or root.startswith(real + os.sep):
                 wanted.append(package)
     return installed_versions(sorted(set(wanted)))
+
+
+def benchmark_sources(folder: str) -> dict:
+    """What the synthetic sequences under ``folder`` were made from, for weights metadata: each
+    profile and image source (folder, usable files, content hash, packages with versions) found in
+    their ``attributes.json``, once each; ``{}`` for a folder that is not a synthetic benchmark."""
+    profiles, sources = set(), {}
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        path = os.path.join(folder, name, "attributes.json")
+        try:
+            with open(path, encoding="utf-8-sig") as f:
+                generator = json.load(f).get("generator") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        profiles.add(str(generator.get("profile", "default")))
+        for kind in ("objects", "backgrounds"):
+            if isinstance(generator.get(kind), dict):
+                info = generator[kind]
+                sources.setdefault(kind, {k: info.get(k) for k in ("folder", "files", "sha256", "packages")})
+    return {"profiles": sorted(profiles), **sources} if profiles else {}
 
 
 if __name__ == "__main__":  # pragma: no cover - a helper for the recipes

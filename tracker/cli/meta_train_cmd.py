@@ -123,8 +123,11 @@ def run(args: argparse.Namespace) -> int:
     from foundation.devices import describe_device
 
     # the device says how far the weights are reproducible (bit for bit on the CPU; docs/tracker.md)
+    from otb_eval.synthetic.packages import benchmark_sources
+
     metadata = {"data": {"dataset": args.dataset, "format": args.format,
-                         "tracks": len(tracks), "val_dataset": args.val_dataset},
+                         "tracks": len(tracks), "val_dataset": args.val_dataset,
+                         "sources": benchmark_sources(args.dataset)},   # images, packages, profile
                 "device": describe_device(device)}
     result = fam.load("train")(tracks, config, args.out, resume=args.resume, val_tracks=val, init=args.init,
                                progress=not args.no_progress, metadata=metadata, device=device,

@@ -49,9 +49,10 @@ def run(args: argparse.Namespace) -> int:
     params = pretrain(tracks, model, PretrainConfig(args.iterations, args.lr, seed=args.seed),
                       progress=not args.no_progress, device=device)
     from foundation.devices import describe_device
+    from otb_eval.synthetic.packages import benchmark_sources
 
     meta = {"data": {"dataset": args.dataset, "format": args.format,
-                     "tracks": len(tracks)},
+                     "tracks": len(tracks), "sources": benchmark_sources(args.dataset)},
             "stage": "multi-domain pretraining (no meta-learning yet)", "device": describe_device(device)}
     save_weights(args.out, SDNetWeights(config=model, params=params, adapted=tuple(params), metadata=meta), meta)
     print(f"pretrained start written to {args.out}")
