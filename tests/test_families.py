@@ -97,10 +97,9 @@ def test_variant_table_and_its_command(capsys):
     assert "variant" not in capsys.readouterr().out                          # a helper, not a command
 
 
-@pytest.mark.parametrize("family", ["metasdnet", "metacrest"])
-def test_recipes_train_each_variant_with_the_tables_flags(tmp_path, family):
-    """weights/train_<family>.sh with a stand-in metatrack that logs each command (only
-    ``metatrack variant`` is real): every variant is trained with exactly the table's flags."""
+def _stand_in_metatrack(tmp_path):
+    """A ``metatrack`` on PATH that logs each command to the returned file (only ``metatrack
+    variant`` is real), and the recipe environment that puts it first."""
     bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
     bin_dir.mkdir()
     fake = bin_dir / "metatrack"
@@ -113,7 +112,16 @@ def test_recipes_train_each_variant_with_the_tables_flags(tmp_path, family):
         """))
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": ROOT,
-           "DATA": str(tmp_path / "data"), "OUT": str(tmp_path / "out"), "VARIANTS": "l2f-dropgrad base l2f"}
+           "DATA": str(tmp_path / "data"), "OUT": str(tmp_path / "out")}
+    return env, log
+
+
+@pytest.mark.parametrize("family", ["metasdnet", "metacrest"])
+def test_recipes_train_each_variant_with_the_tables_flags(tmp_path, family):
+    """weights/train_<family>.sh with a stand-in metatrack that logs each command (only
+    ``metatrack variant`` is real): every variant is trained with exactly the table's flags."""
+    env, log = _stand_in_metatrack(tmp_path)
+    env["VARIANTS"] = "l2f-dropgrad base l2f"
     done = subprocess.run(["bash", os.path.join("weights", f"train_{family}.sh")], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -134,19 +142,8 @@ def test_recipe_imagery_packages_synthesises_from_the_package_folders(tmp_path):
     """IMAGERY=packages: the train split from Tux Paint's cut-outs and mate's photographs in the
     footage profile, the val split with the cut-outs only (mate gives it no photograph), both in
     folders of their own that training reads; a bad IMAGERY is one line and exit 2."""
-    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
-    bin_dir.mkdir()
-    fake = bin_dir / "metatrack"
-    fake.write_text(textwrap.dedent(f"""\
-        #!/usr/bin/env bash
-        if [ "$1" = variant ]; then
-          exec {sys.executable} -c 'import sys; from tracker.cli import main; sys.exit(main(sys.argv[1:]))' "$@"
-        fi
-        echo "$*" >> {log}
-        """))
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": ROOT,
-           "DATA": str(tmp_path / "data"), "OUT": str(tmp_path / "out"), "VARIANTS": "base", "IMAGERY": "packages"}
+    env, log = _stand_in_metatrack(tmp_path)
+    env.update(VARIANTS="base", IMAGERY="packages")
     stamps, backgrounds = str(tmp_path / "stamps"), str(tmp_path / "nature")   # the package folders' stand-ins
     os.makedirs(stamps)
     os.makedirs(backgrounds)
