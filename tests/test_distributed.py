@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from torchrun_retry import run_torchrun
 
 from otb_eval.experiment import run_experiment
 from otb_eval.synthetic import generate
@@ -21,7 +22,7 @@ ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    proc = run_torchrun(cmd, env=ENV, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc
 

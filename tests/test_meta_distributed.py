@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchrun_retry import run_torchrun
 
 from foundation.checkpoint import load_checkpoint
 from meta_learning.cli import main
@@ -29,7 +30,7 @@ def _env() -> dict:
 
 def _torchrun(args, cwd, procs: int = 2, timeout: int = 240) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={procs}", "--standalone"] + list(args)
-    return subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
+    return run_torchrun(cmd, cwd=cwd, env=_env(), timeout=timeout)
 
 
 def _per_rank(tmp: Path) -> Path:
@@ -201,3 +202,19 @@ def test_shared_evaluation_gives_one_process_numbers_exactly(argv, key, tmp_path
     a = json.loads((tmp_path / "one" / "results.json").read_text())
     b = json.loads((tmp_path / "two" / "results.json").read_text())
     assert a[key] == b[key] and a["gamma"] == b["gamma"]
+
+
+def test_the_torchrun_helper_retries_only_gloos_exit_abort(tmp_path):
+    from torchrun_retry import GLOO_EXIT_ABORT
+
+    marker = tmp_path / "tried"
+    flaky = ("import pathlib, sys; m = pathlib.Path(sys.argv[1])\n"
+             "if not m.exists():\n    m.touch(); sys.stderr.write(sys.argv[2]); sys.exit(134)\n")
+    done = run_torchrun([sys.executable, "-c", flaky, str(marker), GLOO_EXIT_ABORT])
+    assert done.returncode == 0 and marker.exists()                    # aborted once, then passed
+    marker.unlink()
+    other = run_torchrun([sys.executable, "-c", flaky, str(marker), "another error"])
+    assert other.returncode == 134 and "another error" in other.stderr  # not retried
+    always = run_torchrun([sys.executable, "-c", f"import sys; sys.stderr.write({GLOO_EXIT_ABORT!r}); sys.exit(134)"])
+    assert always.returncode == 134                                     # the same abort twice: a failure
+
