@@ -111,17 +111,22 @@ def sequence_boxes(name: str, seq: dict, frames: list[np.ndarray], cuts: list[in
 
 def write_sequence(out: str, name: str, frames: list[np.ndarray], boxes: np.ndarray,
                    attributes: list[str]) -> str:
-    """``out/name/img/0001.jpg ...``, ``groundtruth_rect.txt`` and ``attributes.json``."""
+    """``out/name/img/0001.jpg ...``, ``groundtruth_rect.txt`` and ``attributes.json``, written
+    into a hidden partial folder that replaces ``out/name`` only when complete (as the synthetic
+    benchmark does), so an interrupted build never leaves a half-written sequence."""
     folder = os.path.join(out, name)
-    shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(os.path.join(folder, "img"))
+    partial = os.path.join(out, f".{name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    os.makedirs(os.path.join(partial, "img"))
     for i, frame in enumerate(frames, 1):
-        cv2.imwrite(os.path.join(folder, "img", f"{i:04d}.jpg"), frame,
+        cv2.imwrite(os.path.join(partial, "img", f"{i:04d}.jpg"), frame,
                     [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    with open(os.path.join(folder, "groundtruth_rect.txt"), "w") as f:
+    with open(os.path.join(partial, "groundtruth_rect.txt"), "w") as f:
         f.writelines(",".join(f"{v:g}" for v in b) + "\n" for b in boxes)
-    with open(os.path.join(folder, "attributes.json"), "w") as f:
+    with open(os.path.join(partial, "attributes.json"), "w") as f:
         json.dump({"attributes": sorted(attributes)}, f)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(partial, folder)
     return folder
 
 
