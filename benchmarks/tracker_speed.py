@@ -22,6 +22,12 @@ backbone and options too), else the untrained start on the MetaSDNet conv layers
 UNTRAINED in the output).
 
     python benchmarks/tracker_speed.py [--sequences 3] [--frames 100] [--threads 2]
+        [--real benchmarks/.data/real-val --real-size 640x480]
+
+``--real DIR`` adds real footage (benchmarks/real_clips.py's sequences): every frame fitted into
+``--real-size`` (aspect kept, black bars; boxes mapped), then every shipped variant of both
+families, ``mdnet``, ``crest`` and the OpenCV trackers on every frame of every sequence in the same
+run, fps = frames / total tracker time (frame 1 included), each against CSRT's fps.
 
 ``--no-save`` prints the markdown instead of writing the JSON and docs/results/tracker_speed.md (to try
 the script on a few frames, e.g. ``--sequences 1 --frames 10 --exact-frames 2 --repeats 1``).
@@ -62,6 +68,90 @@ def summarise(rows):
 
 CREST_TARGET_FPS = 40.0   # frames / total time, frame 1 included, 2 threads (issue #11)
 SDNET_TARGET_FPS = 40.0
+REAL_CSRT_RATIO = 1.5     # shipped variants against CSRT on real clips (issue #26)
+
+
+def letterboxed(dataset, size: tuple[int, int], folder: str) -> list:
+    """Every sequence of ``dataset`` with its frames fitted into ``size`` (w, h; aspect kept,
+    black bars) as JPEG files under ``folder``, its boxes mapped the same way."""
+    import cv2
+    import numpy as np
+
+    from foundation.images import read_bgr
+    from otb_eval.datasets import Sequence
+
+    w, h = size
+    seqs = []
+    for seq in dataset:
+        out = os.path.join(folder, seq.name)
+        os.makedirs(out, exist_ok=True)
+        files = []
+        for i, f in enumerate(seq.img_files):
+            img = read_bgr(f)
+            scale = min(w / img.shape[1], h / img.shape[0])
+            nw, nh = round(img.shape[1] * scale), round(img.shape[0] * scale)
+            x0, y0 = (w - nw) // 2, (h - nh) // 2
+            canvas = np.zeros((h, w, 3), np.uint8)
+            canvas[y0:y0 + nh, x0:x0 + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+            files.append(os.path.join(out, f"{i + 1:04d}.jpg"))
+            cv2.imwrite(files[-1], canvas, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        anno = np.asarray(seq.anno, float) * scale + np.array([x0, y0, 0, 0])
+        seqs.append(Sequence(seq.name, tuple(files), anno, seq.attributes, out, tuple(range(1, len(files) + 1))))
+    return seqs
+
+
+def measure_real(args) -> dict:
+    """fps (frames / total time, frame 1 included) and mean IoU of every shipped variant of both
+    families, their ordinary starts and the OpenCV trackers on the real clips, same run."""
+    import tracker
+    from foundation.images import read_bgr
+    from otb_eval.datasets import OTBDataset
+    from tracker.baselines import available_baselines
+
+    w, h = (int(v) for v in args.real_size.lower().split("x"))
+    dataset = OTBDataset(args.real)
+    with tempfile.TemporaryDirectory() as tmp:
+        seqs = letterboxed(dataset, (w, h), tmp)
+        names = SDNET_VARIANTS + ["mdnet"] + CREST_VARIANTS + ["crest"] + available_baselines()
+        out = {"dataset": relative(args.real), "size": [w, h], "sequences": [s.name for s in seqs],
+               "fps": {}, "target_fps": SDNET_TARGET_FPS, "csrt_ratio_target": REAL_CSRT_RATIO}
+        for name in names:
+            warm = tracker.make(name)   # warm-up: imports, first calls, allocator
+            warm.init(read_bgr(seqs[0].img_files[0]), seqs[0].anno[0])
+            warm.update(read_bgr(seqs[0].img_files[1]))
+            out["fps"][name] = summarise([run_sequence(lambda: tracker.make(name), s) for s in seqs])
+            r = out["fps"][name]
+            print(f"real {name:24s} {r['frames']:5d} frames {r['fps']:6.1f} fps  mean IoU {r['mean_iou']:.3f}")
+    shipped = {v: out["fps"][v]["fps"] for v in SDNET_VARIANTS + CREST_VARIANTS}
+    csrt = out["fps"].get("csrt", {}).get("fps")
+    out["slowest"] = min(shipped, key=shipped.get)
+    out["meets_target"] = min(shipped.values()) >= SDNET_TARGET_FPS
+    out["meets_csrt_ratio"] = None if csrt is None else min(shipped.values()) >= REAL_CSRT_RATIO * csrt
+    return out
+
+
+def real_markdown(r: dict, threads: int) -> list:
+    """The real-clip section of docs/results/tracker_speed.md."""
+    w, h = r["size"]
+    csrt = r["fps"].get("csrt", {}).get("fps")
+    md = ["## Real clips", "",
+          f"The real validation clips (`{r['dataset']}`: {', '.join(r['sequences'])}; "
+          "[real_clips.md](../real_clips.md)), every frame fitted into "
+          f"{w}x{h} (aspect kept, black bars), {threads} torch threads, the shipped weights; same "
+          "run and machine as above. fps = frames / total tracker time, frame 1 included.", "",
+          "| tracker | frames | fps | x CSRT | mean IoU |", "|---|---:|---:|---:|---:|"]
+    for name, x in sorted(r["fps"].items(), key=lambda kv: -kv[1]["fps"]):
+        ratio = f"{x['fps'] / csrt:.2f}" if csrt else "-"
+        md.append(f"| {name} | {x['frames']} | {x['fps']:.1f} | {ratio} | {x['mean_iou']:.3f} |")
+    slow = r["fps"][r["slowest"]]["fps"]
+    md += ["", f"Slowest shipped variant: {r['slowest']} at {slow:.1f} fps: "
+           + ("at or above" if r["meets_target"] else "BELOW") + f" the {r['target_fps']:.0f} fps target"
+           + ("" if csrt is None else
+              f", {slow / csrt:.2f}x CSRT's {csrt:.1f} fps ("
+              + ("at or above" if r["meets_csrt_ratio"] else "BELOW") + f" the {r['csrt_ratio_target']:g}x target)")
+           + ". The mean IoU column is one run of each tracker, not an accuracy table "
+           "([real_table.md](real_table.md) is).", ""]
+    return md
 
 
 def target_reading(family: str, fps: dict, target: float) -> str:
@@ -177,9 +267,16 @@ def main() -> None:
     parser.add_argument("--crest-weights", default=None, metavar="FILE",
                         help="MetaCREST weights for metacrest and crest (default: the shipped "
                              "weights/metacrest.pt if any, else the untrained start)")
+    parser.add_argument("--real", default=None, metavar="DIR",
+                        help="also time every shipped tracker and OpenCV's on these real clips (an "
+                             "OTB folder, e.g. benchmarks/.data/real-val from benchmarks/real_clips.py)")
+    parser.add_argument("--real-size", default="640x480", metavar="WxH",
+                        help="frame size the real clips are fitted into (default 640x480)")
     parser.add_argument("--no-save", action="store_true",
                         help="print the markdown; write neither the JSON nor docs/results/tracker_speed.md")
     args = parser.parse_args()
+    if args.real and not os.path.isdir(args.real):
+        raise SystemExit(f"--real: no folder {args.real} (python benchmarks/real_clips.py makes it)")
 
     import torch
 
@@ -241,6 +338,7 @@ def main() -> None:
         f1_iters = tracker.make("mdnet").opts.finetune_iters
 
         crest = measure_crest(args, seqs)
+    real = measure_real(args) if args.real else None
 
     speedup = (frame1["mdnet (fine-tuning)"]["median_seconds"]
                / frame1["metasdnet (1 meta-SGD step)"]["median_seconds"])
@@ -250,7 +348,7 @@ def main() -> None:
             "weights_metadata": weights_meta,
             "sequences": args.sequences, "frames_per_sequence": args.frames,
             "exact_frames": args.exact_frames, "fps": results, "frame1": frame1,
-            "frame1_speedup": speedup, "mdnet_finetune_iters": f1_iters, "metacrest": crest}
+            "frame1_speedup": speedup, "mdnet_finetune_iters": f1_iters, "metacrest": crest, "real": real}
     fast = {v: results[f"{v} fast"]["fps"] for v in SDNET_VARIANTS if f"{v} fast" in results}
     data["target_reading"] = target_reading("MetaSDNet", fast, SDNET_TARGET_FPS)
     md = [
@@ -259,6 +357,7 @@ def main() -> None:
         f"Generated by `python benchmarks/tracker_speed.py --sequences {args.sequences} --frames {args.frames} "
         f"--threads {args.threads}"
         + (f" --crest-weights {args.crest_weights}" if args.crest_weights else "")
+        + (f" --real {relative(args.real)} --real-size {args.real_size}" if args.real else "")
         + f"` on {data['machine']['cpus']} CPUs ({data['machine']['platform']}), "
         f"torch {data['machine']['torch']}, {args.threads} torch threads, load average "
         f"{', '.join(f'{v:.1f}' for v in load) if load else 'n/a'} (the machine is shared), "
@@ -292,6 +391,8 @@ def main() -> None:
     md += ["", f"The meta-learned start needs {speedup:.1f}x less time at frame 1 than "
            f"{f1_iters} iterations of MDNet fine-tuning. Fast mode: {data['target_reading']}.", ""]
     md += crest_markdown(crest)
+    if real:
+        md += real_markdown(real, args.threads)
     if args.no_save:
         print("\n".join(md))
         return
