@@ -74,3 +74,18 @@ def test_weight_set_needs_a_label_and_an_existing_folder(tmp_path):
     for bad in (str(tmp_path), f"={tmp_path}", f"a={tmp_path / 'missing'}", f"a@b={tmp_path}"):
         with pytest.raises(argparse.ArgumentTypeError):
             _util.weight_set(bad)
+
+
+def test_failure_signals_counts_what_each_familys_own_test_flags():
+    import numpy as np
+
+    failure_signals = pytest.importorskip("failure_signals")
+    iou = np.array([0.0, 0.05, 0.6, 0.8, 0.3])
+    # MetaSDNet's test: top-5 positive score <= 0 -> one of the two lost frames, one on-target frame
+    s = failure_signals.summary("metasdnet", {"iou": iou, "score": np.array([-1.0, 5.0, 0.0, 2.0, 1.0])})
+    assert s["lost_share"] == 0.4 and s["flagged_when_lost"] == 0.5 and s["flagged_when_on_target"] == 0.5
+    assert s["median_score_lost"] == 2.0 and s["test"] == "top-5 positive score <= 0"
+    # MetaCREST's: response peak < min_peak (0.15): 0.15 itself is not flagged
+    s = failure_signals.summary("crest", {"iou": iou, "score": np.array([0.1, 0.15, 0.05, 0.9, 0.2])})
+    assert s["flagged_when_lost"] == 0.5 and s["flagged_when_on_target"] == 0.5
+    assert s["test"] == "response peak < 0.15"
