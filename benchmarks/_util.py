@@ -265,9 +265,9 @@ def seed_files(folder: str, name: str) -> dict[int, str]:
 
 
 def track_seeds(folder: str, names: list[str], dataset, results: str, tag: str, workers: int,
-                options: dict | None = None) -> dict:
+                options: dict | None = None, seeds: list[int] | None = None) -> dict:
     """Track ``dataset`` with every training seed of each of ``names`` found in ``folder`` (one OPE
-    run per file, with tracker ``options`` if given; results named ``NAME@<tag>-seed<k>``, and
+    run per file, with tracker ``options`` if given, only ``seeds`` if given; results named ``NAME@<tag>-seed<k>``, and
     results already there are kept, so a rerun resumes) and return {name: row}: AUC, precision at 20 px, success at 0.5 and fps as means over
     the seeds, the per-seed values, and per-sequence AUC per seed (what the paired bootstrap
     resamples). A name without files is left out."""
@@ -279,7 +279,7 @@ def track_seeds(folder: str, names: list[str], dataset, results: str, tag: str, 
 
     rows = {}
     for n in names:
-        files = seed_files(folder, n)
+        files = {k: p for k, p in seed_files(folder, n).items() if seeds is None or k in seeds}
         if not files:
             continue
         labels = {k: f"{n}@{tag}-seed{k}" for k in files}
