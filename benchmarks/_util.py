@@ -264,6 +264,17 @@ def seed_files(folder: str, name: str) -> dict[int, str]:
     return {}
 
 
+def _drop_if_stale(folder: str, weights: str) -> None:
+    """Remove a result folder with any file older than its weights file: it was tracked with other
+    weights (e.g. a checkpoint of a run still training), so a resumed run must track it again."""
+    import shutil
+
+    files = [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs]
+    if files and min(os.path.getmtime(f) for f in files) < os.path.getmtime(weights):
+        print(f"{os.path.basename(folder)}: results older than {os.path.basename(weights)}, tracking again")
+        shutil.rmtree(folder)
+
+
 def track_seeds(folder: str, names: list[str], dataset, results: str, tag: str, workers: int,
                 options: dict | None = None, seeds: list[int] | None = None) -> dict:
     """Track ``dataset`` with every training seed of each of ``names`` found in ``folder`` (one OPE
@@ -284,6 +295,7 @@ def track_seeds(folder: str, names: list[str], dataset, results: str, tag: str, 
             continue
         labels = {k: f"{n}@{tag}-seed{k}" for k in files}
         for k, path in files.items():
+            _drop_if_stale(os.path.join(results, labels[k]), path)
             print(f"tracking {labels[k]}", flush=True)
             run_ope(factory(n, weights=path, **(options or {})), dataset, results, name=labels[k], workers=workers, progress=False)
         perf = evaluate(dataset, results, list(labels.values()))

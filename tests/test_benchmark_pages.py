@@ -89,3 +89,19 @@ def test_failure_signals_counts_what_each_familys_own_test_flags():
     s = failure_signals.summary("crest", {"iou": iou, "score": np.array([0.1, 0.15, 0.05, 0.9, 0.2])})
     assert s["flagged_when_lost"] == 0.5 and s["flagged_when_on_target"] == 0.5
     assert s["test"] == "response peak < 0.15"
+
+
+def test_results_older_than_their_weights_are_tracked_again(tmp_path):
+    weights = tmp_path / "metasdnet-seed1.pt"
+    weights.write_bytes(b"")
+    fresh = tmp_path / "results" / "fresh"
+    stale = tmp_path / "results" / "stale"
+    for d in (fresh, stale):
+        (d / "times").mkdir(parents=True)
+        (d / "Seq.txt").write_text("1,2,3,4\n")
+        (d / "times" / "Seq_time.txt").write_text("0.1\n")
+    old = os.path.getmtime(weights) - 60
+    os.utime(stale / "times" / "Seq_time.txt", (old, old))   # one file tracked before the weights changed
+    _util._drop_if_stale(str(fresh), str(weights))
+    _util._drop_if_stale(str(stale), str(weights))
+    assert fresh.exists() and not stale.exists()
