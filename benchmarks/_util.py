@@ -278,8 +278,9 @@ def _drop_if_stale(folder: str, weights: str) -> None:
 def track_seeds(folder: str, names: list[str], dataset, results: str, tag: str, workers: int,
                 options: dict | None = None, seeds: list[int] | None = None) -> dict:
     """Track ``dataset`` with every training seed of each of ``names`` found in ``folder`` (one OPE
-    run per file, with tracker ``options`` if given, only ``seeds`` if given; results named ``NAME@<tag>-seed<k>``, and
-    results already there are kept, so a rerun resumes) and return {name: row}: AUC, precision at 20 px, success at 0.5 and fps as means over
+    run per file, with tracker ``options`` if given, only ``seeds`` if given; results named
+    ``NAME@<tag>-seed<k>``; results already there and newer than their weights are kept, so a rerun
+    resumes) and return {name: row}: AUC, precision at 20 px, success at 0.5 and fps as means over
     the seeds, the per-seed values, and per-sequence AUC per seed (what the paired bootstrap
     resamples). A name without files is left out."""
     import numpy as np
@@ -297,7 +298,8 @@ def track_seeds(folder: str, names: list[str], dataset, results: str, tag: str, 
         for k, path in files.items():
             _drop_if_stale(os.path.join(results, labels[k]), path)
             print(f"tracking {labels[k]}", flush=True)
-            run_ope(factory(n, weights=path, **(options or {})), dataset, results, name=labels[k], workers=workers, progress=False)
+            run_ope(factory(n, weights=path, **(options or {})), dataset, results, name=labels[k],
+                    workers=workers, progress=False)
         perf = evaluate(dataset, results, list(labels.values()))
         per = {key: [perf[lab]["overall"][src] for lab in labels.values()]
                for key, src in (("auc", "success_score"), ("precision_20px", "precision_score"),
