@@ -244,6 +244,20 @@ def weight_set(text: str) -> tuple[str, str]:
     return label, folder
 
 
+def add_weight_sets(parser, flag: str = "--weights", required: bool = False, extra: str = "") -> None:
+    """``flag LABEL=DIR`` (repeatable: weights sets, parsed by :func:`weight_set`) and
+    ``--about LABEL=TEXT`` (what a set was trained on; :func:`abouts` reads them)."""
+    parser.add_argument(flag, type=weight_set, action="append", required=required, metavar="LABEL=DIR",
+                        help="a weights set: a recipe's OUT folder (NAME.pt = seed 0, NAME-seed<k>.pt)" + extra)
+    parser.add_argument("--about", action="append", default=[], metavar="LABEL=TEXT",
+                        help="what a weights set was trained on, shown on the page")
+
+
+def abouts(args) -> dict[str, str]:
+    """{label: text} of the ``--about LABEL=TEXT`` arguments."""
+    return dict(a.partition("=")[::2] for a in args.about)
+
+
 def seed_files(folder: str, name: str) -> dict[int, str]:
     """{seed: file} of tracker ``name`` in a recipe's OUT folder: ``NAME.pt`` is seed 0 and
     ``NAME-seed<k>.pt`` seed k (weights/recipe_common.sh). A family's ordinary start without files

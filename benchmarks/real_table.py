@@ -24,7 +24,7 @@ import argparse
 import os
 import shutil
 
-from _util import DATA, ROOT, machine, relative, save, track_seeds, weight_set
+from _util import DATA, ROOT, abouts, add_weight_sets, machine, relative, save, track_seeds
 
 from tracker.api import families, spec, variants
 
@@ -130,12 +130,8 @@ def render(out: dict) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default=DATASET)
-    p.add_argument("--weights", type=weight_set, action="append", metavar="LABEL=DIR",
-                   help="a weights set: a recipe's OUT folder (NAME.pt = seed 0, NAME-seed<k>.pt); "
-                        "repeat to compare sets; the first is the one the reading is about "
-                        "(default: shipped=weights)")
-    p.add_argument("--about", action="append", default=[], metavar="LABEL=TEXT",
-                   help="a line on what a weights set was trained on, shown on the page")
+    add_weight_sets(p, extra="; repeat to compare sets, the first is the one the reading is about "
+                             "(default: shipped=weights)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--resume", action="store_true", help="keep the results already tracked")
     args = p.parse_args()
@@ -144,7 +140,7 @@ def main() -> None:
     sets = args.weights or [("shipped", os.path.join(ROOT, "weights"))]
     if len({label for label, _ in sets}) != len(sets):
         raise SystemExit("--weights: every set needs its own label")
-    about = dict(a.partition("=")[::2] for a in args.about)
+    about = abouts(args)
 
     from otb_eval.datasets import OTBDataset
     from otb_eval.experiment import run_ope

@@ -30,6 +30,8 @@ from _util import (
     CREST_VARIANTS,
     DATA,
     SDNET_VARIANTS,
+    abouts,
+    add_weight_sets,
     best_of,
     crest_weights_file,
     figure_path,
@@ -41,7 +43,6 @@ from _util import (
     save_figure,
     synthetic_split,
     track_seeds,
-    weight_set,
 )
 
 from tracker.api import families, family_of, spec, variants
@@ -468,15 +469,11 @@ def main() -> None:
                              "SEED=k OUT=DIR bash weights/train_all.sh) to the saved JSON; tracking is "
                              "deterministic, so their AUC is comparable with the saved run's (their "
                              "speed is not reported)")
-    parser.add_argument("--ablation", type=weight_set, action="append", metavar="LABEL=DIR",
-                        help="track every learned tracker with the weights in DIR (a recipe's OUT: "
-                             "NAME.pt = seed 0, NAME-seed<k>.pt) and add them to the saved JSON as an "
-                             "ablation against the main table (e.g. the recipe on other imagery)")
-    parser.add_argument("--about", action="append", default=[], metavar="LABEL=TEXT",
-                        help="what an --ablation set was trained on, shown on the page")
+    add_weight_sets(parser, "--ablation", extra=": track every learned tracker with it and add it to the "
+                    "saved JSON as an ablation against the main table (e.g. the recipe on other imagery)")
     args = parser.parse_args()
     if args.ablation:
-        add_ablation(args.ablation, dict(a.partition("=")[::2] for a in args.about), args)
+        add_ablation(args.ablation, abouts(args), args)
         return
     if args.seeds_dir:
         add_seeds(args.seeds_dir, args)
