@@ -40,7 +40,7 @@ from foundation.distributed import SINGLE, World
 from foundation.errors import UserError
 from foundation.fileio import atomic_path
 
-__all__ = ["RunConfig", "Step", "MetaRun", "iteration_seed", "read_state"]
+__all__ = ["RunConfig", "Step", "MetaRun", "iteration_seed", "read_state", "rank_validation"]
 
 # the keys the run writes into a checkpoint; a domain's own keys must be others
 RUN_KEYS = frozenset({"learner", "iteration", "settings", "skipped", "history", "seconds", "torch_rng",
@@ -52,6 +52,17 @@ def iteration_seed(seed: int, iteration: int, rank: int = 0) -> int:
     """The torch seed of meta-iteration ``iteration`` of a run seeded ``seed``, on ``rank`` (rank 0's
     stream is the one a single process draws)."""
     return (seed * 1_000_003 + iteration * 7_919 + 17) % (2 ** 63 - 1) + 1_000_003 * rank
+
+
+def rank_validation(kept: Sequence[Mapping[str, Any]], entry: Mapping[str, Any], k: int, key: str,
+                    higher_is_better: bool) -> Tuple[List[Dict[str, Any]], bool]:
+    """The ``k`` best validations once ``entry`` joins ``kept`` (dicts with ``"iteration"`` and
+    ``key``, best first; a tie goes to the later iteration), and whether ``entry`` is among them.
+    What a run keeps to pick its checkpoints by validation (the top-k ensemble of classification,
+    the best-validation weights of the trackers)."""
+    sign = -1.0 if higher_is_better else 1.0
+    ranked = sorted([*kept, entry], key=lambda t: (sign * float(t[key]), -int(t["iteration"])))[:k]
+    return [dict(t) for t in ranked], any(t["iteration"] == entry["iteration"] for t in ranked)
 
 
 @dataclass

@@ -121,3 +121,53 @@ def test_nan_loss_is_skipped_and_reported(tracks, tmp_path):
     assert all(torch.isfinite(v).all() for v in w.params.values())
     rows = list(csv.DictReader(open(out + ".csv")))
     assert rows[2]["skipped"] == "1" and rows[2]["query_loss"] == "nan"
+
+
+def _val_losses(path):
+    return [(int(r["iteration"]), float(r["val_query_loss"])) for r in csv.DictReader(open(path + ".csv"))
+            if r["val_query_loss"]]
+
+
+def test_keep_best_writes_the_start_of_the_lowest_validation_loss(tracks, tmp_path):
+    # lrs high enough that the validation loss moves both ways within 8 iterations
+    cfg = dict(iterations=8, checkpoint_every=2, adapt="fc", lr_start=3e-2, lr_alpha=3e-2)
+    last, best = str(tmp_path / "last.pt"), str(tmp_path / "best.pt")
+    meta_train(tracks, _config(**cfg), last, val_tracks=tracks, progress=False)
+    meta_train(tracks, _config(keep="best", **cfg), best, val_tracks=tracks, progress=False)
+    val = _val_losses(best)
+    assert [i for i, _ in val] == [2, 4, 6, 8]
+    assert val == _val_losses(last)                       # keep changes the file, not the training
+    lowest = min(v for _, v in val)
+    chosen = max(i for i, v in val if v == lowest)        # a tie goes to the later iteration
+    assert load_weights(best).metadata["iterations"] == chosen
+    assert load_weights(last).metadata["iterations"] == 8
+    same = all(torch.equal(load_weights(best).params[k], load_weights(last).params[k])
+               for k in load_weights(last).params)
+    assert same == (chosen == 8)
+
+
+def test_keep_best_resumes_to_the_same_file(tracks, tmp_path):
+    cfg = _config(iterations=8, checkpoint_every=2, adapt="fc", lr_start=3e-2, lr_alpha=3e-2, keep="best")
+    straight, resumed = str(tmp_path / "a.pt"), str(tmp_path / "b.pt")
+    meta_train(tracks, cfg, straight, val_tracks=tracks, progress=False)
+
+    def interrupt(it, loss):        # killed during iteration 7, after the checkpoint at 6
+        if it == 6:
+            raise KeyboardInterrupt
+        return loss
+
+    with pytest.raises(KeyboardInterrupt):
+        meta_train(tracks, cfg, resumed, val_tracks=tracks, progress=False, nan_hook=interrupt)
+    meta_train(tracks, cfg, resumed, val_tracks=tracks, resume=True, progress=False)
+    a, b = load_weights(straight), load_weights(resumed)
+    assert a.metadata["iterations"] == b.metadata["iterations"]
+    assert all(torch.equal(a.params[k], b.params[k]) for k in a.params)
+
+
+def test_keep_best_needs_validation_tracks(tracks, tmp_path):
+    from foundation.errors import UserError
+
+    with pytest.raises(UserError, match="--keep best needs validation tracks"):
+        meta_train(tracks, _config(keep="best"), str(tmp_path / "w.pt"), progress=False)
+    with pytest.raises(UserError, match="--keep must be last or best"):
+        _config(keep="first").validate()

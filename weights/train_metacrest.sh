@@ -20,5 +20,5 @@ COMMON=(--tracker metacrest --dataset "$TRAIN" --val-dataset "$VAL"
         --backbone efficientnet-lite0 --backbone-layer block5 --backbone-stride 4
         --max-target-px 32 --min-target-px 32 --tracker-option update_lr=1e-4
         --iterations "$ITER" --meta-batch 4 --lr-start 1e-3 --lr-alpha 1e-5 --alpha-init 1e-4
-        --feature-cache "$FEATURES" --checkpoint-every "${CHECKPOINT_EVERY:-50}" --seed "$SEED" --device "$DEVICE" --no-progress)
+        --feature-cache "$FEATURES" --checkpoint-every "${CHECKPOINT_EVERY:-50}" --seed "$SEED" --keep "${KEEP:-last}" --device "$DEVICE" --no-progress)
 train_variants metacrest

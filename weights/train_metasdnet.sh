@@ -24,5 +24,5 @@ START=$(seeded mdnet)
 COMMON=(--dataset "$TRAIN" --val-dataset "$VAL" --init "$START" --adapt fc
         --iterations "$ITER" --meta-batch 8 --lr-start 1e-3 --lr-alpha 1e-3
         --feature-cache "$FEATURES" --checkpoint-every "${CHECKPOINT_EVERY:-50}" --seed "$SEED"
-        --device "$DEVICE" --no-progress)
+        --keep "${KEEP:-last}" --device "$DEVICE" --no-progress)
 train_variants metasdnet

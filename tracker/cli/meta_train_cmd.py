@@ -20,6 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "Defaults are the family's reference values (MetaSDNet: 15000 iterations, lr "
                     "1e-4 / 1e-5; MetaCREST: 10000 iterations, lr 1e-6 / 1e-6, alpha from 1e-6).")
     from ..api import families
+    from ..metatrain.config import KEEP_CHOICES
 
     fams = families()
     p.add_argument("--tracker", default=fams[0].name, choices=[f.name for f in fams],
@@ -58,6 +59,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "compute them once (MetaSDNet: with --adapt fc; MetaCREST: per-frame windows, "
                         "query windows shifted by whole cells)")
     p.add_argument("--checkpoint-every", type=int, default=50, metavar="N")
+    p.add_argument("--keep", choices=KEEP_CHOICES, default="last",
+                   help="the start OUT holds: the last iteration's (default) or the one with the lowest "
+                        "validation loss (best; needs --val-dataset, validated at every checkpoint); "
+                        "OUT.ckpt always holds the last, to resume from")
     p.add_argument("--out", required=True, metavar="FILE", help="weights file to write (.pt)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
     p.add_argument("--no-progress", action="store_true")
@@ -92,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from foundation.fileio import ensure_writable_file
 
     from ..api import family
+    from ..metatrain.loop import check_keep
     from ..metatrain.sources import load_tracks
 
     device = resolve_device_arg(args)
@@ -103,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
                   dropgrad=args.dropgrad,
                   dropgrad_rate=args.dropgrad_rate,
                   seed=args.seed, workers=args.workers, feature_cache=args.feature_cache,
-                  checkpoint_every=args.checkpoint_every, **given)
+                  checkpoint_every=args.checkpoint_every, keep=args.keep, **given)
     fam = family(args.tracker)
     # an option of another family would be silently ignored: refuse it instead
     foreign = [flag for name, own in args.family_flags.items() if name != fam.name
@@ -115,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     if args.init is not None and not os.path.isfile(args.init):
         raise UserError(f"--init {args.init} does not exist")
     fam.check_meta_train(args)
+    check_keep(config.keep, bool(args.val_dataset))
     ensure_writable_file(args.out, "--out")
     world = init_world(device)   # torchrun: one process per device, each with its share of the meta-batch
     tracks = load_tracks(args.dataset, args.format)

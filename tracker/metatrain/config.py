@@ -15,7 +15,9 @@ from typing import Any, Mapping, Optional
 from foundation.errors import UserError
 from meta_learning.l2f import L2FSettings
 
-__all__ = ["TrainConfig", "training_learner"]
+__all__ = ["TrainConfig", "training_learner", "KEEP_CHOICES"]
+
+KEEP_CHOICES = ("last", "best")   # which start a run's weights file holds (TrainConfig.keep)
 
 
 @dataclass
@@ -38,6 +40,7 @@ class TrainConfig:
     checkpoint_every: int = 50
     val_every: int = 0                   # 0: validate only at checkpoints when val tracks exist
     val_episodes: int = 16
+    keep: str = "last"                   # the weights file: "last" iteration's start, or "best" validation's
 
     def validate(self) -> "TrainConfig":
         """Each wrong setting is a one-line UserError, before any work starts."""
@@ -59,6 +62,8 @@ class TrainConfig:
                 raise UserError(str(exc)) from None
         if not 0.0 < self.decay_fraction <= 1.0:
             raise UserError(f"decay_fraction must be in (0, 1], got {self.decay_fraction:g}")
+        if self.keep not in KEEP_CHOICES:
+            raise UserError(f"--keep must be {' or '.join(KEEP_CHOICES)}, got {self.keep!r}")
         if self.dropgrad not in (None, "binary", "gaussian"):
             raise UserError(f"--dropgrad must be binary or gaussian, got {self.dropgrad!r}")
         if not 0.0 <= self.dropgrad_rate < 1.0:

@@ -5,7 +5,10 @@ A family supplies the engine (:class:`meta_learning.MetaLearner`), a map-style d
 (episode ``i`` depends only on the seed and ``i``), ``task_fn(episode, training) -> (query loss,
 adapt info)`` and ``save_weights(learner, iteration)``. This module keeps what is the trackers'
 own: meta-batches of episodes from a loader, the phase schedule, the CSV columns (support loss,
-L2F's mean gamma), the validation loss and the weights written at each checkpoint. Resume (the
+L2F's mean gamma), the validation loss and the weights written at each checkpoint (the last
+iteration's start, or with ``keep="best"`` the start of the lowest validation loss so far: the
+meta-learned starts can get worse as training goes on, while the checkpoint still holds the last
+iteration to resume from). Resume (the
 settings check), random states, checkpoints, the CSV log, the skip and roll-back of an iteration
 with a non-finite loss or gradient, the validation cadence and the progress bar are
 :class:`meta_learning.run.MetaRun`'s, the same as every other domain's.
@@ -28,11 +31,11 @@ import torch
 
 from foundation.distributed import SINGLE, World
 from foundation.errors import UserError
-from meta_learning.run import MetaRun, RunConfig, Step
+from meta_learning.run import MetaRun, RunConfig, Step, rank_validation
 
 from .episodes import episode_loader
 
-__all__ = ["CSV_FIELDS", "TrainResult", "learned_state", "run_meta_training",
+__all__ = ["CSV_FIELDS", "TrainResult", "check_keep", "learned_state", "run_meta_training",
            "validation_loss"]
 
 CSV_FIELDS = ["iteration", "phase", "query_loss", "support_loss", "grad_norm", "val_query_loss",
@@ -73,6 +76,13 @@ def validation_loss(task_fn: TaskFn, dataset, n: int) -> float:
     return total / max(n, 1)
 
 
+def check_keep(keep: str, has_validation: bool) -> None:
+    """``keep="best"`` picks the weights by validation loss, so it needs validation tracks."""
+    if keep == "best" and not has_validation:
+        raise UserError("--keep best needs validation tracks (--val-dataset): the weights kept are "
+                        "those of the lowest validation loss")
+
+
 def _episode_indices(first: int, last: int, meta_batch: int, world: World):
     """This rank's episodes of iterations ``first .. last - 1`` (episode ``it * B + j``)."""
     start, stop = world.split(meta_batch)
@@ -101,7 +111,12 @@ def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
     among torchrun's (``config.meta_batch`` is the total over all ranks).
     """
     ckpt_path = out + ".ckpt"
-    settings = {k: v for k, v in asdict(config).items() if k != "iterations"}
+    # keep joins the settings only when it is not the default, so that checkpoints written before
+    # it existed resume (a resume under another keep would mix the two rules in one file)
+    settings = {k: v for k, v in asdict(config).items()
+                if k != "iterations" and not (k == "keep" and v == "last")}
+    check_keep(config.keep, val_dataset is not None)
+    best_only = config.keep == "best"
     run = MetaRun(learner, settings,
                   RunConfig(config.iterations, config.seed, config.checkpoint_every,
                             val_every=config.val_every or config.checkpoint_every, seeding="once"),
@@ -110,7 +125,9 @@ def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
     if config.meta_batch < world.size:
         raise UserError(f"--meta-batch {config.meta_batch} is smaller than the {world.size} processes; "
                         "every process needs at least one episode per iteration")
-    run.start()
+    state = run.start()
+    best = list(state.get("best", []))   # [{"iteration", "val_query_loss"}]: the lowest so far
+    improved = {"at": None}               # the iteration whose validation entered ``best``
     loader = iter(episode_loader(dataset, _episode_indices(run.iteration, config.iterations, config.meta_batch,
                                                            world), config.workers))
     share = world.split(config.meta_batch)
@@ -149,14 +166,23 @@ def run_meta_training(learner, config: Any, out: str, dataset, task_fn: TaskFn,
     def validate(iteration: int) -> Optional[Step]:
         if not world.is_main:
             return None
-        return Step(row={"val_query_loss": f"{validation_loss(task_fn, val_dataset, config.val_episodes):.4f}"})
+        loss = validation_loss(task_fn, val_dataset, config.val_episodes)
+        ranked, entered = rank_validation(best, {"iteration": iteration, "val_query_loss": loss}, 1,
+                                          "val_query_loss", higher_is_better=False)
+        if entered and math.isfinite(loss):
+            best[:] = ranked
+            improved["at"] = iteration
+        return Step(row={"val_query_loss": f"{loss:.4f}"})
 
     def weights(iteration: int) -> None:
-        if len(run.skipped) < iteration:   # weights only once something was learned
+        if len(run.skipped) >= iteration:   # weights only once something was learned
+            return
+        if not best_only or improved["at"] == iteration:
             save_weights(learner, iteration)
 
     t0 = time.perf_counter()
-    run.train(step, validate if val_dataset is not None else None, on_checkpoint=weights)
+    run.train(step, validate if val_dataset is not None else None, keep=lambda: {"best": best},
+              on_checkpoint=weights)
     it, skipped = run.iteration, run.skipped
     if it and len(skipped) >= it:
         raise UserError(f"all {it} iterations had non-finite losses or gradients: nothing was "

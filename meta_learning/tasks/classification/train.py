@@ -44,7 +44,7 @@ from foundation.fileio import atomic_write_text
 from ...functional import detach_params, functional_loss
 from ...l2f import SEED_PAPER_L2F
 from ...learner import MetaConfig, MetaLearner
-from ...run import MetaRun, RunConfig, Step
+from ...run import MetaRun, RunConfig, Step, rank_validation
 from ...stats import mean_ci95
 from ..regression import run_info
 from .backbones import BACKBONES, make_backbone
@@ -277,12 +277,12 @@ def train(cfg: ClassificationConfig, out_dir: Path, pools: Optional[Dict[str, Cl
     def validate(it: int) -> Step:
         acc = _accuracy(learner, loss_fn, pools["val"], r, r.val_tasks, VAL_SEED, world)
         row = [it, running if running is not None else float("nan"), acc]
-        cand = top + [{"iteration": it, "val_accuracy": acc, "file": f"iter{it}.pt"}]
-        cand.sort(key=lambda t: (-t["val_accuracy"], -t["iteration"]))
-        if world.is_main and any(t["iteration"] == it for t in cand[:r.top_k]):
+        ranked, kept = rank_validation(top, {"iteration": it, "val_accuracy": acc, "file": f"iter{it}.pt"},
+                                       r.top_k, "val_accuracy", higher_is_better=True)
+        if world.is_main and kept:
             save_checkpoint(str(top_dir / f"iter{it}.pt"),
                             {"learner": {k: v.detach().clone() for k, v in learner.state_dict().items()}})
-        top[:] = cand[:r.top_k]
+        top[:] = ranked
         return Step(row=row, postfix={"loss": f"{row[1]:.3f}", "val": f"{acc:.3f}"})
 
     def prune(it: int) -> None:
