@@ -20,8 +20,7 @@ import os
 import pstats
 import tempfile
 
-from _util import DATA, machine, relative, save
-from tracker_speed import letterboxed
+from _util import DATA, letterboxed, machine, relative, save
 
 METHODS = ("init", "update")
 EXPAND = 0.2   # a callee with at least this share of the total is broken down one level further

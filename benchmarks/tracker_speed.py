@@ -39,7 +39,7 @@ import os
 import tempfile
 import warnings
 
-from _util import CREST_VARIANTS, SDNET_VARIANTS, machine, median, relative, save, time_repeats
+from _util import CREST_VARIANTS, SDNET_VARIANTS, letterboxed, machine, median, relative, save, time_repeats
 
 
 def run_sequence(make, seq, frames=None):
@@ -69,35 +69,6 @@ def summarise(rows):
 CREST_TARGET_FPS = 40.0   # frames / total time, frame 1 included, 2 threads (issue #11)
 SDNET_TARGET_FPS = 40.0
 REAL_CSRT_RATIO = 1.5     # shipped variants against CSRT on real clips (issue #26)
-
-
-def letterboxed(dataset, size: tuple[int, int], folder: str) -> list:
-    """Every sequence of ``dataset`` with its frames fitted into ``size`` (w, h; aspect kept,
-    black bars) as JPEG files under ``folder``, its boxes mapped the same way."""
-    import cv2
-    import numpy as np
-
-    from foundation.images import read_bgr
-    from otb_eval.datasets import Sequence
-
-    w, h = size
-    seqs = []
-    for seq in dataset:
-        out = os.path.join(folder, seq.name)
-        os.makedirs(out, exist_ok=True)
-        files = []
-        for i, f in enumerate(seq.img_files):
-            img = read_bgr(f)
-            scale = min(w / img.shape[1], h / img.shape[0])
-            nw, nh = round(img.shape[1] * scale), round(img.shape[0] * scale)
-            x0, y0 = (w - nw) // 2, (h - nh) // 2
-            canvas = np.zeros((h, w, 3), np.uint8)
-            canvas[y0:y0 + nh, x0:x0 + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
-            files.append(os.path.join(out, f"{i + 1:04d}.jpg"))
-            cv2.imwrite(files[-1], canvas, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        anno = np.asarray(seq.anno, float) * scale + np.array([x0, y0, 0, 0])
-        seqs.append(Sequence(seq.name, tuple(files), anno, seq.attributes, out, tuple(range(1, len(files) + 1))))
-    return seqs
 
 
 def measure_real(args) -> dict:

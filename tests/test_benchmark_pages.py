@@ -105,3 +105,15 @@ def test_results_older_than_their_weights_are_tracked_again(tmp_path):
     _util._drop_if_stale(str(fresh), str(weights))
     _util._drop_if_stale(str(stale), str(weights))
     assert fresh.exists() and not stale.exists()
+
+
+def test_real_table_compares_the_first_set_with_later_ones_and_the_pairs_asked_for():
+    real_table = pytest.importorskip("real_table")
+    row = {"auc": 0.5, "auc_per_sequence": [0.5, 0.5]}
+    out = {"opencv": {}, "sets": {label: {"trackers": {"metasdnet": row, "mdnet": row}} for label in "abc"},
+           "pairs": [["c", "b"], ["a", "b"]]}
+    across = {(sa, sb) for sa, a, sb, b, _ in real_table.comparisons(out) if sa != sb}
+    assert across == {("a", "b"), ("a", "c"), ("c", "b")}   # a:b asked again is not repeated
+    same = [x for x in real_table.comparisons(out) if x[0] == "c" and x[2] == "b"]
+    assert sorted(x[1] for x in same) == ["mdnet", "metasdnet"]
+    assert len(real_table.comparisons(out)) == len(set(real_table.comparisons(out)))
