@@ -171,3 +171,11 @@ def test_keep_best_needs_validation_tracks(tracks, tmp_path):
         meta_train(tracks, _config(keep="best"), str(tmp_path / "w.pt"), progress=False)
     with pytest.raises(UserError, match="--keep must be last or best"):
         _config(keep="first").validate()
+
+
+def test_the_keep_flag_offers_what_the_config_takes():
+    # spelled out in the CLI to keep --help free of torch: it must match the config's
+    from tracker.cli.meta_train_cmd import KEEP_CHOICES as CLI_KEEP
+    from tracker.metatrain.config import KEEP_CHOICES
+
+    assert CLI_KEEP == KEEP_CHOICES and MetaTrainConfig().keep == CLI_KEEP[0]

@@ -6,6 +6,7 @@ import argparse
 from ._common import add_device_arg, resolve_device_arg
 
 L2F_MODES, L2F_INPUTS = ("sigmoid", "identity"), ("normalized", "mean")  # meta_learning.l2f's (same reason)
+KEEP_CHOICES = ("last", "best")   # tracker.metatrain.config's, which imports torch (same reason)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +21,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "Defaults are the family's reference values (MetaSDNet: 15000 iterations, lr "
                     "1e-4 / 1e-5; MetaCREST: 10000 iterations, lr 1e-6 / 1e-6, alpha from 1e-6).")
     from ..api import families
-    from ..metatrain.config import KEEP_CHOICES
 
     fams = families()
     p.add_argument("--tracker", default=fams[0].name, choices=[f.name for f in fams],
