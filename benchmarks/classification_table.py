@@ -354,8 +354,8 @@ def table_b_reading(summary: Dict[str, Any], base: Dict[str, Any]) -> List[str]:
             f"({' / '.join('%.2f' % (100 * rows[m]['mean']) for m in order)}); the seed's: "
             f"{' > '.join(short[m] for m in seed_order)} (68.41 / 65.26 / 64.27 / 61.24). "
             + ("The same order" if order == seed_order else "Not the seed's order")
-            + f", but the four rows lie within {100 * spread:.2f} points of each other, "
-            + ("less than one row's interval (+- " if spread < noise else "against one row's interval of +- ")
+            + f", but the four rows lie within {100 * spread:.2f} points of each other "
+            + ("(less than one row's interval, +- " if spread < noise else "(one row's interval: +- ")
             + f"{100 * noise:.2f}), so "
             + ("the order is not resolved at this budget." if spread < 2 * noise
                else "the order holds beyond the intervals.")]
