@@ -2,8 +2,8 @@
 function they call directly (cProfile), for the shipped weights.
 
 The real validation clips (``--real``, benchmarks/real_clips.py's sequences) are fitted into
-``--size`` (aspect kept, black bars; as ``tracker_speed.py --real`` does), read into memory first,
-then each tracker runs every frame of every sequence under cProfile with ``--threads`` torch
+``--size`` (aspect kept, black bars; as ``tracker_speed.py --real`` does), then each tracker runs
+every frame of every sequence (``otb_eval.experiment.track_sequence``) under cProfile with ``--threads`` torch
 threads. For each tracker the page lists the direct callees of its ``init`` and ``update`` methods
 with their cumulative seconds and their share of the tracker's total time (``init`` + ``update``),
 largest first, down to ``--min-share``; a callee with 20% or more is broken down one level further. Profiling adds overhead to every Python call, so read the
@@ -46,24 +46,23 @@ def _short(file: str) -> str:
     return "/".join(parts[-2:]) if len(parts) > 1 else file
 
 
-def profile(name: str, frames: dict, seqs: list) -> dict:
-    """Run ``name`` on every sequence under cProfile; the breakdown of its init and update."""
+def profile(name: str, seqs: list) -> dict:
+    """Run ``name`` on every sequence under cProfile; the breakdown of its init and update (the
+    share of each callee is of init + update, so reading the frames from disk is not counted)."""
     import tracker
+    from foundation.images import read_bgr
+    from otb_eval.experiment import track_sequence
 
     warm = tracker.make(name)   # imports and first calls are not the tracker's cost
-    warm.init(frames[seqs[0].name][0], seqs[0].anno[0])
-    warm.update(frames[seqs[0].name][1])
+    warm.init(read_bgr(seqs[0].img_files[0]), seqs[0].anno[0])
+    warm.update(read_bgr(seqs[0].img_files[1]))
     prof = cProfile.Profile()
-    n = 0
     for seq in seqs:
         trk = tracker.make(name)
-        imgs = frames[seq.name]
         prof.enable()
-        trk.init(imgs[0], seq.anno[0])
-        for img in imgs[1:]:
-            trk.update(img)
+        track_sequence(trk, seq)
         prof.disable()
-        n += len(imgs)
+    n = sum(len(seq) for seq in seqs)
     stats = pstats.Stats(prof)
     out = {"frames": n, "methods": {}}
     for method in METHODS:
@@ -125,7 +124,6 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from foundation.images import read_bgr
     from otb_eval.datasets import OTBDataset
 
     torch.set_num_threads(args.threads)
@@ -133,10 +131,9 @@ def main() -> None:
     names = [t for t in args.trackers.split(",") if t]
     with tempfile.TemporaryDirectory() as tmp:
         seqs = letterboxed(OTBDataset(args.real), (w, h), tmp)
-        frames = {s.name: [read_bgr(f) for f in s.img_files] for s in seqs}
-    r = {"trackers": names, "dataset": relative(args.real), "size": [w, h], "threads": args.threads,
-         "min_share": args.min_share, "sequences": [s.name for s in seqs], "machine": machine(),
-         "profiles": {name: profile(name, frames, seqs) for name in names}}
+        r = {"trackers": names, "dataset": relative(args.real), "size": [w, h], "threads": args.threads,
+             "min_share": args.min_share, "sequences": [s.name for s in seqs], "machine": machine(),
+             "profiles": {name: profile(name, seqs) for name in names}}
     page = markdown(r)
     if args.no_save:
         print(page)
