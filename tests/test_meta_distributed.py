@@ -209,9 +209,11 @@ def test_the_torchrun_helper_retries_only_gloos_exit_abort(tmp_path):
 
     marker = tmp_path / "tried"
     flaky = ("import pathlib, sys; m = pathlib.Path(sys.argv[1])\n"
+             "print('first' if not m.exists() else 'second')\n"
              "if not m.exists():\n    m.touch(); sys.stderr.write(sys.argv[2]); sys.exit(134)\n")
     done = run_torchrun([sys.executable, "-c", flaky, str(marker), GLOO_EXIT_ABORT])
     assert done.returncode == 0 and marker.exists()                    # aborted once, then passed
+    assert done.stdout.split() == ["first", "second"]                  # what the first attempt printed is kept
     marker.unlink()
     other = run_torchrun([sys.executable, "-c", flaky, str(marker), "another error"])
     assert other.returncode == 134 and "another error" in other.stderr  # not retried
