@@ -117,3 +117,17 @@ def test_real_table_compares_the_first_set_with_later_ones_and_the_pairs_asked_f
     same = [x for x in real_table.comparisons(out) if x[0] == "c" and x[2] == "b"]
     assert sorted(x[1] for x in same) == ["mdnet", "metasdnet"]
     assert len(real_table.comparisons(out)) == len(set(real_table.comparisons(out)))
+
+
+def test_online_budget_settings_are_checked_against_their_familys_options():
+    import argparse
+
+    budget = pytest.importorskip("online_budget")
+    fam, name, options = budget.parse_setting("metasdnet:lean=batch_neg_pool=512,update_iters=10")
+    assert (fam, name, options) == ("metasdnet", "lean", {"batch_neg_pool": 512, "update_iters": 10})
+    for bad in ("metasdnet-l2f:x=update_iters=1",     # a variant, not a family
+                "metacrest:x=update_iters=1",         # MetaSDNet's option, not MetaCREST's
+                "metacrest:x=memory=0",               # a value the family refuses
+                "metacrest=memory=5"):                # no name
+        with pytest.raises(argparse.ArgumentTypeError):
+            budget.parse_setting(bad)
