@@ -42,7 +42,7 @@ class ModelConfig:
         the 3 x 3 grid and RoIAlign are unchanged) with 1/4 of VGG-M's conv1/conv2 channels, 3/16
         of its conv3 channels and 1/4 of its fc width: about 14x fewer conv multiply-adds per pixel
         and 21x fewer fc4 weights (864 -> 128), which is what lets the online updates (fc4-6 on
-        1024 mined negatives, 15 times per update) run at 10+ fps on a CPU."""
+        hundreds of mined negatives, 10-15 times per update) run at 10+ fps on a CPU."""
         return cls(channels=(24, 64, 96), fc_dim=128)
 
     @classmethod

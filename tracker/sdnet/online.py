@@ -11,8 +11,8 @@ Each later frame (``update``): 256 gaussian candidates around the previous box, 
 top 5 by positive score is the new box if their mean score is > 0 (then box regression refines the
 output and positives/negatives are stored), otherwise the previous box is kept and the search is
 widened. fc4-6 are updated with plain SGD (``torch.optim.SGD``, not the meta inner loop) on the
-memory: short-term on failure, long-term every 10 frames, 15 iterations of 32 positives and 96
-hard negatives mined from 1024.
+memory: short-term on failure, long-term every 10 frames, 10 iterations of 32 positives and 96
+hard negatives mined from 512 (MDNet: 15 and 1024; the CPU budget, see ``update_iters``).
 
 ``mode="fast"`` (default) computes conv features once per frame on a search region and pools boxes
 with RoIAlign; ``mode="exact"`` crops every box to 107 x 107 like MDNet (:mod:`.features`: one
@@ -115,10 +115,13 @@ class SDNetOptions:
     pos_frames_short: int = 20
     neg_frames: int = 20
     long_interval: int = 10
-    update_iters: int = 15
+    # CPU: 10 iterations mining 512 (MDNet: 15 mining 1024, here 35-40% of a frame's time): on the
+    # real clips and the synthetic val split every variant and mdnet tracked as well (-0.016 to
+    # +0.019 AUC, within the intervals) at about 1.4x the fps (docs/results/online_budget.md)
+    update_iters: int = 10
     batch_pos: int = 32
     batch_neg: int = 96
-    batch_neg_pool: int = 1024            # hard negatives mined from this many
+    batch_neg_pool: int = 512             # hard negatives mined from this many
     lr_update: float = 2e-4
     fc6_lr_mult: float = 10.0
     momentum: float = 0.9
