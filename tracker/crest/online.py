@@ -69,7 +69,7 @@ class CRESTOptions:
     min_peak: float = 0.15                # no scale change (and no memory) below this peak
     # CPU: 5 pairs, an update every 10 frames (CREST: 10 and 5, here half of a frame's time): on the
     # real clips and the synthetic val split every variant and crest tracked as well (-0.012 to
-    # +0.030 AUC, within the intervals) at 1.2-2x the fps (docs/results/online_budget.md)
+    # +0.030 AUC, within the intervals) at 1.23-1.92x the fps (docs/results/online_budget.md)
     memory: int = 5                       # remembered (features, label) pairs
     update_every: int = 10                # frames between online updates
     update_steps: int = 2                 # Adam steps per update

@@ -117,7 +117,7 @@ class SDNetOptions:
     long_interval: int = 10
     # CPU: 10 iterations mining 512 (MDNet: 15 mining 1024, here 35-40% of a frame's time): on the
     # real clips and the synthetic val split every variant and mdnet tracked as well (-0.016 to
-    # +0.019 AUC, within the intervals) at about 1.4x the fps (docs/results/online_budget.md)
+    # +0.019 AUC, within the intervals) at 1.15-1.43x the fps (docs/results/online_budget.md)
     update_iters: int = 10
     batch_pos: int = 32
     batch_neg: int = 96
