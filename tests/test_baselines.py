@@ -57,6 +57,29 @@ def test_mil_tracks_a_synthetic_sequence(tmp_path):
     assert len(times) == 10
 
 
+@pytest.mark.parametrize("name", ["mil", "tld"])
+def test_randomised_baselines_repeat_whatever_ran_before(name, tmp_path):
+    """MIL and TLD seed OpenCV's RNG and rand() at init, so a run repeats after other draws."""
+    import ctypes
+    import ctypes.util
+
+    import cv2
+    from otb_eval import synthetic
+
+    names = synthetic.generate(str(tmp_path), 1, seed=3, split="test", frames=(12, 12), progress=False)
+    folder = tmp_path / names[0]
+    gt = np.loadtxt(folder / "groundtruth_rect.txt", delimiter=",")
+    files = [str(folder / "img" / f) for f in sorted(os.listdir(folder / "img"))]
+    first, _ = tracker.make(name).track(files, gt[0])
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    for _ in range(1000):   # both generators moved on, as other runs would move them
+        libc.rand()
+    cv2.randu(np.zeros((64, 64), np.uint8), 0, 255)
+    again, _ = tracker.make(name).track(files, gt[0])
+    assert np.array_equal(first, again)
+    assert tracker.make(name).is_deterministic and not tracker.make(name, seed=None).is_deterministic
+
+
 def test_mil_follows_an_easy_target():
     from foundation.boxes import iou
     from otb_eval import synthetic
