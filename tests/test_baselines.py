@@ -64,6 +64,7 @@ def test_randomised_baselines_repeat_whatever_ran_before(name, tmp_path):
     import ctypes.util
 
     import cv2
+
     from otb_eval import synthetic
 
     names = synthetic.generate(str(tmp_path), 1, seed=3, split="test", frames=(12, 12), progress=False)
