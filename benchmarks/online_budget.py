@@ -1,4 +1,4 @@
-"""The online trackers' CPU budget: lighter online-update settings against the defaults, on validation data.
+"""The online trackers' CPU budget: tracker option settings against a reference, on validation data.
 
     python benchmarks/online_budget.py --weights today=benchmarks/.data/today \\
         --setting "metasdnet:reference=batch_neg_pool=1024,update_iters=15" \\
@@ -6,9 +6,9 @@
         --setting "metacrest:reference=update_every=5,memory=10" --setting "metacrest:lean=update_every=10,memory=5" \\
         [--dataset benchmarks/.data/real-val --dataset benchmarks/.data/synth-val-20] [--resume]
 
-Most of a tracker's time after frame 1 goes to its online updates (docs/results/tracker_profile.md):
-MetaSDNet's 15 iterations of fc4-6 with hard negatives mined from 1024 each time, MetaCREST's Adam
-steps on its memory every 5 frames. A setting (``FAMILY:NAME=KEY=VALUE,KEY=VALUE``; nothing after
+At MDNet's and CREST's budgets much of a tracker's time after frame 1 went to its online updates
+(docs/results/tracker_profile.md): MetaSDNet's 15 iterations of fc4-6 with hard negatives mined
+from 1024 each time, MetaCREST's Adam steps on 10 remembered windows every 5 frames. A setting (``FAMILY:NAME=KEY=VALUE,KEY=VALUE``; nothing after
 ``=``: the current defaults) is a set of tracker options of one family; a family's first setting is
 the reference its later ones are compared with (written out, so the page stays reproducible after
 the defaults change). Every variant of the family and its ordinary start (``mdnet``, ``crest``) run
@@ -120,6 +120,10 @@ def main() -> None:
     folders = args.dataset or DATASETS
     if not re.fullmatch(r"[A-Za-z0-9_-]+", args.tag):
         raise SystemExit(f"--tag names a page: letters, digits, - and _ only, got {args.tag!r}")
+    named = [(fam, name) for fam, name, _ in args.setting]
+    twice = sorted({f"{fam}:{name}" for fam, name in named if named.count((fam, name)) > 1})
+    if twice:
+        raise SystemExit(f"--setting given twice: {', '.join(twice)}")
     for d in folders:
         if not os.path.isdir(d):
             raise SystemExit(f"no {d}: make it first (benchmarks/real_clips.py, or metatrack synth --split val)")
@@ -141,8 +145,6 @@ def main() -> None:
     reference = {}
     for fam, name, options in args.setting:
         ref = reference.setdefault(fam, name)
-        if any(x["family"] == fam and x["name"] == name for x in out["settings"]):
-            raise SystemExit(f"--setting {fam}:{name} given twice")
         trackers = variants(fam) + [family_of(fam).plain]
         entry = {"family": fam, "name": name, "options": options,
                  "reference": None if ref == name else ref, "results": {}}

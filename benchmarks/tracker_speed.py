@@ -130,8 +130,8 @@ def real_markdown(r: dict, threads: int) -> list:
           "[real_clips.md](../real_clips.md)), every frame fitted into "
           f"{w}x{h} (aspect kept, black bars), {threads} torch threads, the shipped weights; same "
           f"run and machine as above, {rounds} round(s), each tracker once per round in turn. fps = "
-          "frames / total tracker time, frame 1 included, of the median round (every round's in "
-          "brackets); x CSRT = the median over rounds of the tracker's fps / CSRT's in that round.", "",
+          "frames / total tracker time, frame 1 included, of the median round (every round's in the "
+          "rounds column); x CSRT = the median over rounds of the tracker's fps / CSRT's in that round.", "",
           "| tracker | frames | fps | rounds | x CSRT | mean IoU |", "|---|---:|---:|---|---:|---:|"]
     for name, x in sorted(r["fps"].items(), key=lambda kv: -kv[1]["fps"]):
         ratio = x.get("x_csrt", x["fps"] / csrt if csrt else None)
