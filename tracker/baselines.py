@@ -23,6 +23,7 @@ run repeats exactly, whatever ran before it in the process (``seed=None``: leave
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import numpy as np
@@ -87,18 +88,25 @@ def installed_opencv_wheels() -> list[str]:
     return found
 
 
-def seed_generators(seed: int) -> None:
-    """Seed the two generators OpenCV's randomised trackers draw from: cv2's RNG and the C
-    library's ``rand()`` (process-wide, as ``random.seed`` is)."""
+@functools.lru_cache(maxsize=1)
+def _libc() -> Any:
+    """The C library (found once: ``find_library`` runs a subprocess)."""
     import ctypes
     import ctypes.util
     import sys
 
+    return ctypes.CDLL(ctypes.util.find_library("msvcrt" if sys.platform == "win32" else "c"))
+
+
+def seed_generators(seed: int) -> None:
+    """Seed the two generators OpenCV's randomised trackers draw from: cv2's RNG and the C
+    library's ``rand()`` (process-wide, as ``random.seed`` is)."""
+    import ctypes
+
     import cv2
 
     cv2.setRNGSeed(int(seed))
-    libc = ctypes.CDLL(ctypes.util.find_library("msvcrt" if sys.platform == "win32" else "c"))
-    libc.srand(ctypes.c_uint(int(seed) & 0xFFFFFFFF))
+    _libc().srand(ctypes.c_uint(int(seed) & 0xFFFFFFFF))
 
 
 def contrib_fix(wheels: Sequence[str]) -> str:
