@@ -8,13 +8,14 @@
 
 At MDNet's and CREST's budgets much of a tracker's time after frame 1 went to its online updates
 (docs/results/tracker_profile.md): MetaSDNet's 15 iterations of fc4-6 with hard negatives mined
-from 1024 each time, MetaCREST's Adam steps on 10 remembered windows every 5 frames. A setting (``FAMILY:NAME=KEY=VALUE,KEY=VALUE``; nothing after
-``=``: the current defaults) is a set of tracker options of one family; a family's first setting is
-the reference its later ones are compared with (written out, so the page stays reproducible after
-the defaults change). Every variant of the family and its ordinary start (``mdnet``, ``crest``) run
-under each setting, with every training seed of the weights set, on each
-``--dataset`` (validation data only: the real clips of benchmarks/real_clips.py and the synthetic
-val split, never the test split). Per tracker: AUC as the mean over seeds, tracking fps from the
+from 1024 each time, MetaCREST's Adam steps on 10 remembered windows every 5 frames.
+
+A setting (``FAMILY:NAME=KEY=VALUE,KEY=VALUE``; nothing after ``=``: the current defaults) is a
+set of tracker options of one family; a family's first setting is the reference its later ones
+are compared with (written out, so the page stays reproducible after the defaults change). Every
+variant of the family and its ordinary start (``mdnet``, ``crest``) run under each setting, with
+every training seed of the weights set, on each ``--dataset`` (validation data only: the real
+clips of benchmarks/real_clips.py and the synthetic val split, never the test split). Per tracker: AUC as the mean over seeds, tracking fps from the
 result files (one torch thread per run; a shared machine's fps are indicative, tracker_speed.py
 times them on a quiet one), and setting - reference with a 95% paired-bootstrap interval over
 sequences and seeds. Writes benchmarks/results/<tag>.json and docs/results/<tag>.md (``--tag``,
@@ -54,13 +55,13 @@ def parse_setting(text: str) -> tuple[str, str, dict]:
     return fam, name, options
 
 
-def differences(rows: dict, default: dict) -> list[dict]:
+def differences(rows: dict, reference: dict) -> list[dict]:
     """Each tracker under the setting against itself under the reference setting."""
     from otb_eval.compare import difference
 
     return [{"tracker": n, **difference(rows[n]["seed_auc_per_sequence"],
-                                        default[n]["seed_auc_per_sequence"]).to_dict()}
-            for n in rows if n in default]
+                                        reference[n]["seed_auc_per_sequence"]).to_dict()}
+            for n in rows if n in reference]
 
 
 def render(out: dict) -> str:
