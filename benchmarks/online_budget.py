@@ -55,6 +55,12 @@ def parse_setting(text: str) -> tuple[str, str, dict]:
     return fam, name, options
 
 
+def results_dir(tag: str) -> str:
+    """Where the result files of one page (``--tag``) live: a run without ``--resume`` clears only
+    its own, so sweeps of other tags can run beside it."""
+    return os.path.join(DATA, "results-budget", tag)
+
+
 def differences(rows: dict, reference: dict) -> list[dict]:
     """Each tracker under the setting against itself under the reference setting."""
     from otb_eval.compare import difference
@@ -131,7 +137,7 @@ def main() -> None:
 
     from otb_eval.datasets import OTBDataset
 
-    results = os.path.join(DATA, "results-budget")
+    results = results_dir(args.tag)
     if not args.resume:
         shutil.rmtree(results, ignore_errors=True)
     out = {"tag": args.tag, "title": args.title,

@@ -131,3 +131,11 @@ def test_online_budget_settings_are_checked_against_their_familys_options():
                 "metacrest=memory=5"):                # no name
         with pytest.raises(argparse.ArgumentTypeError):
             budget.parse_setting(bad)
+
+
+def test_online_budget_pages_keep_their_results_apart():
+    """A fresh run (no --resume) clears its own results only: another tag's sweep may be running."""
+    budget = pytest.importorskip("online_budget")
+    a, b = budget.results_dir(budget.TAG), budget.results_dir("metacrest_options")
+    assert a != b
+    assert os.path.commonpath([a, b]) not in (a, b)
