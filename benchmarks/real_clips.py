@@ -22,6 +22,7 @@ import sys
 import cv2
 from _util import DATA, ROOT
 
+from foundation.errors import UserError
 from foundation.fileio import atomic_path
 from otb_eval.real_clips import build, load_keyframes, strip
 
@@ -37,8 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strips", default=DOCS, help="folder for real_clips_<seq>.png")
     p.add_argument("--no-strips", action="store_true")
     args = p.parse_args(argv)
-    spec = load_keyframes(args.keyframes)
-    written = build(spec, args.out)
+    try:   # a missing clip package or a bad key-frame file: one line, no traceback
+        spec = load_keyframes(args.keyframes)
+        written = build(spec, args.out)
+    except UserError as e:
+        raise SystemExit(f"error: {e}") from None
     for name, boxes in written.items():
         print(f"{name}: {len(boxes)} frames -> {os.path.join(args.out, name)}")
         if not args.no_strips:

