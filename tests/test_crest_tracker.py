@@ -356,6 +356,31 @@ def test_meta_step_resizes_the_template_and_its_rates() -> None:
     assert box.shape == (4,) and np.all(np.isfinite(box))
 
 
+def test_head_start_keeps_the_meta_learned_reduction_and_trains_the_filter() -> None:
+    """init="head": the start's 1x1 reduction is kept (frame 1 and every online update), the filter
+    starts from CREST's seeded random start and is trained; without weights' rates it still runs."""
+    frames, gt = patch_sequence(n=6, seed=0)
+    w = _weights(_sdnet_backbone(), template=(9, 9), alpha=ALPHA)
+    trk = MetaCRESTTracker("metacrest", weights=w, init="head", update_every=2, update_lr=1e-2,
+                           **{**FAST, "init_iters": 30})
+    trk.init(frames[0], gt[0])
+    for k in ("conv1.weight", "conv1.bias"):
+        assert torch.equal(trk.params[k].detach(), w.params[k]) and not trk.params[k].requires_grad
+    crest = _crest(init_iters=0, reduced=w.params["conv1.weight"].shape[0])   # the untrained seeded start
+    crest.init(frames[0], gt[0])
+    assert trk.params["cf.weight"].shape == crest.params["cf.weight"].shape
+    assert not torch.equal(trk.params["cf.weight"].detach(), crest.params["cf.weight"].detach())
+    feats, label = _features(trk, frames[0]), trk.geometry.label()[None]
+    untrained = {**crest.params, "conv1.weight": w.params["conv1.weight"], "conv1.bias": w.params["conv1.bias"]}
+    assert (float(dcf.response_loss(trk.params, (feats, label)).detach())
+            < 0.5 * float(dcf.response_loss(untrained, (feats, label)).detach()))
+    for f in frames[1:5]:
+        trk.update(f)
+    assert all(torch.equal(trk.params[k].detach(), w.params[k]) for k in ("conv1.weight", "conv1.bias"))
+    no_rates = _weights(_sdnet_backbone(), template=(9, 9), alpha=None)
+    MetaCRESTTracker("metacrest", weights=no_rates, init="head", **FAST).init(frames[0], gt[0])
+
+
 def _attenuator(w: CRESTWeights, scale: float) -> dict:
     cfg = MetaConfig(l2f=L2FSettings(mode="identity", input="mean"), lr_mode="elementwise", learn_lr=False, adapt="all")
     learner = MetaLearner(dcf.TargetModel(w.params), cfg)

@@ -78,7 +78,8 @@ class CRESTOptions:
                                           # docs/results/crest_residual.md, chosen on the validation split)
     residual_iters: int = 10              # metacrest: Adam iterations of the spatial branch at frame 1
     residual_lr: float = 1e-3             # their lr (init="train" trains it with the base instead)
-    init: str = "meta"                    # meta: one meta-SGD step; train: Adam from a seeded start
+    init: str = "meta"                    # meta: one meta-SGD step; train: Adam from a seeded start;
+                                          # head: train's, with the start's 1x1 reduction kept frozen
     inner_steps: int = 1                  # meta-SGD steps at frame 1
     init_iters: int = 100                 # init="train": Adam iterations at frame 1
     init_lr: float = 1e-3                 # init="train": their Adam lr
@@ -106,7 +107,7 @@ class CRESTOptions:
         check(0.0 <= self.scale_smoothing <= 1.0, f"scale_smoothing must be in [0, 1], got {self.scale_smoothing}")
         check(self.memory >= 1, f"memory must be >= 1, got {self.memory}")
         check(self.update_every >= 0 and self.update_steps >= 0, "update_every/update_steps must be >= 0")
-        check(self.init in ("meta", "train"), f"init must be meta or train, got {self.init!r}")
+        check(self.init in ("meta", "train", "head"), f"init must be meta, train or head, got {self.init!r}")
         check(self.inner_steps >= 0 and self.init_iters >= 0, "inner_steps/init_iters must be >= 0")
         check(self.confidence in ("peak", "psr"), f"confidence must be peak or psr, got {self.confidence!r}")
         check(self.redetect_shift > 0, f"redetect_shift must be > 0, got {self.redetect_shift}")
@@ -123,7 +124,8 @@ class CRESTOptions:
 
 
 class MetaCRESTTracker(Tracker):
-    """MetaCREST (``init="meta"``) or CREST (``init="train"``).
+    """MetaCREST (``init="meta"``), CREST (``init="train"``) or CREST's training with the meta-learned
+    1x1 reduction kept (``init="head"``).
 
     ``weights``: our MetaCREST ``.pt``, an official MetaCREST checkpoint (then ``backbone`` =
     ``imagenet-vgg-verydeep-16.mat`` or a VGG-16 state dict), a :class:`CRESTWeights`, or None for
@@ -234,15 +236,20 @@ class MetaCRESTTracker(Tracker):
             params = {k: v.detach().clone() for k, v in adapted.items()}
         else:
             gen = torch.Generator().manual_seed(o.seed)   # on the CPU: the same start on every device
+            reduced = self.start["conv1.weight"].shape[0] if o.init == "head" else o.reduced
             params = {k: v.to(self.device) for k, v in
-                      init_params(self.backbone.out_channels, g.kernel, o.reduced, generator=gen).items()}
+                      init_params(self.backbone.out_channels, g.kernel, reduced, generator=gen).items()}
+            if o.init == "head":   # the meta-learned 1x1 reduction, kept; the filter trained as CREST's
+                params.update({k: self.start[k].clone() for k in ("conv1.weight", "conv1.bias")})
         if o.residual:
             params.update({k: v.to(self.device) for k, v in residual_params(
                 self.backbone.out_channels, "res_s", generator=torch.Generator().manual_seed(o.seed + 1)).items()})
-        self.params = {k: v.requires_grad_(True) for k, v in params.items()}
+        frozen = ("conv1.weight", "conv1.bias") if o.init == "head" else ()
+        self.params = {k: v.requires_grad_(k not in frozen) for k, v in params.items()}
         self._memory: List[Tuple[torch.Tensor, torch.Tensor]] = [(feats, label)]
-        if o.init == "train":
-            self._fit(o.init_iters, torch.optim.Adam(self.params.values(), lr=o.init_lr))
+        if o.init in ("train", "head"):
+            self._fit(o.init_iters, torch.optim.Adam([v for v in self.params.values() if v.requires_grad],
+                                                     lr=o.init_lr))
         elif o.residual:   # the meta-learned base is kept; the spatial branch fits what it misses
             self._fit(o.residual_iters, torch.optim.Adam(
                 [v for k, v in self.params.items() if k.startswith("res_s.")], lr=o.residual_lr))
