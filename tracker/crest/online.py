@@ -81,8 +81,8 @@ class CRESTOptions:
     init: str = "meta"                    # meta: one meta-SGD step; train: Adam from a seeded start;
                                           # head: train's, with the start's 1x1 reduction kept frozen
     inner_steps: int = 1                  # meta-SGD steps at frame 1
-    init_iters: int = 100                 # init="train": Adam iterations at frame 1
-    init_lr: float = 1e-3                 # init="train": their Adam lr
+    init_iters: int = 100                 # init="train" / "head": Adam iterations at frame 1
+    init_lr: float = 1e-3                 # init="train" / "head": their Adam lr
     reduced: int = REDUCED_CHANNELS       # init="train" / untrained: 1x1 reduction width
     seed: int = 0
     # ---- confidence and the lost flag (docs/tracker.md "Confidence"): the score is the best
